@@ -1,0 +1,12 @@
+"""Datasets as in-memory tensors plus metadata, behind one registry.
+
+Every loader returns a :class:`Data` whose images are already normalised with the dataset's
+mean/std; ``Data.bounds`` gives the normalised pixel range, used to clip synthetic images.
+"""
+
+from __future__ import annotations
+
+from .base import DATASETS, Data, data_root, load_dataset, register_dataset
+from . import readers as _readers  # noqa: F401  (registers the built-in datasets)
+
+__all__ = ["DATASETS", "Data", "data_root", "load_dataset", "register_dataset"]
