@@ -1,0 +1,56 @@
+"""dfkd: data-free knowledge distillation for PyTorch.
+
+Quick start::
+
+    import dfkd
+    card = dfkd.train_teacher("digits", "lenet5", epochs=30, out="runs/teacher")
+    metrics = dfkd.distill("runs/teacher", "lenet5_half", method="kd", dataset="digits",
+                           out="runs/kd")
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .api import distill, evaluate, list_datasets, list_methods, list_plugins, resolve_config
+from .cards import load_model, save_model
+from .config import RunConfig
+from .data import Data, load_dataset, register_dataset
+from .errors import ConfigError, DfkdError
+from .methods import Method, register_method
+from .models import create_generator, create_model, list_models, register_model
+from .plugins import Plugin, register_plugin
+from .sources import Batch, Source, register_source
+from .losses import register_term
+from .teacher import train_teacher
+
+__all__ = [
+    "Batch",
+    "ConfigError",
+    "Data",
+    "DfkdError",
+    "Method",
+    "Plugin",
+    "RunConfig",
+    "Source",
+    "__version__",
+    "create_generator",
+    "create_model",
+    "distill",
+    "evaluate",
+    "list_datasets",
+    "list_methods",
+    "list_models",
+    "list_plugins",
+    "load_dataset",
+    "load_model",
+    "register_dataset",
+    "register_method",
+    "register_model",
+    "register_plugin",
+    "register_source",
+    "register_term",
+    "resolve_config",
+    "save_model",
+    "train_teacher",
+]

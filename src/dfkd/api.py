@@ -1,0 +1,190 @@
+"""The Python API; the CLI is a thin layer over these functions."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .cards import architecture_of, check_compatible, load_model, load_weights, save_model
+from .config import Component, RunConfig, build_config, load_yaml, parse_overrides
+from .data import DATASETS, Data, load_dataset
+from .engine import run, seed_all
+from .errors import DfkdError
+from .losses.terms import TERMS
+from .methods import METHODS
+from .metrics import accuracy, agreement, predict
+from .models import MODELS, create_model, is_factory_string
+from .plugins import PLUGINS, parse_plugin_spec
+from .runs import check_out_dir
+from .sources import SOURCES
+
+PluginSpec = str | dict[str, Any] | Component
+
+
+def resolve_config(
+    method: str | None = None,
+    dataset: str | None = None,
+    config: str | Path | dict[str, Any] | None = None,
+    overrides: Sequence[str] = (),
+    **explicit: Any,
+) -> RunConfig:
+    """Build the run config: method defaults → dataset preset → ``config`` → ``overrides`` →
+    explicit values (``None`` values are ignored)."""
+    user = load_yaml(config) if isinstance(config, (str, Path)) else dict(config or {})
+    over = parse_overrides(list(overrides))
+    top = {k: v for k, v in explicit.items() if v is not None}
+    if method is not None:
+        top["method"] = method
+    if dataset is not None:
+        top.setdefault("data", {})["name"] = dataset
+    chosen = {**user, **over, **top}
+    name = chosen.get("method", RunConfig.method)
+    m = METHODS.get(name)
+    data_layer = {**(user.get("data") or {}), **(over.get("data") or {}), **(top.get("data") or {})}
+    ds = data_layer.get("name", m.defaults.get("data", {}).get("name", "digits"))
+    return build_config(m.defaults, m.presets.get(ds, {}), user, over, top)
+
+
+def _plugin_component(p: PluginSpec) -> dict[str, Any]:
+    if isinstance(p, Component):
+        return {"name": p.name, "args": dict(p.args)}
+    if isinstance(p, str):
+        return parse_plugin_spec(p)
+    if isinstance(p, dict):
+        return {"name": p["name"], "args": dict(p.get("args", {}))}
+    raise DfkdError(f"plug-in {p!r} must be a name, 'name:key=value' or a dict")
+
+
+def distill(
+    teacher: str | Path | nn.Module,
+    student: str | nn.Module = "lenet5_half",
+    method: str | None = "kd",
+    dataset: str | Data | None = None,
+    *,
+    out: str | Path | None = None,
+    config: str | Path | dict[str, Any] | None = None,
+    overrides: Sequence[str] = (),
+    plugins: Sequence[PluginSpec] | None = None,
+    seed: int | None = None,
+    teacher_weights: str | Path | None = None,
+    data_root: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    stop_after_rounds: int | None = None,
+    progress: bool | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Distil ``teacher`` into ``student`` with ``method`` and return the final metrics.
+
+    Args:
+        teacher: a model card (``teacher.json`` or its folder), ``module:factory`` / registry name
+            with ``teacher_weights``, or an ``nn.Module``.
+        student: a registry name, ``module:factory``, or an initialised ``nn.Module``.
+        method: registered method (``dfkd.list_methods()``).
+        dataset: registered dataset name or a :class:`Data`; its test split is evaluated.
+        out: output folder for config, metrics, history, checkpoint and the student's card.
+        config: YAML path or dict layered over the method's defaults.
+        overrides: ``"key.sub=value"`` strings applied after ``config``.
+        plugins: plug-ins by name, ``"name:key=value,..."`` or ``{"name":..., "args":...}``.
+        seed, data_root, progress: shortcuts for the config keys of the same name.
+        resume / overwrite: continue / replace a run already in ``out``.
+        stop_after_rounds: stop with a checkpoint after this many rounds (time-boxed jobs).
+
+    Returns:
+        The metrics dict (also written to ``out/metrics.json``), plus ``history`` (the eval curve)
+        and ``student`` (the trained module).
+    """
+    if out is not None:
+        check_out_dir(out, overwrite=overwrite, resume=resume)
+    explicit: dict[str, Any] = {"seed": seed, "progress": progress}
+    if isinstance(student, str):
+        explicit["student"] = {"name": student}
+    if isinstance(teacher, (str, Path)):
+        explicit["teacher"] = str(teacher)
+    if data_root is not None:
+        explicit["data"] = {"root": data_root}
+    if plugins is not None:
+        explicit["plugins"] = [_plugin_component(p) for p in plugins]
+    ds_name = dataset.name if isinstance(dataset, Data) else dataset
+    cfg = resolve_config(method, ds_name, config, overrides, **explicit)
+    if isinstance(student, nn.Module):
+        cfg.student.name = f"python:{type(student).__module__}.{type(student).__qualname__}"
+    if isinstance(teacher, nn.Module):
+        cfg.teacher = f"python:{type(teacher).__module__}.{type(teacher).__qualname__}"
+
+    data = dataset if isinstance(dataset, Data) else load_dataset(cfg.data.name, cfg.data.root, **cfg.data.args)
+    t_model, t_card = load_model(teacher, data, teacher_weights)
+    check_compatible(t_model, t_card, data, "teacher")
+    seed_all(cfg.seed)
+    if isinstance(student, nn.Module):
+        s_model, s_arch = student, architecture_of(student, None, None)
+    else:
+        c, h, w = data.input_shape
+        s_model = create_model(cfg.student.name, num_classes=data.num_classes, in_channels=c,
+                               image_size=(h, w), **cfg.student.args)  # fmt: skip
+        s_arch = {"name": cfg.student.name, "args": dict(cfg.student.args)}
+        if cfg.student.weights:
+            load_weights(s_model, cfg.student.weights)
+    check_compatible(s_model, {}, data, "student")
+    cmd = command or " ".join(shlex.quote(a) for a in sys.argv)
+
+    def save_student(module: nn.Module, metrics: dict[str, Any], out_dir: Path) -> None:
+        extra = {"test_accuracy": metrics["student_accuracy"], "teacher": cfg.teacher,
+                 "teacher_accuracy": metrics["teacher_accuracy"], "agreement": metrics["agreement"],
+                 "method": cfg.method, "command": cmd}  # fmt: skip
+        save_model(out_dir, "student", module, architecture=s_arch, data=data, role="student", extra=extra)
+
+    return run(cfg, t_model, s_model, data, out, resume=resume, overwrite=overwrite,
+               stop_after_rounds=stop_after_rounds, on_finish=save_student)  # fmt: skip
+
+
+def evaluate(
+    model: str | Path | nn.Module,
+    dataset: str | Data = "digits",
+    *,
+    weights: str | Path | None = None,
+    teacher: str | Path | nn.Module | None = None,
+    data_root: str | None = None,
+) -> dict[str, Any]:
+    """Test accuracy of a model (card, factory + weights, or module); with ``teacher``, also the
+    top-1 agreement between the two."""
+    data = dataset if isinstance(dataset, Data) else load_dataset(dataset, data_root)
+    m, card = load_model(model, data, weights)
+    check_compatible(m, card, data, "model")
+    logits = predict(m, data.x_test)
+    res: dict[str, Any] = {"dataset": data.name, "accuracy": accuracy(logits, data.y_test),
+                           "samples": int(len(data.y_test))}  # fmt: skip
+    if teacher is not None:
+        t, t_card = load_model(teacher, data)
+        check_compatible(t, t_card, data, "teacher")
+        t_logits = predict(t, data.x_test)
+        res["teacher_accuracy"] = accuracy(t_logits, data.y_test)
+        res["agreement"] = agreement(logits, t_logits)
+    return res
+
+
+def list_methods(pattern: str = "*") -> list[str]:
+    """Registered method names."""
+    return METHODS.names(pattern)
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    """Registered dataset names."""
+    return DATASETS.names(pattern)
+
+
+def list_plugins(pattern: str = "*") -> list[str]:
+    """Registered plug-in names."""
+    return PLUGINS.names(pattern)
+
+
+REGISTRIES = {"methods": METHODS, "models": MODELS, "datasets": DATASETS, "plugins": PLUGINS,
+              "terms": TERMS, "sources": SOURCES}  # fmt: skip
+
+__all__ = ["distill", "evaluate", "is_factory_string", "list_datasets", "list_methods", "list_plugins",
+           "resolve_config"]  # fmt: skip

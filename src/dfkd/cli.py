@@ -1,0 +1,213 @@
+"""``dfkd`` command line: a thin layer over :mod:`dfkd.api`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import DfkdError
+
+
+def _fmt_pct(v: Any) -> str:
+    return f"{100 * v:.2f} %" if isinstance(v, float) else str(v)
+
+
+def print_table(rows: list[tuple[str, str]], title: str | None = None) -> None:
+    """Two-column aligned table on stdout."""
+    width = max(len(k) for k, _ in rows)
+    if title:
+        print(title)
+    print("-" * (width + 24))
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    print("-" * (width + 24))
+
+
+def cmd_list(a: argparse.Namespace) -> int:
+    from .api import REGISTRIES
+
+    kinds = [a.kind] if a.kind else list(REGISTRIES)
+    for kind in kinds:
+        reg = REGISTRIES[kind]
+        print(f"{kind}:")
+        if not len(reg):
+            print("  (none registered)")
+        for e in reg.entries():
+            if a.pattern and not __import__("fnmatch").fnmatch(e.name, a.pattern):
+                continue
+            tag = f" [{e.tags['kind']}]" if kind == "models" and e.tags.get("kind") != "classifier" else ""
+            print(f"  {e.name:<20}{tag} {e.doc}")
+    return 0
+
+
+def cmd_teacher_train(a: argparse.Namespace) -> int:
+    from .teacher import train_teacher
+
+    card = train_teacher(a.dataset, a.model, a.epochs, a.out, seed=a.seed, batch_size=a.batch_size,
+                         lr=a.lr, shift=a.shift, flip=a.flip, data_root=a.data_root,
+                         overwrite=a.overwrite, progress=not a.quiet,
+                         command=" ".join(["dfkd", *map(shlex.quote, sys.argv[1:])]))  # fmt: skip
+    print_table([("dataset", a.dataset), ("model", a.model), ("test accuracy", _fmt_pct(card["test_accuracy"])),
+                 ("train time", f"{card['train']['wall_s']:.1f} s"), ("card", card["path"])])  # fmt: skip
+    return 0
+
+
+def _metrics_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        ("method", m["method"]),
+        ("dataset", m["dataset"]),
+        ("teacher accuracy", _fmt_pct(m["teacher_accuracy"])),
+        ("student accuracy", _fmt_pct(m["student_accuracy"])),
+        ("agreement", _fmt_pct(m["agreement"])),
+        ("steps", str(m["steps"])),
+        ("time", f"{m['wall_s']:.1f} s"),
+    ]
+
+
+def cmd_distill(a: argparse.Namespace) -> int:
+    from .api import distill
+
+    m = distill(a.teacher, a.student, a.method, a.dataset, out=a.out, config=a.config,
+                overrides=a.set, plugins=a.plugin, seed=a.seed, teacher_weights=a.teacher_weights,
+                data_root=a.data_root, resume=a.resume, overwrite=a.overwrite,
+                stop_after_rounds=a.stop_after, progress=False if a.quiet else None,
+                command=" ".join(["dfkd", *map(shlex.quote, sys.argv[1:])]))  # fmt: skip
+    rows = _metrics_rows(m)
+    if not m["completed"]:
+        rows.append(("status", f"stopped after round {m['rounds']}; continue with --resume"))
+    rows.append(("outputs", m["out"]))
+    print_table(rows)
+    return 0
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    from .api import evaluate
+
+    r = evaluate(a.model, a.dataset, weights=a.weights, teacher=a.teacher, data_root=a.data_root)
+    if a.json:
+        print(json.dumps(r))
+    else:
+        rows = [("dataset", r["dataset"]), ("samples", str(r["samples"])), ("accuracy", _fmt_pct(r["accuracy"]))]
+        if "agreement" in r:
+            rows += [("teacher accuracy", _fmt_pct(r["teacher_accuracy"])), ("agreement", _fmt_pct(r["agreement"]))]
+        print_table(rows)
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from .api import distill
+    from .teacher import train_teacher
+
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(a.out or f"runs/demo-{stamp}")
+    t0 = time.perf_counter()
+    print(f"[1/2] training a {a.teacher_model} teacher on sklearn digits ...", flush=True)
+    card = train_teacher("digits", a.teacher_model, a.teacher_epochs, out / "teacher", seed=a.seed,
+                         batch_size=64, overwrite=a.overwrite, progress=not a.quiet)  # fmt: skip
+    print(f"[2/2] distilling into {a.student} with '{a.method}' ...", flush=True)
+    m = distill(out / "teacher", a.student, a.method, "digits", out=out / "student", seed=a.seed,
+                overwrite=a.overwrite, progress=False if a.quiet else None,
+                command=" ".join(["dfkd", *map(shlex.quote, sys.argv[1:])]))  # fmt: skip
+    total = time.perf_counter() - t0
+    print()
+    print_table(
+        [("teacher", f"{a.teacher_model} ({card['train']['wall_s']:.1f} s to train)"),
+         ("student", f"{a.student} ({m['student_parameters']} parameters)"), *_metrics_rows(m),
+         ("total time", f"{total:.1f} s"), ("teacher card", card["path"]),
+         ("student outputs", m["out"])],  # fmt: skip
+        title="dfkd demo: sklearn digits (8×8), end to end",
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="dfkd", description="Data-free knowledge distillation.")
+    p.add_argument("--version", action="version", version=f"dfkd {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sp = sub.add_parser("list", help="list registered methods, models, datasets, plug-ins, ...")
+    sp.add_argument("kind", nargs="?", choices=["methods", "models", "datasets", "plugins", "terms", "sources"])
+    sp.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'lenet*'")
+    sp.set_defaults(fn=cmd_list)
+
+    tp = sub.add_parser("teacher", help="teacher commands").add_subparsers(dest="teacher_cmd", required=True)
+    tt = tp.add_parser("train", help="train a teacher and save its card")
+    tt.add_argument("--dataset", required=True)
+    tt.add_argument("--model", required=True)
+    tt.add_argument("--epochs", type=int, default=20)
+    tt.add_argument("--out", required=True)
+    tt.add_argument("--seed", type=int, default=0)
+    tt.add_argument("--batch-size", type=int, default=128)
+    tt.add_argument("--lr", type=float, default=0.05)
+    tt.add_argument("--shift", type=int, default=0, help="random-shift augmentation in pixels")
+    tt.add_argument("--flip", action="store_true", help="random horizontal flips")
+    tt.add_argument("--data-root", default=None)
+    tt.add_argument("--overwrite", action="store_true")
+    tt.add_argument("--quiet", action="store_true")
+    tt.set_defaults(fn=cmd_teacher_train)
+
+    dp = sub.add_parser("distill", help="distil a teacher into a student")
+    dp.add_argument("method")
+    dp.add_argument("--teacher", required=True, help="teacher card (.json or folder) or module:factory")
+    dp.add_argument("--teacher-weights", default=None, help="safetensors weights for a module:factory teacher")
+    dp.add_argument("--student", default=None, help="registry name or module:factory")
+    dp.add_argument("--dataset", default=None)
+    dp.add_argument("--out", required=True)
+    dp.add_argument("--config", default=None, help="YAML file layered over the method's defaults")
+    dp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    dp.add_argument("--plugin", action="append", default=None, metavar="NAME[:k=v,...]")
+    dp.add_argument("--seed", type=int, default=None)
+    dp.add_argument("--data-root", default=None)
+    dp.add_argument("--resume", action="store_true")
+    dp.add_argument("--overwrite", action="store_true")
+    dp.add_argument("--stop-after", type=int, default=None, metavar="ROUNDS",
+                    help="stop with a checkpoint after this many rounds")  # fmt: skip
+    dp.add_argument("--quiet", action="store_true")
+    dp.set_defaults(fn=cmd_distill)
+
+    ep = sub.add_parser("eval", help="test accuracy of a model (and agreement with a teacher)")
+    ep.add_argument("--model", required=True, help="model card (.json or folder) or module:factory")
+    ep.add_argument("--weights", default=None)
+    ep.add_argument("--dataset", required=True)
+    ep.add_argument("--teacher", default=None)
+    ep.add_argument("--data-root", default=None)
+    ep.add_argument("--json", action="store_true")
+    ep.set_defaults(fn=cmd_eval)
+
+    mp = sub.add_parser("demo", help="end to end on sklearn digits: teacher, distillation, table")
+    mp.add_argument("--out", default=None, help="default: runs/demo-<timestamp>")
+    mp.add_argument("--method", default="kd")
+    mp.add_argument("--teacher-model", default="lenet5")
+    mp.add_argument("--teacher-epochs", type=int, default=30)
+    mp.add_argument("--student", default="lenet5_half")
+    mp.add_argument("--seed", type=int, default=0)
+    mp.add_argument("--overwrite", action="store_true")
+    mp.add_argument("--quiet", action="store_true")
+    mp.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dfkd`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except DfkdError as e:
+        print(f"dfkd: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dfkd: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""Run configuration: dataclasses filled from safe YAML, method defaults and dotted overrides.
+
+Precedence, lowest first: dataclass defaults → the method's defaults → the method's preset for the
+dataset → the user's YAML file → ``--set key.sub=value`` overrides → explicit API arguments.
+Unknown keys and wrongly typed values are one-line :class:`ConfigError`\\ s with a suggestion.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from .errors import ConfigError, did_you_mean
+
+
+@dataclass
+class Component:
+    """A registered part chosen by name, with keyword arguments."""
+
+    name: str = ""
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """Which dataset gives the evaluation split (and, for classical KD, the training data)."""
+
+    name: str = "digits"
+    root: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """The student: a registry name or ``package.module:factory``, its arguments, optional
+    initial weights (safetensors)."""
+
+    name: str = "lenet5_half"
+    args: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+
+
+@dataclass
+class OptimConfig:
+    """Student optimiser and learning-rate schedule (per student step)."""
+
+    name: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+
+
+@dataclass
+class FabricConfig:
+    """Passed to ``lightning_fabric.Fabric``."""
+
+    accelerator: str = "auto"
+    devices: int = 1
+    precision: str = "32-true"
+    strategy: str = "auto"
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines one distillation run.
+
+    A run is ``rounds`` rounds; each round does ``g_steps`` synthesis steps on the source, then
+    ``kd_steps`` student steps on batches of ``batch_size``. Evaluation and checkpoints happen every
+    ``eval_every`` / ``checkpoint_every`` rounds and after the last round.
+    """
+
+    method: str = "kd"
+    seed: int = 0
+    teacher: str | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    student: ModelConfig = field(default_factory=ModelConfig)
+    rounds: int = 20
+    g_steps: int = 0
+    kd_steps: int = 50
+    batch_size: int = 128
+    eval_every: int = 5
+    eval_batch_size: int = 1000
+    checkpoint_every: int = 5
+    optimizer: OptimConfig = field(default_factory=OptimConfig)
+    source: Component = field(default_factory=lambda: Component("real"))
+    synth_terms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    distill_terms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    plugins: list[Component] = field(default_factory=list)
+    fabric: FabricConfig = field(default_factory=FabricConfig)
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (what ``config.yaml`` holds)."""
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def validate(self) -> None:
+        """Check value ranges (names are checked when the parts are built)."""
+        positive = ("rounds", "batch_size", "eval_every", "eval_batch_size", "checkpoint_every")
+        for k in positive:
+            if getattr(self, k) < 1:
+                raise ConfigError(f"config '{k}' must be ≥ 1, got {getattr(self, k)}")
+        for k in ("g_steps", "kd_steps"):
+            if getattr(self, k) < 0:
+                raise ConfigError(f"config '{k}' must be ≥ 0, got {getattr(self, k)}")
+        if self.optimizer.lr <= 0:
+            raise ConfigError(f"config 'optimizer.lr' must be > 0, got {self.optimizer.lr}")
+        for group in ("synth_terms", "distill_terms"):
+            for name, args in getattr(self, group).items():
+                w = args.get("weight", 1.0)
+                if not isinstance(w, (int, float)) or isinstance(w, bool):
+                    raise ConfigError(f"config '{group}.{name}.weight' must be a number, got {w!r}")
+
+
+# --- building dataclasses from plain data, strictly ------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"config '{where}': bad value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config '{where}' must be a mapping, got {type(value).__name__}")
+        return from_dict(tp, value, where)  # type: ignore[arg-type]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config '{where}' must be a mapping, got {type(value).__name__}")
+        _, vt = typing.get_args(tp)
+        return {str(k): _convert(v, vt, f"{where}.{k}") for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config '{where}' must be a list, got {type(value).__name__}")
+        (et,) = typing.get_args(tp)
+        return [_convert(v, et, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:
+        return value
+    raise ConfigError(
+        f"config '{where}' must be {_type_name(tp)}, got {type(value).__name__} {value!r}"
+    )
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for k, v in data.items():
+        path = f"{where}.{k}" if where else str(k)
+        if k not in hints or k not in names:
+            raise ConfigError(f"unknown config key '{path}'{did_you_mean(str(k), names)}")
+        kwargs[k] = _convert(v, hints[k], path)
+    # Component given as a bare string: "name"
+    return cls(**kwargs)
+
+
+def _normalize_components(d: dict[str, Any]) -> dict[str, Any]:
+    """Allow ``source: real`` and ``plugins: [name, ...]`` as shorthand for ``{name: ...}``."""
+    if isinstance(d.get("source"), str):
+        d["source"] = {"name": d["source"], "args": {}}
+    if isinstance(d.get("plugins"), list):
+        d["plugins"] = [{"name": p, "args": {}} if isinstance(p, str) else p for p in d["plugins"]]
+    for key in ("data", "student"):
+        if isinstance(d.get(key), str):
+            d[key] = {"name": d[key]}
+    return d
+
+
+# --- merging, YAML, dotted overrides -----------------------------------------------------------
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``override`` into a copy of ``base`` (lists and scalars replace)."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with ``yaml.safe_load``; malformed files are one-line errors."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file '{p}' does not exist")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"config file '{p}' is not valid YAML{at}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{p}' must hold a mapping, got {type(data).__name__}")
+    return _normalize_components(data)
+
+
+def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Turn ``["a.b=1", "c=[x, y]"]`` into a nested dict; values are parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override '{item}' must look like key.sub=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}' conflicts with another override")
+        node[parts[-1]] = value
+    return _normalize_components(out)
+
+
+def build_config(*layers: dict[str, Any]) -> RunConfig:
+    """Merge ``layers`` over the dataclass defaults and build a validated :class:`RunConfig`."""
+    merged: dict[str, Any] = RunConfig().to_dict()
+    for layer in layers:
+        merged = deep_merge(merged, _normalize_components(copy.deepcopy(layer)))
+    cfg = from_dict(RunConfig, merged)
+    cfg.validate()
+    return cfg

@@ -1,0 +1,395 @@
+"""The one loop every method runs: synthesis phase, distillation phase, plug-in seam.
+
+::
+
+    for round in rounds:
+        for g_steps:  batch = source.draw(); t = teacher(x); s = student(x)
+                      source.update(Σ w·synth_terms + plugin synth terms)
+        for kd_steps: batch = source.sample(); batch.teacher_logits = teacher(x)
+                      batch = plugins.select(batch); s = plugins.adjust_logits(batch, student(x))
+                      step student on Σ w·distill_terms + plugin distill terms
+        plugins.round_end(); evaluate / log / checkpoint
+
+Classical KD is this loop with a real-data source and ``g_steps = 0``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from tqdm import tqdm
+
+from .config import RunConfig
+from .data import Data
+from .errors import ConfigError, DfkdError
+from .io import atomic_write_text, load_state, save_state, write_json
+from .losses.terms import TERMS, StepContext
+from .methods import METHODS, Method
+from .metrics import accuracy, agreement, last_k_mean, predict
+from .plugins import PluginSet, build_plugins
+from .runs import check_out_dir, clear_run_files, write_history
+from .sources import Source, SourceEnv, build_source
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+# --- objective terms ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoundTerm:
+    """A registered term with its weight and hyper-parameters."""
+
+    name: str
+    fn: Callable[..., torch.Tensor]
+    weight: float
+    kwargs: dict[str, Any]
+    needs: tuple[str, ...]
+
+    def __call__(self, ctx: StepContext) -> torch.Tensor:
+        return self.fn(ctx, **self.kwargs)
+
+
+def bind_terms(specs: dict[str, dict[str, Any]], phase: str) -> list[BoundTerm]:
+    """Resolve ``{name: {weight, **hparams}}`` against the term registry, checking each."""
+    group = f"{phase}_terms"
+    out = []
+    for name, raw in specs.items():
+        entry = TERMS.entry(name)
+        if entry.tags["phase"] not in (phase, "any"):
+            raise ConfigError(f"term '{name}' is a {entry.tags['phase']} term; it cannot be in {group}")
+        kwargs = dict(raw)
+        weight = float(kwargs.pop("weight", 1.0))
+        params = list(inspect.signature(entry.obj).parameters)[1:]
+        for k in kwargs:
+            if k not in params:
+                raise ConfigError(f"term '{group}.{name}' takes no option '{k}' (takes {params + ['weight']})")
+        if weight != 0.0:
+            out.append(BoundTerm(name, entry.obj, weight, kwargs, tuple(entry.tags["needs"])))
+    return out
+
+
+def weighted_sum(
+    terms: list[BoundTerm], ctx: StepContext, extra: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss and the unweighted value of each term (plug-in terms come pre-weighted)."""
+    values = {t.name: t(ctx) for t in terms}
+    total = sum((t.weight * values[t.name] for t in terms), start=torch.zeros((), device=ctx.x.device))
+    for v in extra.values():
+        total = total + v
+    return total, {**values, **extra}
+
+
+# --- optimiser and schedule --------------------------------------------------------------------
+
+
+def make_optimizer(cfg: RunConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The student's optimiser from ``cfg.optimizer``."""
+    o = cfg.optimizer
+    builders: dict[str, Callable[[], torch.optim.Optimizer]] = {
+        "sgd": lambda: torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov and o.momentum > 0,
+                                       weight_decay=o.weight_decay),  # fmt: skip
+        "adam": lambda: torch.optim.Adam(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay),
+        "adamw": lambda: torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay),
+    }
+    if o.name not in builders:
+        from .errors import did_you_mean
+
+        raise ConfigError(f"unknown optimizer '{o.name}'{did_you_mean(o.name, builders)} (choose from {sorted(builders)})")
+    return builders[o.name]()
+
+
+SCHEDULES = ("constant", "cosine")
+
+
+def lr_at(step: int, total: int, cfg: RunConfig) -> float:
+    """Learning rate of student step ``step`` (0-based) out of ``total``: linear warm-up, then
+    constant or cosine decay to ``min_lr``. A pure function, so resuming needs no scheduler state."""
+    o = cfg.optimizer
+    if o.warmup_steps and step < o.warmup_steps:
+        return o.lr * (step + 1) / o.warmup_steps
+    if o.schedule == "constant":
+        return o.lr
+    progress = (step - o.warmup_steps) / max(1, total - o.warmup_steps)
+    return o.min_lr + (o.lr - o.min_lr) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class RunParts:
+    """Everything built and checked before the loop starts."""
+
+    method: Method
+    source: Source
+    plugins: PluginSet
+    synth_terms: list[BoundTerm]
+    distill_terms: list[BoundTerm]
+
+
+def build_parts(cfg: RunConfig) -> RunParts:
+    """Resolve every name in ``cfg`` and check that the parts fit together, before any work."""
+    method = METHODS.get(cfg.method)
+    if cfg.optimizer.schedule not in SCHEDULES:
+        from .errors import did_you_mean
+
+        raise ConfigError(f"unknown schedule '{cfg.optimizer.schedule}'{did_you_mean(cfg.optimizer.schedule, SCHEDULES)}")
+    source = build_source(cfg.source.name, cfg.source.args)
+    synth = bind_terms(cfg.synth_terms, "synth")
+    distill = bind_terms(cfg.distill_terms, "distill")
+    if cfg.g_steps > 0 and not source.synthesizes:
+        raise ConfigError(f"source '{cfg.source.name}' does not synthesise; set g_steps: 0")
+    if cfg.g_steps > 0 and not synth:
+        raise ConfigError("g_steps > 0 but synth_terms is empty; name at least one synthesis term")
+    if cfg.kd_steps > 0 and not distill:
+        raise ConfigError("distill_terms is empty; name at least one distillation term")
+    for t in distill + synth:
+        if "labels" in t.needs and not source.has_labels:
+            raise ConfigError(f"term '{t.name}' needs labels but source '{cfg.source.name}' has none")
+    plugins = PluginSet(build_plugins(cfg.plugins))
+    plugins.check(method, source)
+    return RunParts(method, source, plugins, synth, distill)
+
+
+def _unwrap(m: nn.Module) -> nn.Module:
+    return m.module if hasattr(m, "module") and isinstance(m.module, nn.Module) else m
+
+
+def _diff(a: Any, b: Any, path: str = "") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            d = _diff(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+            if d:
+                return d
+        return None
+    return None if a == b else f"'{path}' (saved {a!r}, now {b!r})"
+
+
+def seed_all(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def run(
+    cfg: RunConfig,
+    teacher: nn.Module,
+    student: nn.Module,
+    data: Data,
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    stop_after_rounds: int | None = None,
+    on_finish: Callable[[nn.Module, dict[str, Any], Path], None] | None = None,
+) -> dict[str, Any]:
+    """Run the loop described by ``cfg`` and return the final metrics.
+
+    Args:
+        cfg: resolved configuration.
+        teacher: the trained classifier (frozen here).
+        student: the model to train, already initialised.
+        data: the dataset; its test split is the evaluation split.
+        out: output folder (``None``: nothing is written and resume is impossible).
+        resume: continue the run in ``out`` from its checkpoint.
+        overwrite: replace a run already in ``out``.
+        stop_after_rounds: stop (with a checkpoint) after this many rounds of this call.
+        on_finish: called with ``(student, metrics, out)`` on the global-zero process to write
+            the student's files.
+    """
+    from lightning_fabric import Fabric
+
+    out_dir = check_out_dir(out, overwrite=overwrite, resume=resume) if out is not None else None
+    parts = build_parts(cfg)
+    saved_state = None
+    if out_dir is not None and resume:
+        saved_cfg = yaml.safe_load((out_dir / "config.yaml").read_text())
+        now = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
+        was = {k: v for k, v in (saved_cfg or {}).items() if k != "progress"}
+        d = _diff(was, now)
+        if d:
+            raise DfkdError(f"cannot resume '{out_dir}': config differs at {d}; resume with the same settings")
+        if (out_dir / CHECKPOINT).is_file():
+            saved_state = load_state(out_dir / CHECKPOINT)
+
+    fabric = Fabric(**vars(cfg.fabric))
+    fabric.launch()
+    seed_all(cfg.seed)
+    teacher = fabric.to_device(_freeze(teacher))
+    student_module = student
+    params = list(student.parameters()) + parts.plugins.parameters()
+    optimizer = make_optimizer(cfg, params)
+    student, optimizer = fabric.setup(student, optimizer)
+    env = SourceEnv(fabric=fabric, data=data, teacher=teacher, student=student,
+                    batch_size=cfg.batch_size, seed=cfg.seed)  # fmt: skip
+    parts.source.setup(env)
+    parts.plugins.setup(env)
+    parts.plugins.to(fabric.device) if hasattr(parts.plugins, "to") else None
+    for p in parts.plugins.plugins:
+        p.to(fabric.device)
+
+    # teacher predictions on the evaluation split, once
+    test_x = data.x_test
+    with fabric.autocast():
+        t_test = predict(teacher, test_x, cfg.eval_batch_size, fabric.device)
+    teacher_acc = accuracy(t_test, data.y_test)
+
+    start_round, step = 0, 0
+    history: list[dict[str, Any]] = []
+    timers = {"wall_s": 0.0, "synthesis_s": 0.0, "distill_s": 0.0}
+    round_terms: dict[str, float] = {}
+    if saved_state is not None:
+        student_module.load_state_dict(saved_state["student"])
+        optimizer.load_state_dict(saved_state["optimizer"])
+        parts.source.load_state_dict(saved_state["source"])
+        parts.plugins.load_state_dict(saved_state["plugins"])
+        torch.set_rng_state(saved_state["rng"])
+        start_round, step = int(saved_state["round"]), int(saved_state["step"])
+        history = saved_state["history"]
+        timers = {k: float(v) for k, v in saved_state["timers"].items()}
+        round_terms = saved_state["last_terms"]
+    elif out_dir is not None and fabric.is_global_zero:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if overwrite or resume:
+            clear_run_files(out_dir)
+        atomic_write_text(out_dir / "config.yaml", cfg.to_yaml())
+
+    total_steps = cfg.rounds * cfg.kd_steps
+    bar = tqdm(total=cfg.rounds, initial=start_round, desc=f"{cfg.method}", unit="round",
+               disable=None if (cfg.progress and fabric.is_global_zero) else True, dynamic_ncols=True)  # fmt: skip
+    t_start = time.perf_counter() - timers["wall_s"]
+    rounds_done = 0
+    for r in range(start_round, cfg.rounds):
+        sums: dict[str, float] = defaultdict(float)
+        counts: dict[str, int] = defaultdict(int)
+
+        # ---- synthesis: improve the source ----
+        t0 = time.perf_counter()
+        student.eval()
+        for _ in range(cfg.g_steps):
+            batch = parts.source.draw()
+            with fabric.autocast():
+                t_logits = teacher(batch.x)
+            s_logits = student(batch.x)
+            ctx = StepContext("synth", batch.x, t_logits, s_logits, batch.labels, batch.weight,
+                              extras=batch.extras)  # fmt: skip
+            loss, values = weighted_sum(parts.synth_terms, ctx, parts.plugins.synth_terms(ctx))
+            parts.source.update(loss)
+            _accumulate(sums, counts, values, "synth/")
+        t1 = time.perf_counter()
+
+        # ---- distillation: train the student on what the source yields ----
+        student.train()
+        for _ in range(cfg.kd_steps):
+            batch = parts.source.sample(cfg.batch_size)
+            with torch.no_grad(), fabric.autocast():
+                batch.teacher_logits = teacher(batch.x)
+            batch = parts.plugins.select(batch)
+            if len(batch) == 0:
+                continue
+            s_logits = parts.plugins.adjust_logits(batch, student(batch.x))
+            ctx = StepContext("distill", batch.x, batch.teacher_logits, s_logits, batch.labels,
+                              batch.weight, extras=batch.extras)  # fmt: skip
+            loss, values = weighted_sum(parts.distill_terms, ctx, parts.plugins.distill_terms(ctx))
+            for g in optimizer.param_groups:
+                g["lr"] = lr_at(step, total_steps, cfg)
+            optimizer.zero_grad(set_to_none=True)
+            fabric.backward(loss)
+            optimizer.step()
+            step += 1
+            values["loss"] = loss
+            _accumulate(sums, counts, values, "")
+        t2 = time.perf_counter()
+        timers["synthesis_s"] += t1 - t0
+        timers["distill_s"] += t2 - t1
+
+        logs = {**parts.source.round_end(r), **parts.plugins.round_end({"round": r, "step": step})}
+        round_terms = {k: sums[k] / counts[k] for k in sums}
+        last = r + 1 == cfg.rounds
+        timers["wall_s"] = time.perf_counter() - t_start
+        if (r + 1) % cfg.eval_every == 0 or last:
+            s_test = predict(_unwrap(student), test_x, cfg.eval_batch_size, fabric.device)
+            row = {"round": r + 1, "step": step, "student_accuracy": accuracy(s_test, data.y_test),
+                   "agreement": agreement(s_test, t_test), "wall_s": timers["wall_s"],
+                   **round_terms, **logs}  # fmt: skip
+            history.append(row)
+            bar.set_postfix(acc=f"{row['student_accuracy']:.3f}", **_short(round_terms))
+        else:
+            bar.set_postfix(**_short(round_terms))
+        bar.update(1)
+        rounds_done += 1
+        stopping = stop_after_rounds is not None and rounds_done >= stop_after_rounds and not last
+        if out_dir is not None and ((r + 1) % cfg.checkpoint_every == 0 or last or stopping):
+            state = {"round": r + 1, "step": step, "history": history, "timers": timers,
+                     "last_terms": round_terms, "student": student_module.state_dict(),
+                     "optimizer": optimizer.state_dict(), "source": parts.source.state_dict(),
+                     "plugins": parts.plugins.state_dict(), "rng": torch.get_rng_state()}  # fmt: skip
+            if fabric.is_global_zero:
+                save_state(out_dir / CHECKPOINT, state)
+            fabric.barrier()
+        if stopping:
+            break
+    bar.close()
+
+    final = history[-1] if history else {}
+    completed = bool(final) and final["round"] == cfg.rounds
+    accs = [h["student_accuracy"] for h in history]
+    metrics: dict[str, Any] = {
+        "method": cfg.method,
+        "dataset": data.name,
+        "completed": completed,
+        "teacher_accuracy": teacher_acc,
+        "student_accuracy": final.get("student_accuracy", float("nan")),
+        "agreement": final.get("agreement", float("nan")),
+        "acc_last5": last_k_mean(accs, 5),
+        "rounds": final.get("round", 0) if completed else start_round + rounds_done,
+        "steps": step,
+        "wall_s": round(timers["wall_s"], 3),
+        "synthesis_s": round(timers["synthesis_s"], 3),
+        "distill_s": round(timers["distill_s"], 3),
+        "loss_terms": round_terms,
+        "seed": cfg.seed,
+        "student_parameters": sum(p.numel() for p in student_module.parameters()),
+        "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
+    }
+    if out_dir is not None and fabric.is_global_zero and completed:
+        write_history(out_dir / "history.csv", history)
+        if on_finish is not None:
+            on_finish(student_module, metrics, out_dir)
+        write_json(out_dir / "metrics.json", metrics)
+    if out_dir is not None:
+        metrics["out"] = str(out_dir)
+    metrics["history"] = history
+    metrics["student"] = student_module
+    return metrics
+
+
+def _freeze(model: nn.Module) -> nn.Module:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def _accumulate(sums: dict[str, float], counts: dict[str, int], values: dict[str, torch.Tensor], prefix: str) -> None:
+    for k, v in values.items():
+        sums[prefix + k] += float(v.detach())
+        counts[prefix + k] += 1
+
+
+def _short(terms: dict[str, float]) -> dict[str, str]:
+    return {k.replace("/", "_"): f"{v:.3g}" for k, v in list(terms.items())[:6]}

@@ -1,0 +1,61 @@
+"""Distillation criteria between student and teacher logits, as pure functions.
+
+Every function returns a scalar: the (optionally weighted) mean over the batch of a per-sample
+loss. With ``weight`` (shape ``B``), the mean is ``Σ wᵢ lᵢ / Σ wᵢ``; an all-zero weight gives 0.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def reduce_weighted(per_sample: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of ``per_sample`` (shape ``B``), weighted by ``weight`` when given."""
+    if weight is None:
+        return per_sample.mean()
+    weight = weight.to(per_sample.dtype)
+    return (per_sample * weight).sum() / weight.sum().clamp_min(1e-12)
+
+
+def kl_div(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    T: float = 1.0,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Hinton KD: ``T² · KL(softmax(t/T) ‖ softmax(s/T))`` per sample, averaged."""
+    log_p_s = F.log_softmax(student / T, dim=1)
+    log_p_t = F.log_softmax(teacher / T, dim=1)
+    per = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
+    return reduce_weighted(per, weight) * (T * T)
+
+
+def l1_logits(
+    student: torch.Tensor, teacher: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """DFAD's criterion: mean absolute difference of logits (mean over classes, then batch)."""
+    return reduce_weighted((student - teacher).abs().mean(dim=1), weight)
+
+
+def js_div(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    T: float = 1.0,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Jensen–Shannon divergence between ``softmax(s/T)`` and ``softmax(t/T)`` (natural log)."""
+    p_s = F.softmax(student / T, dim=1)
+    p_t = F.softmax(teacher / T, dim=1)
+    m = 0.5 * (p_s + p_t)
+    log_m = m.clamp_min(1e-12).log()
+    kl_sm = (p_s * (p_s.clamp_min(1e-12).log() - log_m)).sum(dim=1)
+    kl_tm = (p_t * (p_t.clamp_min(1e-12).log() - log_m)).sum(dim=1)
+    return reduce_weighted(0.5 * (kl_sm + kl_tm), weight)
+
+
+def cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy of ``logits`` against integer ``labels``."""
+    return reduce_weighted(F.cross_entropy(logits, labels, reduction="none"), weight)

@@ -1,0 +1,85 @@
+"""Named objective terms: thin adapters from the loop's step context to the pure losses.
+
+A term is ``fn(ctx: StepContext, **hparams) -> scalar tensor``. Methods name their terms and
+weights in config (``distill_terms: {kd_kl: {weight: 0.9, T: 4}}``); the loop sums
+``weight · term`` and logs each term.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..errors import DfkdError
+from ..registry import Registry
+from .kd import cross_entropy, js_div, kl_div, l1_logits
+
+
+@dataclass
+class StepContext:
+    """What one synthesis or distillation step has computed, handed to terms and plug-ins.
+
+    Attributes:
+        phase: ``"synth"`` or ``"distill"``.
+        x: the inputs of this step (normalised images).
+        teacher_logits: teacher outputs on ``x``.
+        student_logits: student outputs on ``x`` (after any plug-in ``adjust_logits``).
+        labels: ground-truth labels when the source has them (real data), else ``None``.
+        weight: per-sample weights from plug-ins, or ``None``.
+        taps: teacher layer outputs / statistics captured this step, by module path.
+        extras: free-form values a source or plug-in adds for its own terms.
+    """
+
+    phase: str
+    x: torch.Tensor
+    teacher_logits: torch.Tensor
+    student_logits: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
+    taps: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+TermFn = Callable[..., torch.Tensor]
+TERMS: Registry[TermFn] = Registry("terms")
+
+
+def register_term(name: str, phase: str, needs: tuple[str, ...] = ()):
+    """Decorator registering an objective term for ``phase`` (``"synth"``, ``"distill"`` or
+    ``"any"``); ``needs`` names what it requires (``"labels"``, ``"student"``)."""
+    return TERMS.register(name, phase=phase, needs=needs)
+
+
+def _student(ctx: StepContext) -> torch.Tensor:
+    if ctx.student_logits is None:
+        raise DfkdError("this term needs student logits, which this step did not compute")
+    return ctx.student_logits
+
+
+@register_term("kd_kl", phase="any", needs=("student",))
+def kd_kl_term(ctx: StepContext, T: float = 4.0) -> torch.Tensor:
+    """KL(teacher ‖ student) at temperature T, scaled by T²."""
+    return kl_div(_student(ctx), ctx.teacher_logits, T, ctx.weight)
+
+
+@register_term("kd_l1", phase="any", needs=("student",))
+def kd_l1_term(ctx: StepContext) -> torch.Tensor:
+    """Mean absolute difference between student and teacher logits."""
+    return l1_logits(_student(ctx), ctx.teacher_logits, ctx.weight)
+
+
+@register_term("kd_js", phase="any", needs=("student",))
+def kd_js_term(ctx: StepContext, T: float = 1.0) -> torch.Tensor:
+    """Jensen–Shannon divergence between student and teacher at temperature T."""
+    return js_div(_student(ctx), ctx.teacher_logits, T, ctx.weight)
+
+
+@register_term("ce", phase="distill", needs=("student", "labels"))
+def ce_term(ctx: StepContext) -> torch.Tensor:
+    """Cross-entropy of the student against the ground-truth labels (real data only)."""
+    if ctx.labels is None:
+        raise DfkdError("term 'ce' needs labelled data; use it only with a real-data source")
+    return cross_entropy(_student(ctx), ctx.labels, ctx.weight)

@@ -1,0 +1,7 @@
+"""Plug-ins: optional parts that modify a run only through the values they return."""
+
+from __future__ import annotations
+
+from .base import PLUGINS, Plugin, PluginSet, build_plugins, parse_plugin_spec, register_plugin
+
+__all__ = ["PLUGINS", "Plugin", "PluginSet", "build_plugins", "parse_plugin_spec", "register_plugin"]

@@ -1,0 +1,147 @@
+"""The plug-in seam: five hooks that receive values and return values.
+
+``select(batch)`` → batch (keep / weight / split samples; ``batch.teacher_logits`` is filled),
+``synth_terms(ctx)`` → extra named synthesis loss terms, ``distill_terms(ctx)`` → extra named
+distillation loss terms, ``adjust_logits(batch, logits)`` → student logits used by the loss,
+``round_end(info)`` → values to log. A plug-in never touches the loop's state; the loop calls
+``check(method, source)`` before running, so a plug-in that does not fit fails up front.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from ..errors import ConfigError
+from ..losses.terms import StepContext
+from ..registry import Registry
+from ..sources.base import Batch, Source
+
+
+class Plugin(nn.Module):
+    """Base class; override only the hooks you need. Parameters of a plug-in (an ``nn.Module``)
+    are trained with the student; its ``state_dict`` is checkpointed."""
+
+    name: str = "plugin"
+
+    def check(self, method: Any, source: Source) -> str | None:
+        """Return why this plug-in cannot run with ``method``/``source``, or ``None`` if it can."""
+        return None
+
+    def setup(self, env: Any) -> None:
+        """Called once before the loop with the source environment."""
+
+    def select(self, batch: Batch) -> Batch:
+        return batch
+
+    def synth_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        return {}
+
+    def distill_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        return {}
+
+    def adjust_logits(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor:
+        return logits
+
+    def round_end(self, info: dict[str, Any]) -> dict[str, float]:
+        return {}
+
+
+PLUGINS: Registry[Callable[..., Plugin]] = Registry("plugins")
+
+
+def register_plugin(name: str, **tags: Any):
+    """Decorator registering a plug-in class under ``name``."""
+    return PLUGINS.register(name, **tags)
+
+
+def parse_plugin_spec(spec: str) -> dict[str, Any]:
+    """``"name:key=value,key2=value2"`` → ``{"name": name, "args": {...}}`` (values as YAML)."""
+    name, _, rest = spec.partition(":")
+    args: dict[str, Any] = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        k, sep, v = item.partition("=")
+        if not sep:
+            raise ConfigError(f"plug-in option '{item}' in '{spec}' must look like key=value")
+        args[k.strip()] = yaml.safe_load(v)
+    return {"name": name.strip(), "args": args}
+
+
+def build_plugins(specs: list[Any]) -> list[Plugin]:
+    """Instantiate plug-ins from components (``.name``/``.args``), checking their arguments."""
+    out = []
+    for spec in specs:
+        factory = PLUGINS.get(spec.name)
+        params = inspect.signature(factory).parameters
+        for k in spec.args:
+            if k not in params:
+                raise ConfigError(f"plug-in '{spec.name}' takes no option '{k}' (takes {sorted(params)})")
+        plugin = factory(**spec.args)
+        plugin.name = spec.name
+        out.append(plugin)
+    return out
+
+
+class PluginSet:
+    """Calls every plug-in's hook in order and combines what they return."""
+
+    def __init__(self, plugins: list[Plugin]) -> None:
+        self.plugins = plugins
+
+    def __bool__(self) -> bool:
+        return bool(self.plugins)
+
+    def check(self, method: Any, source: Source) -> None:
+        for p in self.plugins:
+            why = p.check(method, source)
+            if why:
+                raise ConfigError(f"plug-in '{p.name}' does not fit method '{method.name}': {why}")
+
+    def setup(self, env: Any) -> None:
+        for p in self.plugins:
+            p.setup(env)
+
+    def parameters(self) -> list[nn.Parameter]:
+        return [q for p in self.plugins for q in p.parameters() if q.requires_grad]
+
+    def select(self, batch: Batch) -> Batch:
+        for p in self.plugins:
+            batch = p.select(batch)
+        return batch
+
+    def _terms(self, hook: str, ctx: StepContext) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for p in self.plugins:
+            for k, v in getattr(p, hook)(ctx).items():
+                out[f"{p.name}/{k}"] = v
+        return out
+
+    def synth_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        return self._terms("synth_terms", ctx)
+
+    def distill_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        return self._terms("distill_terms", ctx)
+
+    def adjust_logits(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor:
+        for p in self.plugins:
+            logits = p.adjust_logits(batch, logits)
+        return logits
+
+    def round_end(self, info: dict[str, Any]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for p in self.plugins:
+            out.update({f"{p.name}/{k}": v for k, v in p.round_end(info).items()})
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {p.name: p.state_dict() for p in self.plugins}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for p in self.plugins:
+            if p.name in state:
+                p.load_state_dict(state[p.name])

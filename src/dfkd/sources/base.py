@@ -1,0 +1,119 @@
+"""The source interface: ``draw`` + ``update`` for synthesis, ``sample`` for distillation."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data import Data
+from ..errors import ConfigError, DfkdError
+from ..registry import Registry
+
+
+@dataclass
+class Batch:
+    """Inputs for one step, with what is known about them.
+
+    Attributes:
+        x: normalised images ``B×C×H×W``.
+        labels: ground truth when the source has it (real data), else ``None``.
+        weight: per-sample weights set by plug-ins (``None`` = all 1).
+        teacher_logits: filled in by the loop once the teacher has seen ``x``.
+        extras: anything a source or plug-in wants to pass along (e.g. noise ``z``).
+    """
+
+    x: torch.Tensor
+    labels: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
+    teacher_logits: torch.Tensor | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def subset(self, index: torch.Tensor) -> Batch:
+        """The samples at ``index`` (a boolean mask or integer indices)."""
+
+        def pick(v: Any) -> Any:
+            return v[index] if isinstance(v, torch.Tensor) and v.shape[:1] == self.x.shape[:1] else v
+
+        return replace(
+            self,
+            x=self.x[index],
+            labels=pick(self.labels),
+            weight=pick(self.weight),
+            teacher_logits=pick(self.teacher_logits),
+            extras={k: pick(v) for k, v in self.extras.items()},
+        )
+
+
+@dataclass
+class SourceEnv:
+    """What a source may use when it is set up."""
+
+    fabric: Any
+    data: Data
+    teacher: nn.Module
+    student: nn.Module
+    batch_size: int
+    seed: int
+
+
+class Source:
+    """Base class. Subclasses set ``synthesizes`` and ``has_labels`` and implement what they need.
+
+    ``draw()`` returns a differentiable synthetic batch and ``update(loss)`` steps the source's
+    own parameters (synthesis phase); ``sample(n)`` returns a batch without gradient (distillation
+    phase). ``state_dict`` must capture everything needed to resume identically, RNG included.
+    """
+
+    synthesizes: bool = False
+    has_labels: bool = False
+
+    def setup(self, env: SourceEnv) -> None:
+        """Called once before the loop."""
+
+    def draw(self) -> Batch:
+        """A batch whose ``x`` carries gradient to the source's parameters."""
+        raise DfkdError(f"source '{type(self).__name__}' does not synthesise; set g_steps: 0")
+
+    def update(self, loss: torch.Tensor) -> None:
+        """Back-propagate ``loss`` into the source's parameters and step them."""
+        raise DfkdError(f"source '{type(self).__name__}' has nothing to optimise")
+
+    def sample(self, batch_size: int) -> Batch:
+        """A batch for the student, without gradient."""
+        raise NotImplementedError
+
+    def round_end(self, round_index: int) -> dict[str, float]:
+        """Called after each round; returns values to log."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+SOURCES: Registry[Callable[..., Source]] = Registry("sources")
+
+
+def register_source(name: str, **tags: Any):
+    """Decorator registering a source class or factory under ``name``."""
+    return SOURCES.register(name, **tags)
+
+
+def build_source(name: str, args: dict[str, Any]) -> Source:
+    """Instantiate a registered source, checking ``args`` against its signature."""
+    factory = SOURCES.get(name)
+    params = inspect.signature(factory).parameters
+    for k in args:
+        if k not in params:
+            raise ConfigError(f"source '{name}' takes no argument '{k}' (takes {sorted(params)})")
+    return factory(**args)
