@@ -17,11 +17,11 @@ from .cards import load_model, save_model
 from .config import RunConfig
 from .data import Data, load_dataset, register_dataset
 from .errors import ConfigError, DfkdError
+from .losses import register_term
 from .methods import Method, register_method
 from .models import create_generator, create_model, list_models, register_model
 from .plugins import Plugin, register_plugin
 from .sources import Batch, Source, register_source
-from .losses import register_term
 from .teacher import train_teacher
 
 __all__ = [

@@ -117,7 +117,11 @@ def distill(
     if isinstance(teacher, nn.Module):
         cfg.teacher = f"python:{type(teacher).__module__}.{type(teacher).__qualname__}"
 
-    data = dataset if isinstance(dataset, Data) else load_dataset(cfg.data.name, cfg.data.root, **cfg.data.args)
+    data = (
+        dataset
+        if isinstance(dataset, Data)
+        else load_dataset(cfg.data.name, cfg.data.root, **cfg.data.args)
+    )
     t_model, t_card = load_model(teacher, data, teacher_weights)
     check_compatible(t_model, t_card, data, "teacher")
     seed_all(cfg.seed)
@@ -125,8 +129,13 @@ def distill(
         s_model, s_arch = student, architecture_of(student, None, None)
     else:
         c, h, w = data.input_shape
-        s_model = create_model(cfg.student.name, num_classes=data.num_classes, in_channels=c,
-                               image_size=(h, w), **cfg.student.args)  # fmt: skip
+        s_model = create_model(
+            cfg.student.name,
+            num_classes=data.num_classes,
+            in_channels=c,
+            image_size=(h, w),
+            **cfg.student.args,
+        )
         s_arch = {"name": cfg.student.name, "args": dict(cfg.student.args)}
         if cfg.student.weights:
             load_weights(s_model, cfg.student.weights)
@@ -134,13 +143,29 @@ def distill(
     cmd = command or " ".join(shlex.quote(a) for a in sys.argv)
 
     def save_student(module: nn.Module, metrics: dict[str, Any], out_dir: Path) -> None:
-        extra = {"test_accuracy": metrics["student_accuracy"], "teacher": cfg.teacher,
-                 "teacher_accuracy": metrics["teacher_accuracy"], "agreement": metrics["agreement"],
-                 "method": cfg.method, "command": cmd}  # fmt: skip
-        save_model(out_dir, "student", module, architecture=s_arch, data=data, role="student", extra=extra)
+        extra = {
+            "test_accuracy": metrics["student_accuracy"],
+            "teacher": cfg.teacher,
+            "teacher_accuracy": metrics["teacher_accuracy"],
+            "agreement": metrics["agreement"],
+            "method": cfg.method,
+            "command": cmd,
+        }
+        save_model(
+            out_dir, "student", module, architecture=s_arch, data=data, role="student", extra=extra
+        )
 
-    return run(cfg, t_model, s_model, data, out, resume=resume, overwrite=overwrite,
-               stop_after_rounds=stop_after_rounds, on_finish=save_student)  # fmt: skip
+    return run(
+        cfg,
+        t_model,
+        s_model,
+        data,
+        out,
+        resume=resume,
+        overwrite=overwrite,
+        stop_after_rounds=stop_after_rounds,
+        on_finish=save_student,
+    )
 
 
 def evaluate(
@@ -157,8 +182,11 @@ def evaluate(
     m, card = load_model(model, data, weights)
     check_compatible(m, card, data, "model")
     logits = predict(m, data.x_test)
-    res: dict[str, Any] = {"dataset": data.name, "accuracy": accuracy(logits, data.y_test),
-                           "samples": int(len(data.y_test))}  # fmt: skip
+    res: dict[str, Any] = {
+        "dataset": data.name,
+        "accuracy": accuracy(logits, data.y_test),
+        "samples": len(data.y_test),
+    }
     if teacher is not None:
         t, t_card = load_model(teacher, data)
         check_compatible(t, t_card, data, "teacher")
@@ -183,8 +211,21 @@ def list_plugins(pattern: str = "*") -> list[str]:
     return PLUGINS.names(pattern)
 
 
-REGISTRIES = {"methods": METHODS, "models": MODELS, "datasets": DATASETS, "plugins": PLUGINS,
-              "terms": TERMS, "sources": SOURCES}  # fmt: skip
+REGISTRIES = {
+    "methods": METHODS,
+    "models": MODELS,
+    "datasets": DATASETS,
+    "plugins": PLUGINS,
+    "terms": TERMS,
+    "sources": SOURCES,
+}
 
-__all__ = ["distill", "evaluate", "is_factory_string", "list_datasets", "list_methods", "list_plugins",
-           "resolve_config"]  # fmt: skip
+__all__ = [
+    "distill",
+    "evaluate",
+    "is_factory_string",
+    "list_datasets",
+    "list_methods",
+    "list_plugins",
+    "resolve_config",
+]

@@ -20,7 +20,9 @@ from .models import create_model, is_factory_string
 CARD_FORMAT = "dfkd-model-card/1"
 
 
-def architecture_of(model: nn.Module, name: str | None, args: dict[str, Any] | None) -> dict[str, Any]:
+def architecture_of(
+    model: nn.Module, name: str | None, args: dict[str, Any] | None
+) -> dict[str, Any]:
     """Architecture record: registry/factory name and arguments, or the Python class only."""
     if name:
         return {"name": name, "args": dict(args or {})}
@@ -108,8 +110,13 @@ def load_card(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         )
     try:
         c, h, w = card["input_shape"]
-        model = create_model(arch["name"], num_classes=card["num_classes"], in_channels=c,
-                             image_size=h if h == w else (h, w), **arch.get("args", {}))  # fmt: skip
+        model = create_model(
+            arch["name"],
+            num_classes=card["num_classes"],
+            in_channels=c,
+            image_size=h if h == w else (h, w),
+            **arch.get("args", {}),
+        )
     except KeyError as e:
         raise DfkdError(f"card '{path}' lacks the field {e}") from None
     weights = path.parent / card["weights"]
@@ -137,13 +144,17 @@ def load_model(
     if weights is None:
         raise DfkdError(f"model '{spec}' needs --weights FILE.safetensors (or give a model card)")
     load_weights(model, weights)
-    card = {"architecture": {"name": spec, "args": {}}, "num_classes": data.num_classes,
-            "input_shape": list(data.input_shape), "weights": str(weights)}  # fmt: skip
+    card = {
+        "architecture": {"name": spec, "args": {}},
+        "num_classes": data.num_classes,
+        "input_shape": list(data.input_shape),
+        "weights": str(weights),
+    }
     return model, card
 
 
 def check_compatible(model: nn.Module, card: dict[str, Any], data: Data, role: str) -> None:
-    """Raise a one-line error when ``model`` cannot run on ``data``: wrong input shape or classes."""
+    """Raise a one-line error when ``model`` cannot run on ``data`` (input shape or classes)."""
     shape = card.get("input_shape")
     if shape is not None and tuple(shape) != data.input_shape:
         raise DfkdError(

@@ -42,7 +42,11 @@ def cmd_list(a: argparse.Namespace) -> int:
         for e in reg.entries():
             if a.pattern and not __import__("fnmatch").fnmatch(e.name, a.pattern):
                 continue
-            tag = f" [{e.tags['kind']}]" if kind == "models" and e.tags.get("kind") != "classifier" else ""
+            tag = (
+                f" [{e.tags['kind']}]"
+                if kind == "models" and e.tags.get("kind") != "classifier"
+                else ""
+            )
             print(f"  {e.name:<20}{tag} {e.doc}")
     return 0
 
@@ -50,12 +54,30 @@ def cmd_list(a: argparse.Namespace) -> int:
 def cmd_teacher_train(a: argparse.Namespace) -> int:
     from .teacher import train_teacher
 
-    card = train_teacher(a.dataset, a.model, a.epochs, a.out, seed=a.seed, batch_size=a.batch_size,
-                         lr=a.lr, shift=a.shift, flip=a.flip, data_root=a.data_root,
-                         overwrite=a.overwrite, progress=not a.quiet,
-                         command=" ".join(["dfkd", *map(shlex.quote, sys.argv[1:])]))  # fmt: skip
-    print_table([("dataset", a.dataset), ("model", a.model), ("test accuracy", _fmt_pct(card["test_accuracy"])),
-                 ("train time", f"{card['train']['wall_s']:.1f} s"), ("card", card["path"])])  # fmt: skip
+    card = train_teacher(
+        a.dataset,
+        a.model,
+        a.epochs,
+        a.out,
+        seed=a.seed,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        shift=a.shift,
+        flip=a.flip,
+        data_root=a.data_root,
+        overwrite=a.overwrite,
+        progress=not a.quiet,
+        command=a.cmdline,
+    )
+    print_table(
+        [
+            ("dataset", a.dataset),
+            ("model", a.model),
+            ("test accuracy", _fmt_pct(card["test_accuracy"])),
+            ("train time", f"{card['train']['wall_s']:.1f} s"),
+            ("card", card["path"]),
+        ]
+    )
     return 0
 
 
@@ -74,11 +96,24 @@ def _metrics_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
 def cmd_distill(a: argparse.Namespace) -> int:
     from .api import distill
 
-    m = distill(a.teacher, a.student, a.method, a.dataset, out=a.out, config=a.config,
-                overrides=a.set, plugins=a.plugin, seed=a.seed, teacher_weights=a.teacher_weights,
-                data_root=a.data_root, resume=a.resume, overwrite=a.overwrite,
-                stop_after_rounds=a.stop_after, progress=False if a.quiet else None,
-                command=" ".join(["dfkd", *map(shlex.quote, sys.argv[1:])]))  # fmt: skip
+    m = distill(
+        a.teacher,
+        a.student,
+        a.method,
+        a.dataset,
+        out=a.out,
+        config=a.config,
+        overrides=a.set,
+        plugins=a.plugin,
+        seed=a.seed,
+        teacher_weights=a.teacher_weights,
+        data_root=a.data_root,
+        resume=a.resume,
+        overwrite=a.overwrite,
+        stop_after_rounds=a.stop_after,
+        progress=False if a.quiet else None,
+        command=a.cmdline,
+    )
     rows = _metrics_rows(m)
     if not m["completed"]:
         rows.append(("status", f"stopped after round {m['rounds']}; continue with --resume"))
@@ -94,9 +129,16 @@ def cmd_eval(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps(r))
     else:
-        rows = [("dataset", r["dataset"]), ("samples", str(r["samples"])), ("accuracy", _fmt_pct(r["accuracy"]))]
+        rows = [
+            ("dataset", r["dataset"]),
+            ("samples", str(r["samples"])),
+            ("accuracy", _fmt_pct(r["accuracy"])),
+        ]
         if "agreement" in r:
-            rows += [("teacher accuracy", _fmt_pct(r["teacher_accuracy"])), ("agreement", _fmt_pct(r["agreement"]))]
+            rows += [
+                ("teacher accuracy", _fmt_pct(r["teacher_accuracy"])),
+                ("agreement", _fmt_pct(r["agreement"])),
+            ]
         print_table(rows)
     return 0
 
@@ -109,19 +151,39 @@ def cmd_demo(a: argparse.Namespace) -> int:
     out = Path(a.out or f"runs/demo-{stamp}")
     t0 = time.perf_counter()
     print(f"[1/2] training a {a.teacher_model} teacher on sklearn digits ...", flush=True)
-    card = train_teacher("digits", a.teacher_model, a.teacher_epochs, out / "teacher", seed=a.seed,
-                         batch_size=64, overwrite=a.overwrite, progress=not a.quiet)  # fmt: skip
+    card = train_teacher(
+        "digits",
+        a.teacher_model,
+        a.teacher_epochs,
+        out / "teacher",
+        seed=a.seed,
+        batch_size=64,
+        overwrite=a.overwrite,
+        progress=not a.quiet,
+    )
     print(f"[2/2] distilling into {a.student} with '{a.method}' ...", flush=True)
-    m = distill(out / "teacher", a.student, a.method, "digits", out=out / "student", seed=a.seed,
-                overwrite=a.overwrite, progress=False if a.quiet else None,
-                command=" ".join(["dfkd", *map(shlex.quote, sys.argv[1:])]))  # fmt: skip
+    m = distill(
+        out / "teacher",
+        a.student,
+        a.method,
+        "digits",
+        out=out / "student",
+        seed=a.seed,
+        overwrite=a.overwrite,
+        progress=False if a.quiet else None,
+        command=a.cmdline,
+    )
     total = time.perf_counter() - t0
     print()
     print_table(
-        [("teacher", f"{a.teacher_model} ({card['train']['wall_s']:.1f} s to train)"),
-         ("student", f"{a.student} ({m['student_parameters']} parameters)"), *_metrics_rows(m),
-         ("total time", f"{total:.1f} s"), ("teacher card", card["path"]),
-         ("student outputs", m["out"])],  # fmt: skip
+        [
+            ("teacher", f"{a.teacher_model} ({card['train']['wall_s']:.1f} s to train)"),
+            ("student", f"{a.student} ({m['student_parameters']} parameters)"),
+            *_metrics_rows(m),
+            ("total time", f"{total:.1f} s"),
+            ("teacher card", card["path"]),
+            ("student outputs", m["out"]),
+        ],
         title="dfkd demo: sklearn digits (8×8), end to end",
     )
     return 0
@@ -135,11 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     sp = sub.add_parser("list", help="list registered methods, models, datasets, plug-ins, ...")
-    sp.add_argument("kind", nargs="?", choices=["methods", "models", "datasets", "plugins", "terms", "sources"])
+    sp.add_argument(
+        "kind", nargs="?", choices=["methods", "models", "datasets", "plugins", "terms", "sources"]
+    )
     sp.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'lenet*'")
     sp.set_defaults(fn=cmd_list)
 
-    tp = sub.add_parser("teacher", help="teacher commands").add_subparsers(dest="teacher_cmd", required=True)
+    tp = sub.add_parser("teacher", help="teacher commands").add_subparsers(
+        dest="teacher_cmd", required=True
+    )
     tt = tp.add_parser("train", help="train a teacher and save its card")
     tt.add_argument("--dataset", required=True)
     tt.add_argument("--model", required=True)
@@ -157,20 +223,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     dp = sub.add_parser("distill", help="distil a teacher into a student")
     dp.add_argument("method")
-    dp.add_argument("--teacher", required=True, help="teacher card (.json or folder) or module:factory")
-    dp.add_argument("--teacher-weights", default=None, help="safetensors weights for a module:factory teacher")
+    dp.add_argument(
+        "--teacher", required=True, help="teacher card (.json or folder) or module:factory"
+    )
+    dp.add_argument(
+        "--teacher-weights", default=None, help="safetensors weights for a module:factory teacher"
+    )
     dp.add_argument("--student", default=None, help="registry name or module:factory")
     dp.add_argument("--dataset", default=None)
     dp.add_argument("--out", required=True)
     dp.add_argument("--config", default=None, help="YAML file layered over the method's defaults")
-    dp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    dp.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
     dp.add_argument("--plugin", action="append", default=None, metavar="NAME[:k=v,...]")
     dp.add_argument("--seed", type=int, default=None)
     dp.add_argument("--data-root", default=None)
     dp.add_argument("--resume", action="store_true")
     dp.add_argument("--overwrite", action="store_true")
-    dp.add_argument("--stop-after", type=int, default=None, metavar="ROUNDS",
-                    help="stop with a checkpoint after this many rounds")  # fmt: skip
+    dp.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        metavar="ROUNDS",
+        help="stop with a checkpoint after this many rounds",
+    )
     dp.add_argument("--quiet", action="store_true")
     dp.set_defaults(fn=cmd_distill)
 
@@ -198,7 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dfkd`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.cmdline = "dfkd " + shlex.join(argv)
     try:
         return int(args.fn(args) or 0)
     except DfkdError as e:

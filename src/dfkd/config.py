@@ -264,11 +264,30 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return _normalize_components(out)
 
 
+_NAMED = {"source": Component, "student": ModelConfig, "data": DataConfig}
+
+
+def merge_layer(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge one config layer; a layer that renames a component (``source``, ``student``,
+    ``data``) replaces it, so the old component's arguments do not leak into the new one."""
+    layer = _normalize_components(copy.deepcopy(layer))
+    base = copy.deepcopy(base)
+    for key, cls in _NAMED.items():
+        new = layer.get(key)
+        if (
+            isinstance(new, dict)
+            and "name" in new
+            and new["name"] != (base.get(key) or {}).get("name")
+        ):
+            base[key] = dataclasses.asdict(cls())
+    return deep_merge(base, layer)
+
+
 def build_config(*layers: dict[str, Any]) -> RunConfig:
     """Merge ``layers`` over the dataclass defaults and build a validated :class:`RunConfig`."""
     merged: dict[str, Any] = RunConfig().to_dict()
     for layer in layers:
-        merged = deep_merge(merged, _normalize_components(copy.deepcopy(layer)))
+        merged = merge_layer(merged, layer)
     cfg = from_dict(RunConfig, merged)
     cfg.validate()
     return cfg

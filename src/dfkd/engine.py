@@ -69,13 +69,17 @@ def bind_terms(specs: dict[str, dict[str, Any]], phase: str) -> list[BoundTerm]:
     for name, raw in specs.items():
         entry = TERMS.entry(name)
         if entry.tags["phase"] not in (phase, "any"):
-            raise ConfigError(f"term '{name}' is a {entry.tags['phase']} term; it cannot be in {group}")
+            raise ConfigError(
+                f"term '{name}' is a {entry.tags['phase']} term; it cannot be in {group}"
+            )
         kwargs = dict(raw)
         weight = float(kwargs.pop("weight", 1.0))
         params = list(inspect.signature(entry.obj).parameters)[1:]
         for k in kwargs:
             if k not in params:
-                raise ConfigError(f"term '{group}.{name}' takes no option '{k}' (takes {params + ['weight']})")
+                raise ConfigError(
+                    f"term '{group}.{name}' takes no option '{k}' (takes {[*params, 'weight']})"
+                )
         if weight != 0.0:
             out.append(BoundTerm(name, entry.obj, weight, kwargs, tuple(entry.tags["needs"])))
     return out
@@ -86,7 +90,9 @@ def weighted_sum(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss and the unweighted value of each term (plug-in terms come pre-weighted)."""
     values = {t.name: t(ctx) for t in terms}
-    total = sum((t.weight * values[t.name] for t in terms), start=torch.zeros((), device=ctx.x.device))
+    total = sum(
+        (t.weight * values[t.name] for t in terms), start=torch.zeros((), device=ctx.x.device)
+    )
     for v in extra.values():
         total = total + v
     return total, {**values, **extra}
@@ -99,15 +105,27 @@ def make_optimizer(cfg: RunConfig, params: list[nn.Parameter]) -> torch.optim.Op
     """The student's optimiser from ``cfg.optimizer``."""
     o = cfg.optimizer
     builders: dict[str, Callable[[], torch.optim.Optimizer]] = {
-        "sgd": lambda: torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov and o.momentum > 0,
-                                       weight_decay=o.weight_decay),  # fmt: skip
-        "adam": lambda: torch.optim.Adam(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay),
-        "adamw": lambda: torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay),
+        "sgd": lambda: torch.optim.SGD(
+            params,
+            lr=o.lr,
+            momentum=o.momentum,
+            nesterov=o.nesterov and o.momentum > 0,
+            weight_decay=o.weight_decay,
+        ),
+        "adam": lambda: torch.optim.Adam(
+            params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay
+        ),
+        "adamw": lambda: torch.optim.AdamW(
+            params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay
+        ),
     }
     if o.name not in builders:
         from .errors import did_you_mean
 
-        raise ConfigError(f"unknown optimizer '{o.name}'{did_you_mean(o.name, builders)} (choose from {sorted(builders)})")
+        raise ConfigError(
+            f"unknown optimizer '{o.name}'{did_you_mean(o.name, builders)} "
+            f"(choose from {sorted(builders)})"
+        )
     return builders[o.name]()
 
 
@@ -116,7 +134,7 @@ SCHEDULES = ("constant", "cosine")
 
 def lr_at(step: int, total: int, cfg: RunConfig) -> float:
     """Learning rate of student step ``step`` (0-based) out of ``total``: linear warm-up, then
-    constant or cosine decay to ``min_lr``. A pure function, so resuming needs no scheduler state."""
+    constant or cosine decay to ``min_lr``. Pure, so resuming needs no scheduler state."""
     o = cfg.optimizer
     if o.warmup_steps and step < o.warmup_steps:
         return o.lr * (step + 1) / o.warmup_steps
@@ -146,7 +164,10 @@ def build_parts(cfg: RunConfig) -> RunParts:
     if cfg.optimizer.schedule not in SCHEDULES:
         from .errors import did_you_mean
 
-        raise ConfigError(f"unknown schedule '{cfg.optimizer.schedule}'{did_you_mean(cfg.optimizer.schedule, SCHEDULES)}")
+        raise ConfigError(
+            f"unknown schedule '{cfg.optimizer.schedule}'"
+            f"{did_you_mean(cfg.optimizer.schedule, SCHEDULES)}"
+        )
     source = build_source(cfg.source.name, cfg.source.args)
     synth = bind_terms(cfg.synth_terms, "synth")
     distill = bind_terms(cfg.distill_terms, "distill")
@@ -158,7 +179,9 @@ def build_parts(cfg: RunConfig) -> RunParts:
         raise ConfigError("distill_terms is empty; name at least one distillation term")
     for t in distill + synth:
         if "labels" in t.needs and not source.has_labels:
-            raise ConfigError(f"term '{t.name}' needs labels but source '{cfg.source.name}' has none")
+            raise ConfigError(
+                f"term '{t.name}' needs labels but source '{cfg.source.name}' has none"
+            )
     plugins = PluginSet(build_plugins(cfg.plugins))
     plugins.check(method, source)
     return RunParts(method, source, plugins, synth, distill)
@@ -222,7 +245,9 @@ def run(
         was = {k: v for k, v in (saved_cfg or {}).items() if k != "progress"}
         d = _diff(was, now)
         if d:
-            raise DfkdError(f"cannot resume '{out_dir}': config differs at {d}; resume with the same settings")
+            raise DfkdError(
+                f"cannot resume '{out_dir}': config differs at {d}; resume with the same settings"
+            )
         if (out_dir / CHECKPOINT).is_file():
             saved_state = load_state(out_dir / CHECKPOINT)
 
@@ -234,8 +259,14 @@ def run(
     params = list(student.parameters()) + parts.plugins.parameters()
     optimizer = make_optimizer(cfg, params)
     student, optimizer = fabric.setup(student, optimizer)
-    env = SourceEnv(fabric=fabric, data=data, teacher=teacher, student=student,
-                    batch_size=cfg.batch_size, seed=cfg.seed)  # fmt: skip
+    env = SourceEnv(
+        fabric=fabric,
+        data=data,
+        teacher=teacher,
+        student=student,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+    )
     parts.source.setup(env)
     parts.plugins.setup(env)
     parts.plugins.to(fabric.device) if hasattr(parts.plugins, "to") else None
@@ -269,8 +300,14 @@ def run(
         atomic_write_text(out_dir / "config.yaml", cfg.to_yaml())
 
     total_steps = cfg.rounds * cfg.kd_steps
-    bar = tqdm(total=cfg.rounds, initial=start_round, desc=f"{cfg.method}", unit="round",
-               disable=None if (cfg.progress and fabric.is_global_zero) else True, dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        total=cfg.rounds,
+        initial=start_round,
+        desc=f"{cfg.method}",
+        unit="round",
+        disable=None if (cfg.progress and fabric.is_global_zero) else True,
+        dynamic_ncols=True,
+    )
     t_start = time.perf_counter() - timers["wall_s"]
     rounds_done = 0
     for r in range(start_round, cfg.rounds):
@@ -285,8 +322,15 @@ def run(
             with fabric.autocast():
                 t_logits = teacher(batch.x)
             s_logits = student(batch.x)
-            ctx = StepContext("synth", batch.x, t_logits, s_logits, batch.labels, batch.weight,
-                              extras=batch.extras)  # fmt: skip
+            ctx = StepContext(
+                "synth",
+                batch.x,
+                t_logits,
+                s_logits,
+                batch.labels,
+                batch.weight,
+                extras=batch.extras,
+            )
             loss, values = weighted_sum(parts.synth_terms, ctx, parts.plugins.synth_terms(ctx))
             parts.source.update(loss)
             _accumulate(sums, counts, values, "synth/")
@@ -302,8 +346,15 @@ def run(
             if len(batch) == 0:
                 continue
             s_logits = parts.plugins.adjust_logits(batch, student(batch.x))
-            ctx = StepContext("distill", batch.x, batch.teacher_logits, s_logits, batch.labels,
-                              batch.weight, extras=batch.extras)  # fmt: skip
+            ctx = StepContext(
+                "distill",
+                batch.x,
+                batch.teacher_logits,
+                s_logits,
+                batch.labels,
+                batch.weight,
+                extras=batch.extras,
+            )
             loss, values = weighted_sum(parts.distill_terms, ctx, parts.plugins.distill_terms(ctx))
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(step, total_steps, cfg)
@@ -323,9 +374,15 @@ def run(
         timers["wall_s"] = time.perf_counter() - t_start
         if (r + 1) % cfg.eval_every == 0 or last:
             s_test = predict(_unwrap(student), test_x, cfg.eval_batch_size, fabric.device)
-            row = {"round": r + 1, "step": step, "student_accuracy": accuracy(s_test, data.y_test),
-                   "agreement": agreement(s_test, t_test), "wall_s": timers["wall_s"],
-                   **round_terms, **logs}  # fmt: skip
+            row = {
+                "round": r + 1,
+                "step": step,
+                "student_accuracy": accuracy(s_test, data.y_test),
+                "agreement": agreement(s_test, t_test),
+                "wall_s": timers["wall_s"],
+                **round_terms,
+                **logs,
+            }
             history.append(row)
             bar.set_postfix(acc=f"{row['student_accuracy']:.3f}", **_short(round_terms))
         else:
@@ -334,10 +391,18 @@ def run(
         rounds_done += 1
         stopping = stop_after_rounds is not None and rounds_done >= stop_after_rounds and not last
         if out_dir is not None and ((r + 1) % cfg.checkpoint_every == 0 or last or stopping):
-            state = {"round": r + 1, "step": step, "history": history, "timers": timers,
-                     "last_terms": round_terms, "student": student_module.state_dict(),
-                     "optimizer": optimizer.state_dict(), "source": parts.source.state_dict(),
-                     "plugins": parts.plugins.state_dict(), "rng": torch.get_rng_state()}  # fmt: skip
+            state = {
+                "round": r + 1,
+                "step": step,
+                "history": history,
+                "timers": timers,
+                "last_terms": round_terms,
+                "student": student_module.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "source": parts.source.state_dict(),
+                "plugins": parts.plugins.state_dict(),
+                "rng": torch.get_rng_state(),
+            }
             if fabric.is_global_zero:
                 save_state(out_dir / CHECKPOINT, state)
             fabric.barrier()
@@ -385,7 +450,9 @@ def _freeze(model: nn.Module) -> nn.Module:
     return model
 
 
-def _accumulate(sums: dict[str, float], counts: dict[str, int], values: dict[str, torch.Tensor], prefix: str) -> None:
+def _accumulate(
+    sums: dict[str, float], counts: dict[str, int], values: dict[str, torch.Tensor], prefix: str
+) -> None:
     for k, v in values.items():
         sums[prefix + k] += float(v.detach())
         counts[prefix + k] += 1

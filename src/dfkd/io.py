@@ -88,12 +88,16 @@ def load_tensors(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor],
         (n,) = struct.unpack("<Q", data[:8])
         meta = json.loads(data[8 : 8 + n]).get("__metadata__", {}) or {}
     except (SafetensorError, ValueError, json.JSONDecodeError) as e:
-        raise DfkdError(f"'{p}' is a damaged safetensors file ({e}); re-export the weights") from None
+        raise DfkdError(
+            f"'{p}' is a damaged safetensors file ({e}); re-export the weights"
+        ) from None
     return tensors, meta
 
 
 def save_tensors(
-    path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], meta: dict[str, str] | None = None
+    path: str | os.PathLike[str],
+    tensors: dict[str, torch.Tensor],
+    meta: dict[str, str] | None = None,
 ) -> None:
     """Atomically save tensors (made contiguous, moved to CPU) as safetensors."""
     clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}

@@ -1,4 +1,4 @@
-"""One generic name registry used for models, datasets, methods, sources, loss terms and plug-ins."""
+"""One generic name registry for models, datasets, methods, sources, loss terms and plug-ins."""
 
 from __future__ import annotations
 

@@ -30,7 +30,9 @@ def freeze(model: nn.Module) -> nn.Module:
     return model
 
 
-def random_shift(x: torch.Tensor, max_shift: int, fill: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def random_shift(
+    x: torch.Tensor, max_shift: int, fill: torch.Tensor, gen: torch.Generator
+) -> torch.Tensor:
     """Translate each image by up to ``max_shift`` pixels, filling with ``fill`` (``1×C×1×1``)."""
     if max_shift <= 0:
         return x
@@ -84,9 +86,12 @@ def train_teacher(
     fabric = Fabric(accelerator=accelerator, devices=1, precision=precision)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = create_model(model, num_classes=data.num_classes, in_channels=c, image_size=(h, w),
-                       **(model_args or {}))  # fmt: skip
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
+    net = create_model(
+        model, num_classes=data.num_classes, in_channels=c, image_size=(h, w), **(model_args or {})
+    )
+    opt = torch.optim.SGD(
+        net.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True
+    )
     net, opt = fabric.setup(net, opt)
     n = len(data.y_train)
     steps_per_epoch = math.ceil(n / batch_size)
@@ -94,7 +99,12 @@ def train_teacher(
     low, _ = data.bounds
     t0 = time.perf_counter()
     step = 0
-    bar = tqdm(range(epochs), desc=f"teacher {model} on {data.name}", disable=None if progress else True, leave=False)
+    bar = tqdm(
+        range(epochs),
+        desc=f"teacher {model} on {data.name}",
+        disable=None if progress else True,
+        leave=False,
+    )
     for _ in bar:
         net.train()
         perm = torch.randperm(n, generator=gen)
@@ -120,17 +130,32 @@ def train_teacher(
     module = net.module if hasattr(net, "module") else net
     card: dict[str, Any] = {
         "test_accuracy": acc,
-        "train": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-                  "shift": shift, "flip": flip, "seed": seed, "steps": step,
-                  "wall_s": round(train_s, 2)},  # fmt: skip
+        "train": {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "shift": shift,
+            "flip": flip,
+            "seed": seed,
+            "steps": step,
+            "wall_s": round(train_s, 2),
+        },
         "command": command or " ".join(shlex.quote(a) for a in sys.argv),
     }
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         if overwrite:
             clear_run_files(out_dir)
-        path = save_model(out_dir, "teacher", module.cpu(), role="teacher", data=data,
-                          architecture=architecture_of(module, model, model_args), extra=card)  # fmt: skip
+        path = save_model(
+            out_dir,
+            "teacher",
+            module.cpu(),
+            role="teacher",
+            data=data,
+            architecture=architecture_of(module, model, model_args),
+            extra=card,
+        )
         card = {**card, "path": str(path)}
     card["model"] = module
     return card

@@ -17,7 +17,9 @@ from ..registry import Registry
 DATASETS: Registry[Callable[..., Data]] = Registry("datasets")
 
 
-def register_dataset(name: str, **tags: Any) -> Callable[[Callable[..., Data]], Callable[..., Data]]:
+def register_dataset(
+    name: str, **tags: Any
+) -> Callable[[Callable[..., Data]], Callable[..., Data]]:
     """Decorator registering a loader ``fn(root: str | None = None, **options) -> Data``."""
     return DATASETS.register(name, **tags)  # type: ignore[return-value]
 

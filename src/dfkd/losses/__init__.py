@@ -6,4 +6,12 @@ from __future__ import annotations
 from .kd import cross_entropy, js_div, kl_div, l1_logits
 from .terms import TERMS, StepContext, register_term
 
-__all__ = ["TERMS", "StepContext", "cross_entropy", "js_div", "kl_div", "l1_logits", "register_term"]
+__all__ = [
+    "TERMS",
+    "StepContext",
+    "cross_entropy",
+    "js_div",
+    "kl_div",
+    "l1_logits",
+    "register_term",
+]

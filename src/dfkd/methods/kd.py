@@ -18,15 +18,30 @@ KD = register_method(
             "rounds": 20,
             "batch_size": 128,
             "distill_terms": {"kd_kl": {"weight": 0.9, "T": 4.0}, "ce": {"weight": 0.1}},
-            "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True,
-                          "weight_decay": 5e-4, "schedule": "cosine"},  # fmt: skip
+            "optimizer": {
+                "name": "sgd",
+                "lr": 0.05,
+                "momentum": 0.9,
+                "nesterov": True,
+                "weight_decay": 5e-4,
+                "schedule": "cosine",
+            },
         },
         presets={
-            "digits": {"rounds": 30, "kd_steps": 12, "batch_size": 64, "eval_every": 3,
-                       "checkpoint_every": 10},  # fmt: skip
+            "digits": {
+                "rounds": 30,
+                "kd_steps": 12,
+                "batch_size": 64,
+                "eval_every": 3,
+                "checkpoint_every": 10,
+            },
             "mnist10k": {"rounds": 20, "kd_steps": 63, "eval_every": 2, "checkpoint_every": 5},
-            "fashion-mnist": {"rounds": 30, "kd_steps": 469, "eval_every": 3,
-                              "checkpoint_every": 5},  # fmt: skip
+            "fashion-mnist": {
+                "rounds": 30,
+                "kd_steps": 469,
+                "eval_every": 3,
+                "checkpoint_every": 5,
+            },
         },
     )
 )

@@ -19,7 +19,9 @@ class Generator(nn.Module):
         width: channels of the first feature map (DAFL uses 128; it halves before the output).
     """
 
-    def __init__(self, nz: int = 100, out_channels: int = 1, image_size: int = 28, width: int = 128):
+    def __init__(
+        self, nz: int = 100, out_channels: int = 1, image_size: int = 28, width: int = 128
+    ):
         super().__init__()
         if image_size % 4:
             raise ValueError(f"generator image_size must be divisible by 4, got {image_size}")

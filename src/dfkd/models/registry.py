@@ -93,8 +93,14 @@ def create_generator(
     entry = MODELS.entry(name)
     if entry.tags.get("kind") != "generator":
         raise ConfigError(f"'{name}' is not a generator (see `dfkd list models`)")
-    return call_filtered(entry.obj, f"generator '{name}'", nz=nz, out_channels=out_channels,
-                         image_size=image_size, **kwargs)  # fmt: skip
+    return call_filtered(
+        entry.obj,
+        f"generator '{name}'",
+        nz=nz,
+        out_channels=out_channels,
+        image_size=image_size,
+        **kwargs,
+    )
 
 
 def list_models(pattern: str = "*", kind: str | None = None) -> list[str]:

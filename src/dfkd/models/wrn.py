@@ -18,7 +18,9 @@ class WideBlock(nn.Module):
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.shortcut = None if cin == cout and stride == 1 else nn.Conv2d(cin, cout, 1, stride, bias=False)
+        self.shortcut = (
+            None if cin == cout and stride == 1 else nn.Conv2d(cin, cout, 1, stride, bias=False)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         o = F.relu(self.bn1(x))
@@ -39,8 +41,12 @@ class WideResNet(nn.Module):
         stages = []
         cin = w[0]
         for i in range(3):
-            stages += [WideBlock(cin if j == 0 else w[i + 1], w[i + 1], (1 if i == 0 else 2) if j == 0 else 1)
-                       for j in range(n)]  # fmt: skip
+            stages += [
+                WideBlock(
+                    cin if j == 0 else w[i + 1], w[i + 1], (1 if i == 0 else 2) if j == 0 else 1
+                )
+                for j in range(n)
+            ]
             cin = w[i + 1]
         self.blocks = nn.Sequential(*stages)
         self.bn = nn.BatchNorm2d(cin)

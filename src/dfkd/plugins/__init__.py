@@ -4,4 +4,11 @@ from __future__ import annotations
 
 from .base import PLUGINS, Plugin, PluginSet, build_plugins, parse_plugin_spec, register_plugin
 
-__all__ = ["PLUGINS", "Plugin", "PluginSet", "build_plugins", "parse_plugin_spec", "register_plugin"]
+__all__ = [
+    "PLUGINS",
+    "Plugin",
+    "PluginSet",
+    "build_plugins",
+    "parse_plugin_spec",
+    "register_plugin",
+]

@@ -80,7 +80,9 @@ def build_plugins(specs: list[Any]) -> list[Plugin]:
         params = inspect.signature(factory).parameters
         for k in spec.args:
             if k not in params:
-                raise ConfigError(f"plug-in '{spec.name}' takes no option '{k}' (takes {sorted(params)})")
+                raise ConfigError(
+                    f"plug-in '{spec.name}' takes no option '{k}' (takes {sorted(params)})"
+                )
         plugin = factory(**spec.args)
         plugin.name = spec.name
         out.append(plugin)

@@ -40,7 +40,9 @@ class Batch:
         """The samples at ``index`` (a boolean mask or integer indices)."""
 
         def pick(v: Any) -> Any:
-            return v[index] if isinstance(v, torch.Tensor) and v.shape[:1] == self.x.shape[:1] else v
+            return (
+                v[index] if isinstance(v, torch.Tensor) and v.shape[:1] == self.x.shape[:1] else v
+            )
 
         return replace(
             self,

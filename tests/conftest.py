@@ -1,0 +1,35 @@
+"""Shared fixtures: small real data (sklearn digits) and a quickly trained digits teacher."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import dfkd
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def digits() -> dfkd.Data:
+    return dfkd.load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def teacher_dir(tmp_path_factory: pytest.TempPathFactory, digits: dfkd.Data) -> Path:
+    """A lenet5 teacher trained briefly on digits, saved as a card."""
+    out = tmp_path_factory.mktemp("teacher")
+    card = dfkd.train_teacher(digits, "lenet5", epochs=6, out=out, batch_size=64, progress=False)
+    assert card["test_accuracy"] > 0.85
+    return out
+
+
+def require_data(path: Path, what: str) -> None:
+    """Skip when a registry-installed dataset is absent locally; on CI (CI=true) it must exist."""
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} missing on CI at {path}; .ci/run must install it (make data)")
+        pytest.skip(f"{what} not installed (run `make data`)")

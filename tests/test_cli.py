@@ -1,0 +1,327 @@
+"""The CLI end to end on digits, and every kind of bad input: a clear one-line error, exit code 2,
+nothing destroyed."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import dfkd
+from dfkd.cli import main
+from dfkd.data.base import make_data
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_end_to_end(tmp_path: Path, capsys) -> None:
+    code, out, _ = run_cli(
+        [
+            "teacher",
+            "train",
+            "--dataset",
+            "digits",
+            "--model",
+            "lenet5",
+            "--epochs",
+            "5",
+            "--batch-size",
+            "64",
+            "--out",
+            tmp_path / "t",
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert code == 0 and "test accuracy" in out
+    card = json.loads((tmp_path / "t" / "teacher.json").read_text())
+    assert card["architecture"]["name"] == "lenet5" and card["input_shape"] == [1, 8, 8]
+    assert card["num_classes"] == 10 and "normalization" in card and card["test_accuracy"] > 0.8
+    assert card["command"].startswith("dfkd teacher train")
+
+    code, out, _ = run_cli(
+        [
+            "distill",
+            "kd",
+            "--teacher",
+            tmp_path / "t",
+            "--student",
+            "lenet5_half",
+            "--dataset",
+            "digits",
+            "--out",
+            tmp_path / "s",
+            "--set",
+            "rounds=4",
+            "--set",
+            "kd_steps=5",
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert code == 0
+    for key in ("teacher accuracy", "student accuracy", "agreement", "time", "outputs"):
+        assert key in out
+    metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    assert metrics["steps"] == 20 and metrics["method"] == "kd"
+
+    code, out, _ = run_cli(
+        [
+            "eval",
+            "--model",
+            tmp_path / "s" / "student.json",
+            "--dataset",
+            "digits",
+            "--teacher",
+            tmp_path / "t",
+            "--json",
+        ],
+        capsys,
+    )
+    r = json.loads(out)
+    assert code == 0 and r["accuracy"] == pytest.approx(metrics["student_accuracy"])
+
+    code, out, _ = run_cli(
+        [
+            "eval",
+            "--model",
+            "lenet5",
+            "--weights",
+            tmp_path / "t" / "teacher.safetensors",
+            "--dataset",
+            "digits",
+            "--json",
+        ],
+        capsys,
+    )
+    assert code == 0 and json.loads(out)["accuracy"] == pytest.approx(card["test_accuracy"])
+
+    code, out, _ = run_cli(["list"], capsys)
+    assert code == 0
+    for word in ("methods:", "models:", "datasets:", "plugins:", "kd", "lenet5_half", "mnist10k"):
+        assert word in out
+    code, out, _ = run_cli(["list", "models", "lenet*"], capsys)
+    assert "lenet5_half" in out and "resnet8" not in out
+
+
+def test_cli_resume_continues_a_stopped_run(tmp_path: Path, teacher_dir: Path, capsys) -> None:
+    args = [
+        "distill",
+        "kd",
+        "--teacher",
+        teacher_dir,
+        "--student",
+        "lenet5_half",
+        "--dataset",
+        "digits",
+        "--out",
+        tmp_path / "r",
+        "--set",
+        "rounds=4",
+        "--set",
+        "kd_steps=3",
+        "--quiet",
+    ]
+    code, out, _ = run_cli([*args, "--stop-after", "2"], capsys)
+    assert code == 0 and "continue with --resume" in out
+    code, out, _ = run_cli([*args, "--resume"], capsys)
+    assert code == 0 and json.loads((tmp_path / "r" / "metrics.json").read_text())["steps"] == 12
+
+
+def _card_with(tmp_path: Path, name: str, num_classes: int, shape: tuple[int, int, int]) -> Path:
+    c, h, _ = shape
+    fake = make_data(
+        "fake",
+        torch.rand(4, c, h, h),
+        torch.arange(4) % num_classes,
+        torch.rand(2, c, h, h),
+        torch.arange(2),
+        num_classes=num_classes,
+    )
+    model = dfkd.create_model("lenet5", num_classes=num_classes, in_channels=c, image_size=h)
+    return dfkd.save_model(
+        tmp_path / name,
+        "teacher",
+        model,
+        architecture={"name": "lenet5", "args": {}},
+        data=fake,
+        role="teacher",
+    )
+
+
+@pytest.fixture
+def existing_run(tmp_path: Path, teacher_dir: Path) -> Path:
+    """An output folder holding a finished run, which no failing command may touch."""
+    out = tmp_path / "existing"
+    dfkd.distill(
+        teacher_dir,
+        "lenet5_half",
+        "kd",
+        "digits",
+        out=out,
+        overrides=["rounds=1", "kd_steps=2"],
+        progress=False,
+    )
+    return out
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def bad_inputs(tmp: Path, teacher: Path) -> dict[str, tuple[list, str]]:
+    trunc = tmp / "trunc"
+    shutil.copytree(teacher, trunc)
+    w = trunc / "teacher.safetensors"
+    w.write_bytes(w.read_bytes()[:-100])
+    (tmp / "evil.pt").write_bytes(pickle.dumps({"weight": torch.zeros(2)}))
+    (tmp / "bad.yaml").write_text("rounds: [1,\n")
+    (tmp / "typo.yaml").write_text("optimiser: {lr: 0.1}\n")
+    five = _card_with(tmp, "five", 5, (1, 8, 8))
+    big = _card_with(tmp, "big", 10, (1, 28, 28))
+    base = ["--teacher", teacher, "--student", "lenet5_half", "--dataset", "digits"]
+    return {
+        "missing dataset files": (
+            [
+                "distill",
+                "kd",
+                "--teacher",
+                teacher,
+                "--dataset",
+                "fashion-mnist",
+                "--data-root",
+                tmp / "none",
+            ],
+            "make data",
+        ),
+        "teacher classes != dataset classes": (
+            ["distill", "kd", "--teacher", five, "--dataset", "digits"],
+            "teacher has 5 classes but dataset 'digits' has 10",
+        ),
+        "input shape mismatch": (
+            ["distill", "kd", "--teacher", big, "--dataset", "digits"],
+            r"teacher expects inputs of shape \(1, 28, 28\)",
+        ),
+        "unknown method": (["distill", "kdd", *base], "did you mean 'kd'"),
+        "unknown student": (
+            ["distill", "kd", *base[:2], "--student", "lenet5_halv", "--dataset", "digits"],
+            "did you mean 'lenet5_half'",
+        ),
+        "unknown dataset": (
+            ["distill", "kd", *base[:4], "--dataset", "digitz"],
+            "did you mean 'digits'",
+        ),
+        "malformed YAML": (
+            ["distill", "kd", *base, "--config", tmp / "bad.yaml"],
+            "not valid YAML at line",
+        ),
+        "unknown config key": (
+            ["distill", "kd", *base, "--config", tmp / "typo.yaml"],
+            "did you mean 'optimizer'",
+        ),
+        "truncated weights": (
+            ["distill", "kd", "--teacher", trunc, "--dataset", "digits"],
+            "truncated|damaged",
+        ),
+        "pickle as weights": (
+            [
+                "distill",
+                "kd",
+                "--teacher",
+                "lenet5",
+                "--teacher-weights",
+                tmp / "evil.pt",
+                "--dataset",
+                "digits",
+            ],
+            "refuses to load",
+        ),
+        "bad override": (
+            ["distill", "kd", *base, "--set", "rounds"],
+            "must look like key.sub=value",
+        ),
+        "unknown plug-in": (["distill", "kd", *base, "--plugin", "nope"], "unknown plugin 'nope'"),
+    }
+
+
+NAMES = [
+    "missing dataset files",
+    "teacher classes != dataset classes",
+    "input shape mismatch",
+    "unknown method",
+    "unknown student",
+    "unknown dataset",
+    "malformed YAML",
+    "unknown config key",
+    "truncated weights",
+    "pickle as weights",
+    "bad override",
+    "unknown plug-in",
+]
+
+
+@pytest.mark.parametrize("case", NAMES)
+def test_bad_input_is_a_clear_error_and_destroys_nothing(
+    case: str, tmp_path: Path, teacher_dir: Path, existing_run: Path, capsys
+) -> None:
+    args, msg = bad_inputs(tmp_path, teacher_dir)[case]
+    before = _snapshot(existing_run)
+    code, out, err = run_cli([*args, "--out", existing_run, "--overwrite", "--quiet"], capsys)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dfkd: error: "), err
+    import re
+
+    assert re.search(msg, lines[0]), lines[0]
+    assert _snapshot(existing_run) == before
+
+
+def test_output_folder_conflict(
+    tmp_path: Path, teacher_dir: Path, existing_run: Path, capsys
+) -> None:
+    before = _snapshot(existing_run)
+    code, _, err = run_cli(
+        ["distill", "kd", "--teacher", teacher_dir, "--dataset", "digits", "--out", existing_run],
+        capsys,
+    )
+    assert code == 2 and "already holds a run" in err and "--overwrite" in err
+    code, _, err = run_cli(
+        [
+            "teacher",
+            "train",
+            "--dataset",
+            "digits",
+            "--model",
+            "lenet5",
+            "--epochs",
+            "1",
+            "--out",
+            existing_run,
+        ],
+        capsys,
+    )
+    assert code == 2 and "already holds a run" in err
+    code, _, err = run_cli(
+        [
+            "distill",
+            "kd",
+            "--teacher",
+            teacher_dir,
+            "--dataset",
+            "digits",
+            "--out",
+            tmp_path / "fresh",
+            "--resume",
+        ],
+        capsys,
+    )
+    assert code == 2 and "nothing to resume" in err
+    assert _snapshot(existing_run) == before

@@ -1,0 +1,104 @@
+"""Each loss term against a naive per-sample reference, plus gradient checks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dfkd.losses import cross_entropy, js_div, kl_div, l1_logits
+
+
+def _softmax(row: list[float]) -> list[float]:
+    m = max(row)
+    e = [math.exp(v - m) for v in row]
+    return [v / sum(e) for v in e]
+
+
+def naive_kl(s: torch.Tensor, t: torch.Tensor, T: float, w: torch.Tensor | None) -> float:
+    per = []
+    for si, ti in zip(s.tolist(), t.tolist()):
+        ps = _softmax([v / T for v in si])
+        pt = _softmax([v / T for v in ti])
+        per.append(sum(a * (math.log(a) - math.log(b)) for a, b in zip(pt, ps)))
+    ws = [1.0] * len(per) if w is None else w.tolist()
+    return T * T * sum(a * b for a, b in zip(per, ws)) / sum(ws)
+
+
+def naive_js(s: torch.Tensor, t: torch.Tensor, T: float) -> float:
+    out = []
+    for si, ti in zip(s.tolist(), t.tolist()):
+        ps = _softmax([v / T for v in si])
+        pt = _softmax([v / T for v in ti])
+        m = [(a + b) / 2 for a, b in zip(ps, pt)]
+        kl_pm = sum(a * math.log(a / c) for a, c in zip(ps, m))
+        kl_tm = sum(a * math.log(a / c) for a, c in zip(pt, m))
+        out.append(0.5 * kl_pm + 0.5 * kl_tm)
+    return sum(out) / len(out)
+
+
+@pytest.fixture
+def logits() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(6, 5, generator=g) * 3, torch.randn(6, 5, generator=g) * 3
+
+
+@pytest.mark.parametrize("T", [1.0, 4.0, 20.0])
+def test_kl_div_matches_reference(logits, T: float) -> None:
+    s, t = logits
+    assert kl_div(s, t, T).item() == pytest.approx(naive_kl(s, t, T, None), rel=1e-5)
+    w = torch.tensor([1.0, 0.0, 0.5, 2.0, 1.0, 0.25])
+    assert kl_div(s, t, T, w).item() == pytest.approx(naive_kl(s, t, T, w), rel=1e-5)
+    assert kl_div(t, t, T).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_kl_div_matches_torch_batchmean(logits) -> None:
+    s, t = logits
+    ref = (
+        torch.nn.functional.kl_div(
+            torch.log_softmax(s / 4, 1), torch.softmax(t / 4, 1), reduction="batchmean"
+        )
+        * 16
+    )
+    assert kl_div(s, t, 4.0).item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+def test_l1_logits_matches_reference(logits) -> None:
+    s, t = logits
+    naive = (
+        sum(abs(a - b) for rs, rt in zip(s.tolist(), t.tolist()) for a, b in zip(rs, rt))
+        / s.numel()
+    )
+    assert l1_logits(s, t).item() == pytest.approx(naive, rel=1e-5)
+
+
+@pytest.mark.parametrize("T", [1.0, 3.0])
+def test_js_div_matches_reference_and_is_bounded(logits, T: float) -> None:
+    s, t = logits
+    v = js_div(s, t, T).item()
+    assert v == pytest.approx(naive_js(s, t, T), rel=1e-5)
+    assert 0 <= v <= math.log(2) + 1e-6
+    assert js_div(s, t, T).item() == pytest.approx(js_div(t, s, T).item(), rel=1e-6)  # symmetric
+
+
+def test_cross_entropy_matches_reference(logits) -> None:
+    s, _ = logits
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    naive = -sum(math.log(_softmax(r)[c]) for r, c in zip(s.tolist(), y.tolist())) / 6
+    assert cross_entropy(s, y).item() == pytest.approx(naive, rel=1e-5)
+
+
+def test_zero_weights_give_zero_not_nan(logits) -> None:
+    s, t = logits
+    assert kl_div(s, t, 2.0, torch.zeros(6)).item() == 0.0
+
+
+@pytest.mark.parametrize(
+    "fn", [lambda s, t: kl_div(s, t, 2.0), l1_logits, lambda s, t: js_div(s, t, 2.0)]
+)
+def test_gradcheck(fn) -> None:
+    g = torch.Generator().manual_seed(1)
+    s = torch.randn(3, 4, dtype=torch.double, generator=g, requires_grad=True)
+    t = torch.randn(3, 4, dtype=torch.double, generator=g) + 0.1
+    assert torch.autograd.gradcheck(lambda x: fn(x, t), (s,))
