@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import dfkd
 from dfkd.cli import main
@@ -103,6 +104,21 @@ def test_cli_end_to_end(tmp_path: Path, capsys) -> None:
         capsys,
     )
     assert code == 0 and json.loads(out)["accuracy"] == pytest.approx(card["test_accuracy"])
+
+    factory = ["eval", "--model", "dfkd.models.lenet:lenet5", "--weights"]
+    code, out, _ = run_cli(
+        [*factory, tmp_path / "t" / "teacher.safetensors", "--dataset", "digits", "--json"], capsys
+    )
+    assert code == 0 and json.loads(out)["accuracy"] == pytest.approx(card["test_accuracy"])
+    code, out, _ = run_cli(
+        ["distill", "kd", "--teacher", "dfkd.models.lenet:lenet5", "--teacher-weights",
+         tmp_path / "t" / "teacher.safetensors", "--dataset", "digits", "--out", tmp_path / "f",
+         "--set", "rounds=1", "--set", "kd_steps=2", "--quiet"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0
+    saved = yaml.safe_load((tmp_path / "f" / "config.yaml").read_text())
+    assert saved["teacher"] == "dfkd.models.lenet:lenet5" and saved["rounds"] == 1
 
     code, out, _ = run_cli(["list"], capsys)
     assert code == 0

@@ -55,6 +55,15 @@ def test_wrong_types_are_one_line_errors(layer, msg) -> None:
     assert "\n" not in str(e.value)
 
 
+def test_exponent_floats_without_a_dot_are_floats(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("optimizer:\n  weight_decay: 1e-4\n")
+    cfg = dfkd.resolve_config("kd", "digits", f, ["optimizer.lr=5E-3"])
+    assert cfg.optimizer.weight_decay == 1e-4 and cfg.optimizer.lr == 5e-3
+    with pytest.raises(ConfigError, match="must be float"):
+        build_config({"optimizer": {"lr": "1e-4x"}})
+
+
 def test_ints_are_accepted_as_floats_and_shorthands() -> None:
     cfg = build_config({"optimizer": {"lr": 1}, "source": "real", "plugins": [], "student": "mlp"})
     assert (
@@ -103,3 +112,11 @@ def test_resolved_config_round_trips_through_yaml(tmp_path: Path) -> None:
     f.write_text(cfg.to_yaml())
     assert build_config(load_yaml(f)) == cfg
     assert isinstance(cfg, RunConfig)
+
+
+def test_example_config_is_valid_and_complete() -> None:
+    path = Path(__file__).parents[1] / "configs" / "example.yaml"
+    data = load_yaml(path)
+    cfg = build_config(data)
+    assert set(data) == set(RunConfig().to_dict()) - {"method", "teacher"}
+    assert cfg.optimizer.weight_decay == 5e-4 and cfg.source.args["shift"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,36 @@ def _plugin_component(p: PluginSpec) -> dict[str, Any]:
     if isinstance(p, dict):
         return {"name": p["name"], "args": dict(p.get("args", {}))}
     raise DfkdError(f"plug-in {p!r} must be a name, 'name:key=value' or a dict")
+
+
+@dataclass
+class SaveStudent:
+    """Writes the student's weights and card at the end of a run (picklable, for spawned DDP)."""
+
+    architecture: dict[str, Any]
+    data: Data
+    teacher: str | None
+    method: str
+    command: str
+
+    def __call__(self, module: nn.Module, metrics: dict[str, Any], out_dir: Path) -> None:
+        extra = {
+            "test_accuracy": metrics["student_accuracy"],
+            "teacher": self.teacher,
+            "teacher_accuracy": metrics["teacher_accuracy"],
+            "agreement": metrics["agreement"],
+            "method": self.method,
+            "command": self.command,
+        }
+        save_model(
+            out_dir,
+            "student",
+            module,
+            architecture=self.architecture,
+            data=self.data,
+            role="student",
+            extra=extra,
+        )
 
 
 def distill(
@@ -142,18 +173,7 @@ def distill(
     check_compatible(s_model, {}, data, "student")
     cmd = command or " ".join(shlex.quote(a) for a in sys.argv)
 
-    def save_student(module: nn.Module, metrics: dict[str, Any], out_dir: Path) -> None:
-        extra = {
-            "test_accuracy": metrics["student_accuracy"],
-            "teacher": cfg.teacher,
-            "teacher_accuracy": metrics["teacher_accuracy"],
-            "agreement": metrics["agreement"],
-            "method": cfg.method,
-            "command": cmd,
-        }
-        save_model(
-            out_dir, "student", module, architecture=s_arch, data=data, role="student", extra=extra
-        )
+    save_student = SaveStudent(s_arch, data, cfg.teacher, cfg.method, cmd)
 
     return run(
         cfg,

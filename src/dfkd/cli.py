@@ -222,25 +222,33 @@ def build_parser() -> argparse.ArgumentParser:
     tt.set_defaults(fn=cmd_teacher_train)
 
     dp = sub.add_parser("distill", help="distil a teacher into a student")
-    dp.add_argument("method")
+    dp.add_argument("method", help="registered method (dfkd list methods)")
     dp.add_argument(
         "--teacher", required=True, help="teacher card (.json or folder) or module:factory"
     )
     dp.add_argument(
         "--teacher-weights", default=None, help="safetensors weights for a module:factory teacher"
     )
-    dp.add_argument("--student", default=None, help="registry name or module:factory")
-    dp.add_argument("--dataset", default=None)
-    dp.add_argument("--out", required=True)
+    dp.add_argument(
+        "--student", default=None, help="registry name or module:factory (default lenet5_half)"
+    )
+    dp.add_argument("--dataset", default=None, help="registered dataset (default digits)")
+    dp.add_argument("--out", required=True, help="output folder for this run")
     dp.add_argument("--config", default=None, help="YAML file layered over the method's defaults")
     dp.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
     )
-    dp.add_argument("--plugin", action="append", default=None, metavar="NAME[:k=v,...]")
-    dp.add_argument("--seed", type=int, default=None)
-    dp.add_argument("--data-root", default=None)
-    dp.add_argument("--resume", action="store_true")
-    dp.add_argument("--overwrite", action="store_true")
+    dp.add_argument(
+        "--plugin",
+        action="append",
+        default=None,
+        metavar="NAME[:k=v,...]",
+        help="add a plug-in (repeatable)",
+    )
+    dp.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    dp.add_argument("--data-root", default=None, help="folder holding the dataset files")
+    dp.add_argument("--resume", action="store_true", help="continue the run in --out")
+    dp.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     dp.add_argument(
         "--stop-after",
         type=int,
@@ -248,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ROUNDS",
         help="stop with a checkpoint after this many rounds",
     )
-    dp.add_argument("--quiet", action="store_true")
+    dp.add_argument("--quiet", action="store_true", help="no progress bar")
     dp.set_defaults(fn=cmd_distill)
 
     ep = sub.add_parser("eval", help="test accuracy of a model (and agreement with a teacher)")

@@ -20,7 +20,8 @@ import math
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
 from torch import nn
 from tqdm import tqdm
 
@@ -237,7 +240,7 @@ def run(
     from lightning_fabric import Fabric
 
     out_dir = check_out_dir(out, overwrite=overwrite, resume=resume) if out is not None else None
-    parts = build_parts(cfg)
+    build_parts(cfg)  # every name and combination checked before any output is written
     saved_state = None
     if out_dir is not None and resume:
         saved_cfg = yaml.safe_load((out_dir / "config.yaml").read_text())
@@ -252,7 +255,38 @@ def run(
             saved_state = load_state(out_dir / CHECKPOINT)
 
     fabric = Fabric(**vars(cfg.fabric))
-    fabric.launch()
+    # launch(fn) runs fn once per process (spawn strategies) or directly (single device);
+    # it returns the global-zero process's result.
+    metrics, weights = fabric.launch(
+        _loop,
+        cfg,
+        teacher,
+        student,
+        data,
+        out_dir,
+        saved_state,
+        overwrite or resume,
+        stop_after_rounds,
+        on_finish,
+    )
+    student.load_state_dict(st_load(weights))  # the caller's module holds the trained weights
+    metrics["student"] = student
+    return metrics
+
+
+def _loop(
+    fabric: Any,
+    cfg: RunConfig,
+    teacher: nn.Module,
+    student: nn.Module,
+    data: Data,
+    out_dir: Path | None,
+    saved_state: dict[str, Any] | None,
+    clear_old: bool,
+    stop_after_rounds: int | None,
+    on_finish: Callable[[nn.Module, dict[str, Any], Path], None] | None,
+) -> tuple[dict[str, Any], bytes]:
+    parts = build_parts(cfg)  # built in each process; the caller's copy only validated
     seed_all(cfg.seed)
     teacher = fabric.to_device(_freeze(teacher))
     student_module = student
@@ -269,7 +303,6 @@ def run(
     )
     parts.source.setup(env)
     parts.plugins.setup(env)
-    parts.plugins.to(fabric.device) if hasattr(parts.plugins, "to") else None
     for p in parts.plugins.plugins:
         p.to(fabric.device)
 
@@ -295,11 +328,14 @@ def run(
         round_terms = saved_state["last_terms"]
     elif out_dir is not None and fabric.is_global_zero:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if overwrite or resume:
+        if clear_old:
             clear_run_files(out_dir)
         atomic_write_text(out_dir / "config.yaml", cfg.to_yaml())
 
     total_steps = cfg.rounds * cfg.kd_steps
+    synth_needs_student = bool(parts.plugins) or any(
+        "student" in t.needs for t in parts.synth_terms
+    )
     bar = tqdm(
         total=cfg.rounds,
         initial=start_round,
@@ -321,7 +357,10 @@ def run(
             batch = parts.source.draw()
             with fabric.autocast():
                 t_logits = teacher(batch.x)
-            s_logits = student(batch.x)
+                s_logits = None
+                if synth_needs_student:
+                    with frozen(student_module):
+                        s_logits = student_module(batch.x)
             ctx = StepContext(
                 "synth",
                 batch.x,
@@ -333,6 +372,7 @@ def run(
             )
             loss, values = weighted_sum(parts.synth_terms, ctx, parts.plugins.synth_terms(ctx))
             parts.source.update(loss)
+            values["loss"] = loss
             _accumulate(sums, counts, values, "synth/")
         t1 = time.perf_counter()
 
@@ -439,8 +479,24 @@ def run(
     if out_dir is not None:
         metrics["out"] = str(out_dir)
     metrics["history"] = history
-    metrics["student"] = student_module
-    return metrics
+    # plain bytes cross process boundaries safely (spawned DDP returns rank 0's result)
+    weights = st_save(
+        {k: v.detach().cpu().contiguous() for k, v in student_module.state_dict().items()}
+    )
+    return metrics, weights
+
+
+@contextmanager
+def frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """Temporarily stop gradients to ``model``'s parameters (inputs still receive them)."""
+    flags = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, f in zip(model.parameters(), flags):
+            p.requires_grad_(f)
 
 
 def _freeze(model: nn.Module) -> nn.Module:

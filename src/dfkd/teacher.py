@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from .augment import random_flip, random_shift
 from .cards import architecture_of, save_model
 from .data import Data, load_dataset
 from .errors import ConfigError
@@ -28,23 +29,6 @@ def freeze(model: nn.Module) -> nn.Module:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
-
-
-def random_shift(
-    x: torch.Tensor, max_shift: int, fill: torch.Tensor, gen: torch.Generator
-) -> torch.Tensor:
-    """Translate each image by up to ``max_shift`` pixels, filling with ``fill`` (``1×C×1×1``)."""
-    if max_shift <= 0:
-        return x
-    b, _, h, w = x.shape
-    d = torch.randint(-max_shift, max_shift + 1, (b, 2), generator=gen).float()
-    theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, 0, 2] = 2 * d[:, 0] / w
-    theta[:, 1, 2] = 2 * d[:, 1] / h
-    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
-    fill = fill.to(x.device)
-    return F.grid_sample(x - fill, grid, mode="nearest", align_corners=False) + fill
 
 
 def train_teacher(
@@ -113,8 +97,7 @@ def train_teacher(
             x, y = data.x_train[idx], data.y_train[idx]
             x = random_shift(x, shift, low, gen)
             if flip:
-                mask = torch.rand(len(x), generator=gen) < 0.5
-                x = torch.where(mask.view(-1, 1, 1, 1), x.flip(3), x)
+                x = random_flip(x, gen)
             x, y = fabric.to_device((x, y))
             for g in opt.param_groups:
                 g["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / total))

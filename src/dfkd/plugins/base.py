@@ -25,7 +25,11 @@ from ..sources.base import Batch, Source
 
 class Plugin(nn.Module):
     """Base class; override only the hooks you need. Parameters of a plug-in (an ``nn.Module``)
-    are trained with the student; its ``state_dict`` is checkpointed."""
+    are trained with the student; its ``state_dict`` is checkpointed.
+
+    A plug-in is constructed once to validate the run and again inside each worker process, so
+    its constructor must be cheap and free of side effects; heavy state belongs in ``setup``.
+    """
 
     name: str = "plugin"
 

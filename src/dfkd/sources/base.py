@@ -72,6 +72,8 @@ class Source:
     ``draw()`` returns a differentiable synthetic batch and ``update(loss)`` steps the source's
     own parameters (synthesis phase); ``sample(n)`` returns a batch without gradient (distillation
     phase). ``state_dict`` must capture everything needed to resume identically, RNG included.
+    Under spawned DDP a source is pickled into each worker before ``setup`` runs there: build
+    generators, optimisers and other runtime state in ``setup``, not in ``__init__``.
     """
 
     synthesizes: bool = False

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from ..augment import random_flip, random_shift
 from ..errors import ConfigError
 from .base import Batch, Source, SourceEnv, register_source
 
@@ -16,30 +17,36 @@ class RealData(Source):
 
     Args:
         split: ``"train"`` (default) or ``"test"``.
+        shift: random translation of up to this many pixels (0 = none).
+        flip: random horizontal flips.
     """
 
     has_labels = True
 
-    def __init__(self, split: str = "train") -> None:
+    def __init__(self, split: str = "train", shift: int = 0, flip: bool = False) -> None:
         if split not in ("train", "test"):
             raise ConfigError(f"source 'real': split must be 'train' or 'test', got '{split}'")
+        if shift < 0:
+            raise ConfigError(f"source 'real': shift must be ≥ 0, got {shift}")
         self.split = split
-        self.gen = torch.Generator()
-        self.perm = torch.empty(0, dtype=torch.long)
+        self.shift = int(shift)
+        self.flip = bool(flip)
+        self.perm: torch.Tensor | None = None
         self.pos = 0
 
     def setup(self, env: SourceEnv) -> None:
         self.x = env.data.x_train if self.split == "train" else env.data.x_test
         self.y = env.data.y_train if self.split == "train" else env.data.y_test
+        self.fill = env.data.bounds[0]
         rank = getattr(env.fabric, "global_rank", 0)
-        self.gen.manual_seed(env.seed * 1000 + rank)
+        self.gen = torch.Generator().manual_seed(env.seed * 1000 + rank)
         self.fabric = env.fabric
 
     def sample(self, batch_size: int) -> Batch:
         parts = []
         need = batch_size
         while need > 0:
-            if self.pos >= len(self.perm):
+            if self.perm is None or self.pos >= len(self.perm):
                 self.perm = torch.randperm(len(self.y), generator=self.gen)
                 self.pos = 0
             take = self.perm[self.pos : self.pos + need]
@@ -47,7 +54,10 @@ class RealData(Source):
             need -= len(take)
             parts.append(take)
         idx = torch.cat(parts)
-        x, y = self.fabric.to_device((self.x[idx], self.y[idx]))
+        x = random_shift(self.x[idx], self.shift, self.fill, self.gen)
+        if self.flip:
+            x = random_flip(x, self.gen)
+        x, y = self.fabric.to_device((x, self.y[idx]))
         return Batch(x=x, labels=y)
 
     def state_dict(self) -> dict[str, Any]:
