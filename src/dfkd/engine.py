@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from .config import RunConfig
 from .data import Data
-from .errors import ConfigError, DfkdError
+from .errors import ConfigError, DfkdError, did_you_mean
 from .io import atomic_write_text, load_state, save_state, write_json
 from .losses.terms import TERMS, StepContext
 from .methods import METHODS, Method
@@ -44,6 +44,7 @@ from .metrics import accuracy, agreement, last_k_mean, predict
 from .plugins import PluginSet, build_plugins
 from .runs import check_out_dir, clear_run_files, write_history
 from .sources import Source, SourceEnv, build_source
+from .teacher import freeze
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -123,8 +124,6 @@ def make_optimizer(cfg: RunConfig, params: list[nn.Parameter]) -> torch.optim.Op
         ),
     }
     if o.name not in builders:
-        from .errors import did_you_mean
-
         raise ConfigError(
             f"unknown optimizer '{o.name}'{did_you_mean(o.name, builders)} "
             f"(choose from {sorted(builders)})"
@@ -165,8 +164,6 @@ def build_parts(cfg: RunConfig) -> RunParts:
     """Resolve every name in ``cfg`` and check that the parts fit together, before any work."""
     method = METHODS.get(cfg.method)
     if cfg.optimizer.schedule not in SCHEDULES:
-        from .errors import did_you_mean
-
         raise ConfigError(
             f"unknown schedule '{cfg.optimizer.schedule}'"
             f"{did_you_mean(cfg.optimizer.schedule, SCHEDULES)}"
@@ -288,7 +285,7 @@ def _loop(
 ) -> tuple[dict[str, Any], bytes]:
     parts = build_parts(cfg)  # built in each process; the caller's copy only validated
     seed_all(cfg.seed)
-    teacher = fabric.to_device(_freeze(teacher))
+    teacher = fabric.to_device(freeze(teacher))
     student_module = student
     params = list(student.parameters()) + parts.plugins.parameters()
     optimizer = make_optimizer(cfg, params)
@@ -497,13 +494,6 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for p, f in zip(model.parameters(), flags):
             p.requires_grad_(f)
-
-
-def _freeze(model: nn.Module) -> nn.Module:
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
 
 
 def _accumulate(

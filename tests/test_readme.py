@@ -1,0 +1,46 @@
+"""The README's code examples run as written (on digits, shortened)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from dfkd.losses import TERMS
+from dfkd.plugins import PLUGINS
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_readme_first_lines_are_the_two_setup_commands() -> None:
+    text = README.read_text()
+    first_block = re.search(r"```bash\n(.*?)```", text, flags=re.S).group(1).strip().splitlines()
+    assert [line.split("#")[0].strip() for line in first_block] == ["make demo", "make test"]
+    ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
+    assert "make test" in ci
+
+
+def test_readme_extension_example_runs(teacher_dir: Path) -> None:
+    (block,) = [b for b in _python_blocks() if "register_plugin" in b]
+    code = block.replace('"runs/t-mnist"', repr(str(teacher_dir))).replace('"mnist10k"', '"digits"')
+    code = code.replace("overrides=[", 'overrides=["rounds=2", "kd_steps=3", ')
+    code = code.replace("plugins=[", "progress=False, plugins=[")
+    try:
+        exec(compile(code, "README.md", "exec"), {})
+    finally:
+        TERMS.unregister("logit_norm")
+        PLUGINS.unregister("keep_confident")
+
+
+@pytest.mark.parametrize("pattern", [r"dfkd\.(\w+)\("])
+def test_readme_python_api_names_exist(pattern: str) -> None:
+    import dfkd
+
+    for block in _python_blocks():
+        for name in re.findall(pattern, block):
+            assert hasattr(dfkd, name), name
