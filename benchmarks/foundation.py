@@ -101,7 +101,8 @@ def main() -> None:
         "",
         f"Command: `{cmd}` (torch {meta['torch']}, {meta['threads']} threads, {meta['machine']}).",
         "Final test-split evaluation, no checkpoint selection. Teachers: seed 0. "
-        f"KD into the student: {n} seeds ({', '.join(map(str, args.seeds))}), default `kd` method and dataset preset.",
+        f"KD into the student: {n} seeds ({', '.join(map(str, args.seeds))}), "
+        "default `kd` method and dataset preset.",
         "",
         "| dataset | teacher | teacher acc | teacher train s | student | KD acc mean ± std "
         "| KD acc min | gap mean / worst (points) | agreement mean | KD steps | KD s (mean) |",

@@ -58,8 +58,11 @@ def test_wrong_types_are_one_line_errors(layer, msg) -> None:
 def test_exponent_floats_without_a_dot_are_floats(tmp_path: Path) -> None:
     f = tmp_path / "c.yaml"
     f.write_text("optimizer:\n  weight_decay: 1e-4\n")
-    cfg = dfkd.resolve_config("kd", "digits", f, ["optimizer.lr=5E-3"])
+    cfg = dfkd.resolve_config(
+        "kd", "digits", f, ["optimizer.lr=5E-3", "distill_terms.ce.weight=1e-2"]
+    )
     assert cfg.optimizer.weight_decay == 1e-4 and cfg.optimizer.lr == 5e-3
+    assert cfg.distill_terms["ce"]["weight"] == 1e-2
     with pytest.raises(ConfigError, match="must be float"):
         build_config({"optimizer": {"lr": "1e-4x"}})
 

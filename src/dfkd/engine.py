@@ -28,13 +28,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 from tqdm import tqdm
 
-from .config import RunConfig
+from .config import RunConfig, safe_load
 from .data import Data
 from .errors import ConfigError, DfkdError, did_you_mean
 from .io import atomic_write_text, load_state, save_state, write_json
@@ -240,7 +239,7 @@ def run(
     build_parts(cfg)  # every name and combination checked before any output is written
     saved_state = None
     if out_dir is not None and resume:
-        saved_cfg = yaml.safe_load((out_dir / "config.yaml").read_text())
+        saved_cfg = safe_load((out_dir / "config.yaml").read_text())
         now = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
         was = {k: v for k, v in (saved_cfg or {}).items() if k != "progress"}
         d = _diff(was, now)

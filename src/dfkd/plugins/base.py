@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 
+from ..config import safe_load
 from ..errors import ConfigError
 from ..losses.terms import StepContext
 from ..registry import Registry
@@ -72,7 +72,7 @@ def parse_plugin_spec(spec: str) -> dict[str, Any]:
         k, sep, v = item.partition("=")
         if not sep:
             raise ConfigError(f"plug-in option '{item}' in '{spec}' must look like key=value")
-        args[k.strip()] = yaml.safe_load(v)
+        args[k.strip()] = safe_load(v)
     return {"name": name.strip(), "args": args}
 
 
