@@ -29,7 +29,7 @@ demo: install data-if-possible        ## main job: teacher on sklearn digits →
 	$(BIN)/dfkd demo
 
 test: install data                    ## the test suite (CPU, a few minutes)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest
 
 lint:
 	$(BIN)/ruff check src tests benchmarks
