@@ -341,3 +341,19 @@ def test_output_folder_conflict(
     )
     assert code == 2 and "nothing to resume" in err
     assert _snapshot(existing_run) == before
+
+
+def test_stats_collect_cli(tmp_path: Path, teacher_dir: Path, capsys) -> None:
+    from dfkd.stats import TeacherStats
+
+    out = tmp_path / "stats.safetensors"
+    args = ["stats", "collect", "--teacher", teacher_dir, "--dataset", "digits", "--out", out]
+    code, text, _ = run_cli([*args, "--max-samples", "200"], capsys)
+    assert code == 0 and "layer features.0" in text
+    st = TeacherStats.load(out)
+    assert st.meta["samples"] == 200 and "features.0" in st.spectrum
+    before = out.read_bytes()
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and "already exists" in err and out.read_bytes() == before
+    code, _, err = run_cli([*args, "--overwrite", "--layers", "features.9"], capsys)
+    assert code == 2 and "has no layer 'features.9'" in err and out.read_bytes() == before

@@ -123,3 +123,8 @@ def test_example_config_is_valid_and_complete() -> None:
     cfg = build_config(data)
     assert set(data) == set(RunConfig().to_dict()) - {"method", "teacher"}
     assert cfg.optimizer.weight_decay == 5e-4 and cfg.source.args["shift"] == 0
+
+
+def test_api_dict_config_accepts_shorthands() -> None:
+    cfg = dfkd.resolve_config(config={"method": "kd", "data": "mnist10k", "source": "real"})
+    assert cfg.data.name == "mnist10k" and cfg.kd_steps == 63  # the mnist10k preset applied

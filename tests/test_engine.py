@@ -16,6 +16,13 @@ from dfkd.losses import TERMS, StepContext, l1_logits
 from dfkd.plugins import PLUGINS, Plugin
 from dfkd.sources import SOURCES, Batch, Source, SourceEnv
 
+
+def run_kd(teacher: Path, **kwargs: Any) -> dict[str, Any]:
+    """Classical KD of ``teacher`` into lenet5_half on digits, without a progress bar."""
+    kwargs.setdefault("progress", False)
+    return dfkd.distill(teacher, "lenet5_half", "kd", "digits", **kwargs)
+
+
 FAST = ["rounds=6", "kd_steps=4", "batch_size=32", "eval_every=2", "checkpoint_every=2"]
 
 
@@ -34,34 +41,22 @@ def _same_run(a: Path, b: Path) -> None:
 
 
 def test_kd_resume_matches_unbroken_run(tmp_path: Path, teacher_dir: Path) -> None:
-    full = dfkd.distill(
+    full = run_kd(
         teacher_dir,
-        "lenet5_half",
-        "kd",
-        "digits",
         out=tmp_path / "full",
         overrides=FAST,
-        progress=False,
     )
-    part = dfkd.distill(
+    part = run_kd(
         teacher_dir,
-        "lenet5_half",
-        "kd",
-        "digits",
         out=tmp_path / "part",
         overrides=FAST,
-        progress=False,
         stop_after_rounds=3,
     )
     assert not part["completed"] and not (tmp_path / "part" / "metrics.json").exists()
-    done = dfkd.distill(
+    done = run_kd(
         teacher_dir,
-        "lenet5_half",
-        "kd",
-        "digits",
         out=tmp_path / "part",
         overrides=FAST,
-        progress=False,
         resume=True,
     )
     assert done["completed"] and done["steps"] == full["steps"] == 24
@@ -140,35 +135,23 @@ SYNTH = [
 def test_synthesis_phase_runs_and_resumes(
     tmp_path: Path, teacher_dir: Path, synth_parts: None
 ) -> None:
-    full = dfkd.distill(
+    full = run_kd(
         teacher_dir,
-        "lenet5_half",
-        "kd",
-        "digits",
         out=tmp_path / "a",
         overrides=SYNTH,
-        progress=False,
     )
     assert full["synthesis_s"] > 0 and "synth/test_neg_l1" in full["loss_terms"]
     assert "kd_l1" in full["loss_terms"] and "ce" not in full["loss_terms"]
-    dfkd.distill(
+    run_kd(
         teacher_dir,
-        "lenet5_half",
-        "kd",
-        "digits",
         out=tmp_path / "b",
         overrides=SYNTH,
-        progress=False,
         stop_after_rounds=1,
     )
-    dfkd.distill(
+    run_kd(
         teacher_dir,
-        "lenet5_half",
-        "kd",
-        "digits",
         out=tmp_path / "b",
         overrides=SYNTH,
-        progress=False,
         resume=True,
     )
     _same_run(tmp_path / "a", tmp_path / "b")
@@ -231,15 +214,11 @@ def probe_plugins() -> Iterator[list[Probe]]:
 def test_plugin_hooks_are_called_and_their_values_used(
     tmp_path: Path, teacher_dir: Path, probe_plugins
 ) -> None:
-    m = dfkd.distill(
+    m = run_kd(
         teacher_dir,
-        "lenet5_half",
-        "kd",
-        "digits",
         out=tmp_path / "p",
         overrides=FAST,
         plugins=["test_probe:factor=0.5"],
-        progress=False,
     )
     probe = probe_plugins[-1]  # the instance the loop built (an earlier one only validated)
     assert probe.calls == {"select": 24, "adjust": 24, "terms": 24, "round_end": 6}
@@ -254,30 +233,20 @@ def test_plugin_that_does_not_fit_fails_before_any_output(
     with pytest.raises(
         ConfigError, match="plug-in 'test_picky' does not fit method 'kd': needs a generator"
     ):
-        dfkd.distill(
+        run_kd(
             teacher_dir,
-            "lenet5_half",
-            "kd",
-            "digits",
             out=tmp_path / "x",
             overrides=FAST,
             plugins=["test_picky"],
-            progress=False,
         )
     assert not (tmp_path / "x").exists()
     with pytest.raises(ConfigError, match="takes no option 'bogus'"):
-        dfkd.distill(
+        run_kd(
             teacher_dir,
-            "lenet5_half",
-            "kd",
-            "digits",
             plugins=["test_probe:bogus=1"],
-            progress=False,
         )
     with pytest.raises(ConfigError, match="unknown plugin 'test_prob'; did you mean 'test_probe'"):
-        dfkd.distill(
-            teacher_dir, "lenet5_half", "kd", "digits", plugins=["test_prob"], progress=False
-        )
+        run_kd(teacher_dir, plugins=["test_prob"])
 
 
 @pytest.mark.parametrize(
@@ -294,37 +263,25 @@ def test_plugin_that_does_not_fit_fails_before_any_output(
 )
 def test_parts_that_do_not_fit_are_refused_up_front(teacher_dir: Path, overrides, msg) -> None:
     with pytest.raises(ConfigError, match=msg):
-        dfkd.distill(
-            teacher_dir, "lenet5_half", "kd", "digits", overrides=overrides, progress=False
-        )
+        run_kd(teacher_dir, overrides=overrides)
 
 
 def test_term_needing_labels_on_unlabelled_source(teacher_dir: Path, synth_parts: None) -> None:
     with pytest.raises(ConfigError, match="term 'ce' needs labels"):
-        dfkd.distill(
+        run_kd(
             teacher_dir,
-            "lenet5_half",
-            "kd",
-            "digits",
-            progress=False,
             overrides=["source.name=test_pixels", "g_steps=1", "synth_terms={test_neg_l1: {}}"],
         )
     with pytest.raises(ConfigError, match="is a synth term"):
-        dfkd.distill(
+        run_kd(
             teacher_dir,
-            "lenet5_half",
-            "kd",
-            "digits",
-            progress=False,
             overrides=["distill_terms={test_neg_l1: {}}"],
         )
 
 
 def test_outputs_and_refusal_to_clobber(tmp_path: Path, teacher_dir: Path) -> None:
     out = tmp_path / "run"
-    m = dfkd.distill(
-        teacher_dir, "lenet5_half", "kd", "digits", out=out, overrides=FAST, progress=False
-    )
+    m = run_kd(teacher_dir, out=out, overrides=FAST)
     for f in (
         "config.yaml",
         "metrics.json",
@@ -357,35 +314,25 @@ def test_outputs_and_refusal_to_clobber(tmp_path: Path, teacher_dir: Path) -> No
     assert float(last[2]) == pytest.approx(metrics["student_accuracy"], abs=1e-5)
 
     with pytest.raises(DfkdError, match="already holds a run"):
-        dfkd.distill(
-            teacher_dir, "lenet5_half", "kd", "digits", out=out, overrides=FAST, progress=False
-        )
+        run_kd(teacher_dir, out=out, overrides=FAST)
     with pytest.raises(ConfigError, match="unknown model 'lenet6'"):
         dfkd.distill(teacher_dir, "lenet6", "kd", "digits", out=out, overrides=FAST, overwrite=True)
     assert (out / "metrics.json").read_text() == saved  # bad input destroyed nothing
     with pytest.raises(DfkdError, match="config differs at 'seed'"):
-        dfkd.distill(
-            teacher_dir, "lenet5_half", "kd", "digits", out=out, overrides=FAST, seed=1, resume=True
-        )
-    dfkd.distill(
+        run_kd(teacher_dir, out=out, overrides=FAST, seed=1, resume=True)
+    run_kd(
         teacher_dir,
-        "lenet5_half",
-        "kd",
-        "digits",
         out=out,
         overrides=FAST,
         seed=1,
         overwrite=True,
-        progress=False,
     )
     assert "seed: 1" in (out / "config.yaml").read_text()
 
 
 def test_student_card_reloads_and_evaluates(tmp_path: Path, teacher_dir: Path) -> None:
     out = tmp_path / "run"
-    m = dfkd.distill(
-        teacher_dir, "lenet5_half", "kd", "digits", out=out, overrides=FAST, progress=False
-    )
+    m = run_kd(teacher_dir, out=out, overrides=FAST)
     r = dfkd.evaluate(out / "student.json", "digits", teacher=teacher_dir)
     assert r["accuracy"] == pytest.approx(m["student_accuracy"])
     assert r["agreement"] == pytest.approx(m["agreement"])
@@ -394,5 +341,5 @@ def test_student_card_reloads_and_evaluates(tmp_path: Path, teacher_dir: Path) -
 def test_python_modules_as_teacher_and_student(teacher_dir: Path) -> None:
     teacher, _ = dfkd.load_model(teacher_dir)
     student = dfkd.create_model("mlp", num_classes=10, in_channels=1, image_size=8, hidden=(32,))
-    m = dfkd.distill(teacher, student, "kd", "digits", overrides=FAST, progress=False)
+    m = dfkd.distill(teacher, student, "kd", "digits", overrides=FAST)
     assert m["student"] is student and m["student_accuracy"] > 0.5

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import distill, evaluate, list_datasets, list_methods, list_plugins, resolve_config
+from .api import (
+    collect_teacher_stats,
+    distill,
+    evaluate,
+    list_datasets,
+    list_methods,
+    list_plugins,
+    resolve_config,
+)
 from .cards import load_model, save_model
 from .config import RunConfig
 from .data import Data, load_dataset, register_dataset
@@ -22,6 +30,7 @@ from .methods import Method, register_method
 from .models import create_generator, create_model, list_models, register_model
 from .plugins import Plugin, register_plugin
 from .sources import Batch, Source, register_source
+from .stats import TeacherStats
 from .teacher import train_teacher
 
 __all__ = [
@@ -33,7 +42,9 @@ __all__ = [
     "Plugin",
     "RunConfig",
     "Source",
+    "TeacherStats",
     "__version__",
+    "collect_teacher_stats",
     "create_generator",
     "create_model",
     "distill",

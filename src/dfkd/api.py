@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shlex
 import sys
 from collections.abc import Sequence
@@ -12,7 +13,14 @@ from typing import Any
 from torch import nn
 
 from .cards import architecture_of, check_compatible, load_model, load_weights, save_model
-from .config import Component, RunConfig, build_config, load_yaml, parse_overrides
+from .config import (
+    Component,
+    RunConfig,
+    build_config,
+    load_yaml,
+    normalize_components,
+    parse_overrides,
+)
 from .data import DATASETS, Data, load_dataset
 from .engine import run, seed_all
 from .errors import DfkdError
@@ -23,6 +31,7 @@ from .models import MODELS, create_model, is_factory_string
 from .plugins import PLUGINS, parse_plugin_spec
 from .runs import check_out_dir
 from .sources import SOURCES
+from .stats import TeacherStats, collect_stats
 
 PluginSpec = str | dict[str, Any] | Component
 
@@ -36,7 +45,10 @@ def resolve_config(
 ) -> RunConfig:
     """Build the run config: method defaults → dataset preset → ``config`` → ``overrides`` →
     explicit values (``None`` values are ignored)."""
-    user = load_yaml(config) if isinstance(config, (str, Path)) else dict(config or {})
+    if isinstance(config, (str, Path)):
+        user = load_yaml(config)
+    else:
+        user = normalize_components(copy.deepcopy(dict(config or {})))
     over = parse_overrides(list(overrides))
     top = {k: v for k, v in explicit.items() if v is not None}
     if method is not None:
@@ -216,6 +228,32 @@ def evaluate(
     return res
 
 
+def collect_teacher_stats(
+    teacher: str | Path | nn.Module,
+    dataset: str | Data = "digits",
+    layers: Sequence[str] | None = None,
+    out: str | Path | None = None,
+    *,
+    teacher_weights: str | Path | None = None,
+    data_root: str | None = None,
+    split: str = "train",
+    max_samples: int | None = None,
+    overwrite: bool = False,
+) -> TeacherStats:
+    """Collect a teacher's per-layer feature statistics on real data (what a data owner ships
+    beside a teacher without BatchNorm) and, with ``out``, save them as safetensors."""
+    if out is not None and Path(out).exists() and not overwrite:
+        raise DfkdError(f"'{out}' already exists; pass --overwrite to replace it")
+    data = dataset if isinstance(dataset, Data) else load_dataset(dataset, data_root)
+    model, card = load_model(teacher, data, teacher_weights)
+    check_compatible(model, card, data, "teacher")
+    stats = collect_stats(model, data, layers, split=split, max_samples=max_samples)
+    stats.meta["teacher"] = str(teacher) if not isinstance(teacher, nn.Module) else None
+    if out is not None:
+        stats.save(out)
+    return stats
+
+
 def list_methods(pattern: str = "*") -> list[str]:
     """Registered method names."""
     return METHODS.names(pattern)
@@ -241,6 +279,7 @@ REGISTRIES = {
 }
 
 __all__ = [
+    "collect_teacher_stats",
     "distill",
     "evaluate",
     "is_factory_string",

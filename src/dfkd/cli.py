@@ -122,6 +122,33 @@ def cmd_distill(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats_collect(a: argparse.Namespace) -> int:
+    from .api import collect_teacher_stats
+
+    st = collect_teacher_stats(
+        a.teacher,
+        a.dataset,
+        a.layers,
+        a.out,
+        teacher_weights=a.teacher_weights,
+        data_root=a.data_root,
+        split=a.split,
+        max_samples=a.max_samples,
+        overwrite=a.overwrite,
+    )
+    rows = [("dataset", f"{a.dataset} ({a.split}, {st.meta['samples']} samples)")]
+    rows += [
+        (
+            f"layer {n}",
+            f"{st.mean[n].numel()} channels" + (", spectrum" if n in st.spectrum else ""),
+        )
+        for n in st.layers
+    ]
+    rows.append(("statistics file", str(a.out)))
+    print_table(rows)
+    return 0
+
+
 def cmd_eval(a: argparse.Namespace) -> int:
     from .api import evaluate
 
@@ -258,6 +285,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dp.add_argument("--quiet", action="store_true", help="no progress bar")
     dp.set_defaults(fn=cmd_distill)
+
+    stp = sub.add_parser("stats", help="teacher feature statistics").add_subparsers(
+        dest="stats_cmd", required=True
+    )
+    sc = stp.add_parser("collect", help="collect per-layer statistics on real data (data owner)")
+    sc.add_argument(
+        "--teacher", required=True, help="teacher card (.json or folder) or module:factory"
+    )
+    sc.add_argument("--teacher-weights", default=None)
+    sc.add_argument("--dataset", required=True)
+    sc.add_argument(
+        "--layers", nargs="+", default=None, help="module paths (default: every conv/linear)"
+    )
+    sc.add_argument("--out", required=True, help="statistics file to write (.safetensors)")
+    sc.add_argument("--split", default="train", choices=["train", "test"])
+    sc.add_argument("--max-samples", type=int, default=None)
+    sc.add_argument("--data-root", default=None)
+    sc.add_argument("--overwrite", action="store_true")
+    sc.set_defaults(fn=cmd_stats_collect)
 
     ep = sub.add_parser("eval", help="test accuracy of a model (and agreement with a teacher)")
     ep.add_argument("--model", required=True, help="model card (.json or folder) or module:factory")

@@ -220,7 +220,7 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
     return cls(**kwargs)
 
 
-def _normalize_components(d: dict[str, Any]) -> dict[str, Any]:
+def normalize_components(d: dict[str, Any]) -> dict[str, Any]:
     """Allow ``source: real`` and ``plugins: [name, ...]`` as shorthand for ``{name: ...}``."""
     if isinstance(d.get("source"), str):
         d["source"] = {"name": d["source"], "args": {}}
@@ -262,7 +262,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file '{p}' must hold a mapping, got {type(data).__name__}")
-    return _normalize_components(data)
+    return normalize_components(data)
 
 
 def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -283,7 +283,7 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
             if not isinstance(node, dict):
                 raise ConfigError(f"override '{item}' conflicts with another override")
         node[parts[-1]] = value
-    return _normalize_components(out)
+    return normalize_components(out)
 
 
 _NAMED = {"source": Component, "student": ModelConfig, "data": DataConfig}
@@ -292,7 +292,7 @@ _NAMED = {"source": Component, "student": ModelConfig, "data": DataConfig}
 def merge_layer(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
     """Deep-merge one config layer; a layer that renames a component (``source``, ``student``,
     ``data``) replaces it, so the old component's arguments do not leak into the new one."""
-    layer = _normalize_components(copy.deepcopy(layer))
+    layer = normalize_components(copy.deepcopy(layer))
     base = copy.deepcopy(base)
     for key, cls in _NAMED.items():
         new = layer.get(key)

@@ -43,6 +43,7 @@ from .metrics import accuracy, agreement, last_k_mean, predict
 from .plugins import PluginSet, build_plugins
 from .runs import check_out_dir, clear_run_files, write_history
 from .sources import Source, SourceEnv, build_source
+from .taps import Taps, bn_layers, last_linear
 from .teacher import freeze
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -186,6 +187,42 @@ def build_parts(cfg: RunConfig) -> RunParts:
     return RunParts(method, source, plugins, synth, distill)
 
 
+TEACHER_NEEDS = ("teacher_bn", "teacher_features")
+
+
+class _TeacherTaps(Taps):
+    def as_context(self) -> dict[str, Any]:
+        feats = next(iter(self.inputs.values()), None)
+        return {"bn": self.bn, "bn_refs": self.bn_refs, "features": feats}
+
+
+@contextmanager
+def teacher_taps(teacher: nn.Module, needs: set[str]) -> Iterator[_TeacherTaps | None]:
+    """Tap the teacher's forward for what the terms need (nothing, when they need nothing)."""
+    if not needs.intersection(TEACHER_NEEDS):
+        yield None
+        return
+    inputs = [last_linear(teacher)] if "teacher_features" in needs else []
+    with _TeacherTaps(teacher, bn="teacher_bn" in needs, inputs=inputs) as taps:
+        yield taps
+
+
+def check_teacher(parts: RunParts, teacher: nn.Module) -> None:
+    """Refuse, before any work, terms that need what this teacher does not have."""
+    for t in parts.synth_terms:
+        if "teacher_bn" in t.needs and not bn_layers(teacher):
+            raise ConfigError(
+                f"term '{t.name}' matches BatchNorm statistics but the teacher has no BatchNorm; "
+                "collect a statistics file with `dfkd stats collect` and use it, or use a method "
+                "that needs no statistics"
+            )
+        if "teacher_features" in t.needs and last_linear(teacher) is None:
+            raise ConfigError(
+                f"term '{t.name}' needs the teacher's penultimate features, but the teacher "
+                "has no nn.Linear layer"
+            )
+
+
 def _unwrap(m: nn.Module) -> nn.Module:
     return m.module if hasattr(m, "module") and isinstance(m.module, nn.Module) else m
 
@@ -236,7 +273,7 @@ def run(
     from lightning_fabric import Fabric
 
     out_dir = check_out_dir(out, overwrite=overwrite, resume=resume) if out is not None else None
-    build_parts(cfg)  # every name and combination checked before any output is written
+    check_teacher(build_parts(cfg), teacher)  # every check runs before any output is written
     saved_state = None
     if out_dir is not None and resume:
         saved_cfg = safe_load((out_dir / "config.yaml").read_text())
@@ -329,9 +366,8 @@ def _loop(
         atomic_write_text(out_dir / "config.yaml", cfg.to_yaml())
 
     total_steps = cfg.rounds * cfg.kd_steps
-    synth_needs_student = bool(parts.plugins) or any(
-        "student" in t.needs for t in parts.synth_terms
-    )
+    synth_needs = {n for t in parts.synth_terms for n in t.needs}
+    synth_needs_student = bool(parts.plugins) or "student" in synth_needs
     bar = tqdm(
         total=cfg.rounds,
         initial=start_round,
@@ -351,7 +387,7 @@ def _loop(
         student.eval()
         for _ in range(cfg.g_steps):
             batch = parts.source.draw()
-            with fabric.autocast():
+            with fabric.autocast(), teacher_taps(teacher, synth_needs) as taps:
                 t_logits = teacher(batch.x)
                 s_logits = None
                 if synth_needs_student:
@@ -364,6 +400,7 @@ def _loop(
                 s_logits,
                 batch.labels,
                 batch.weight,
+                taps=taps.as_context() if taps else {},
                 extras=batch.extras,
             )
             loss, values = weighted_sum(parts.synth_terms, ctx, parts.plugins.synth_terms(ctx))

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from .bank import MemoryBank
 from .base import SOURCES, Batch, Source, SourceEnv, build_source, register_source
+from .generator import GeneratorSource
+from .pixels import PixelInversion
 from .real import RealData
 
-__all__ = ["SOURCES", "Batch", "RealData", "Source", "SourceEnv", "build_source", "register_source"]
+__all__ = [
+    "SOURCES",
+    "Batch",
+    "GeneratorSource",
+    "MemoryBank",
+    "PixelInversion",
+    "RealData",
+    "Source",
+    "SourceEnv",
+    "build_source",
+    "register_source",
+]

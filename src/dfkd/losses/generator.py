@@ -1,0 +1,45 @@
+"""Generator-side terms of DAFL, DFQ, DFAD and DeepInversion/ADI, as pure functions."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .kd import js_div, kl_div, l1_logits
+
+
+def one_hot_loss(teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the teacher against its own argmax (DAFL's ``L_oh``, the class prior)."""
+    return F.cross_entropy(teacher_logits, teacher_logits.argmax(1))
+
+
+def activation_loss(features: torch.Tensor) -> torch.Tensor:
+    """Negative mean absolute activation (DAFL's ``L_a``): rewards strongly activated features."""
+    return -features.abs().mean()
+
+
+def information_entropy_loss(teacher_logits: torch.Tensor) -> torch.Tensor:
+    """``Σ_c p̄_c log p̄_c`` with ``p̄`` the batch-mean teacher softmax (DAFL's ``L_ie``; minimal
+    when the batch is balanced over classes)."""
+    p = F.softmax(teacher_logits, dim=1).mean(0)
+    return (p * p.clamp_min(1e-12).log()).sum()
+
+
+def adversarial_loss(
+    student: torch.Tensor, teacher: torch.Tensor, criterion: str = "l1", T: float = 1.0
+) -> torch.Tensor:
+    """Negative student–teacher discrepancy: the generator maximises what the student minimises.
+    ``criterion`` is ``"l1"`` (DFAD), ``"kl"`` (ZSKT / DFQ) or ``"js"``."""
+    if criterion == "l1":
+        return -l1_logits(student, teacher)
+    if criterion == "kl":
+        return -kl_div(student, teacher, T)
+    if criterion == "js":
+        return -js_div(student, teacher, T)
+    raise ValueError(f"adversarial_loss: criterion must be l1, kl or js, got '{criterion}'")
+
+
+def competition_loss(student: torch.Tensor, teacher: torch.Tensor, T: float = 3.0) -> torch.Tensor:
+    """ADI competition: ``1 − JS(student, teacher)`` clamped to ``[0, 1]``; minimising it looks for
+    inputs where the two disagree (Adaptive DeepInversion, T = 3)."""
+    return 1.0 - js_div(student, teacher, T).clamp(0.0, 1.0)

@@ -1,0 +1,82 @@
+"""Named synthesis terms (and the logit criteria as adversarial terms) for the loop.
+
+``needs`` tells the loop what to capture: ``student`` (student logits on the synthetic batch),
+``teacher_bn`` (batch statistics at every teacher BatchNorm layer, with the running statistics),
+``teacher_features`` (the input of the teacher's last linear layer).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import DfkdError
+from .bn import bn_stat_loss
+from .generator import (
+    activation_loss,
+    adversarial_loss,
+    competition_loss,
+    information_entropy_loss,
+    one_hot_loss,
+)
+from .priors import l2_prior, total_variation
+from .terms import StepContext, register_term
+
+
+@register_term("one_hot", phase="synth")
+def one_hot_term(ctx: StepContext) -> torch.Tensor:
+    """Teacher cross-entropy against its own argmax (class prior of DAFL / DFQ)."""
+    return one_hot_loss(ctx.teacher_logits)
+
+
+@register_term("info_entropy", phase="synth")
+def info_entropy_term(ctx: StepContext) -> torch.Tensor:
+    """Σ p̄ log p̄ of the batch-mean teacher softmax (class balance, DAFL / DFQ)."""
+    return information_entropy_loss(ctx.teacher_logits)
+
+
+@register_term("activation", phase="synth", needs=("teacher_features",))
+def activation_term(ctx: StepContext) -> torch.Tensor:
+    """Negative mean |feature| of the teacher's penultimate layer (DAFL)."""
+    return activation_loss(ctx.taps["features"])
+
+
+@register_term("adversarial", phase="synth", needs=("student",))
+def adversarial_term(ctx: StepContext, criterion: str = "l1", T: float = 1.0) -> torch.Tensor:
+    """Negative student–teacher discrepancy (l1: DFAD; kl: ZSKT/DFQ; js)."""
+    if ctx.student_logits is None:
+        raise DfkdError("term 'adversarial' needs student logits")
+    return adversarial_loss(ctx.student_logits, ctx.teacher_logits, criterion, T)
+
+
+@register_term("competition", phase="synth", needs=("student",))
+def competition_term(ctx: StepContext, T: float = 3.0) -> torch.Tensor:
+    """ADI competition 1 − JS(student, teacher) (Adaptive DeepInversion)."""
+    if ctx.student_logits is None:
+        raise DfkdError("term 'competition' needs student logits")
+    return competition_loss(ctx.student_logits, ctx.teacher_logits, T)
+
+
+@register_term("tv", phase="synth")
+def tv_term(ctx: StepContext, p: int = 2) -> torch.Tensor:
+    """Total variation of the synthetic batch (p = 1 or 2)."""
+    return total_variation(ctx.x, p)
+
+
+@register_term("l2", phase="synth")
+def l2_term(ctx: StepContext) -> torch.Tensor:
+    """Mean Euclidean norm of the synthetic images."""
+    return l2_prior(ctx.x)
+
+
+@register_term("bn_stats", phase="synth", needs=("teacher_bn",))
+def bn_stats_term(
+    ctx: StepContext, first_multiplier: float = 1.0, kind: str = "l2"
+) -> torch.Tensor:
+    """Batch statistics at every teacher BatchNorm layer against its running statistics."""
+    bn, refs = ctx.taps.get("bn"), ctx.taps.get("bn_refs")
+    if not bn:
+        raise DfkdError(
+            "term 'bn_stats' needs a teacher with BatchNorm layers; for a teacher "
+            "without BatchNorm use a statistics file (dfkd stats collect)"
+        )
+    return bn_stat_loss(list(bn.values()), list(refs.values()), first_multiplier, kind)

@@ -1,0 +1,94 @@
+"""A generator network as the source: noise → images, trained by the synthesis terms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..models import create_generator
+from .bank import MemoryBank
+from .base import Batch, Source, SourceEnv, register_source
+
+
+@register_source("generator")
+class GeneratorSource(Source):
+    """Samples ``G(z)``, ``z ~ N(0, I)``; ``update`` steps G with Adam.
+
+    Args:
+        model: registered generator (``light_generator`` for CPUs, ``dafl_generator``).
+        nz: noise dimension.
+        lr: Adam learning rate of the generator.
+        betas: Adam betas (DCGAN-style ``(0.5, 0.999)`` by default).
+        bank: capacity of a memory bank that keeps every synthesis batch; distillation then
+            replays from it. 0 (default) draws fresh samples from G for every student step.
+        synth_batch_size: samples per synthesis step (default: the run's batch size).
+    """
+
+    synthesizes = True
+
+    def __init__(
+        self,
+        model: str = "light_generator",
+        nz: int = 64,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.5, 0.999),
+        bank: int = 0,
+        synth_batch_size: int | None = None,
+    ) -> None:
+        self.model_name, self.nz, self.lr, self.betas = model, nz, lr, tuple(betas)
+        self.bank_capacity, self.synth_batch_size = bank, synth_batch_size
+
+    def setup(self, env: SourceEnv) -> None:
+        rank = getattr(env.fabric, "global_rank", 0)
+        self.gen = torch.Generator().manual_seed(env.seed * 1000 + 17 + rank)
+        c, h, _ = env.data.input_shape
+        with torch.random.fork_rng(devices=[]):  # reproducible weights; global RNG untouched
+            torch.manual_seed(env.seed + 17)
+            net = create_generator(self.model_name, nz=self.nz, out_channels=c, image_size=h)
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr, betas=self.betas)
+        self.net, self.opt = env.fabric.setup(net, opt)
+        self.fabric = env.fabric
+        self.batch_size = self.synth_batch_size or env.batch_size
+        self.bank = MemoryBank(self.bank_capacity) if self.bank_capacity else None
+
+    def _z(self, n: int) -> torch.Tensor:
+        return self.fabric.to_device(torch.randn(n, self.nz, generator=self.gen))
+
+    def draw(self) -> Batch:
+        self.net.train()
+        z = self._z(self.batch_size)
+        x = self.net(z)
+        self._drawn = x.detach()
+        return Batch(x=x, extras={"z": z})
+
+    def update(self, loss: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        self.fabric.backward(loss)
+        self.opt.step()
+        if self.bank is not None:
+            self.bank.add(self._drawn)
+
+    @torch.no_grad()
+    def sample(self, batch_size: int) -> Batch:
+        self.net.train()
+        if self.bank is not None:
+            if len(self.bank) == 0:
+                self.bank.add(self.net(self._z(batch_size)))
+            return Batch(x=self.fabric.to_device(self.bank.sample(batch_size, self.gen)))
+        return Batch(x=self.net(self._z(batch_size)))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "net": self.net.state_dict(),
+            "opt": self.opt.state_dict(),
+            "gen": self.gen.get_state(),
+            "bank": self.bank.state_dict() if self.bank else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
+        self.gen.set_state(state["gen"])
+        if self.bank is not None and state["bank"] is not None:
+            self.bank.load_state_dict(state["bank"])

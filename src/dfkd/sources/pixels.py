@@ -1,0 +1,111 @@
+"""Pixel inversion: a batch of images is the parameter (DeepInversion, statistical and spectral
+feature matching). Finished batches go to a memory bank that distillation samples from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .bank import MemoryBank
+from .base import Batch, Source, SourceEnv, register_source
+
+
+@register_source("pixels")
+class PixelInversion(Source):
+    """Optimises a fresh batch of pixels for the ``g_steps`` of each round; at the end of the
+    round the batch (clipped to the data range) joins a memory bank.
+
+    Args:
+        lr: Adam learning rate on the pixels.
+        betas: Adam betas (DeepInversion uses ``(0.5, 0.9)``).
+        jitter: random circular shift of up to this many pixels at each step (0 = off).
+        flip: random horizontal flip at each step.
+        bank: memory-bank capacity in samples.
+        synth_batch_size: images optimised per round (default: the run's batch size).
+        init_std: standard deviation of the initial noise (in normalised units).
+    """
+
+    synthesizes = True
+
+    def __init__(
+        self,
+        lr: float = 0.1,
+        betas: tuple[float, float] = (0.5, 0.9),
+        jitter: int = 1,
+        flip: bool = False,
+        bank: int = 8192,
+        synth_batch_size: int | None = None,
+        init_std: float = 1.0,
+    ) -> None:
+        self.lr, self.betas, self.jitter, self.flip = lr, tuple(betas), jitter, flip
+        self.bank_capacity, self.synth_batch_size, self.init_std = bank, synth_batch_size, init_std
+
+    def setup(self, env: SourceEnv) -> None:
+        rank = getattr(env.fabric, "global_rank", 0)
+        self.gen = torch.Generator().manual_seed(env.seed * 1000 + 29 + rank)
+        self.fabric = env.fabric
+        self.shape = (self.synth_batch_size or env.batch_size, *env.data.input_shape)
+        low, high = env.data.bounds
+        self.low, self.high = env.fabric.to_device((low, high))
+        self.bank = MemoryBank(self.bank_capacity)
+        self.pixels: torch.Tensor | None = None
+        self.steps_on_batch = 0
+
+    def _fresh(self) -> None:
+        x = torch.randn(self.shape, generator=self.gen) * self.init_std
+        self.pixels = self.fabric.to_device(x).requires_grad_(True)
+        self.opt = torch.optim.Adam([self.pixels], lr=self.lr, betas=self.betas)
+        self.steps_on_batch = 0
+
+    def draw(self) -> Batch:
+        if self.pixels is None:
+            self._fresh()
+        x = self.pixels
+        if self.jitter:
+            dx, dy = torch.randint(-self.jitter, self.jitter + 1, (2,), generator=self.gen).tolist()
+            x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+        if self.flip and bool(torch.rand(1, generator=self.gen) < 0.5):
+            x = x.flip(3)
+        return Batch(x=x)
+
+    def update(self, loss: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        self.fabric.backward(loss)
+        self.opt.step()
+        with torch.no_grad():
+            self.pixels.copy_(torch.maximum(torch.minimum(self.pixels, self.high), self.low))
+        self.steps_on_batch += 1
+
+    def _finish(self) -> None:
+        """Move the batch being optimised into the bank (synthesis for this round is over)."""
+        if self.pixels is not None and self.steps_on_batch > 0:
+            self.bank.add(self.pixels.detach())
+            self.pixels = None
+
+    def round_end(self, round_index: int) -> dict[str, float]:
+        self._finish()
+        return {"bank_size": float(len(self.bank))}
+
+    def sample(self, batch_size: int) -> Batch:
+        self._finish()
+        return Batch(x=self.fabric.to_device(self.bank.sample(batch_size, self.gen)))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "gen": self.gen.get_state(),
+            "bank": self.bank.state_dict(),
+            "pixels": None if self.pixels is None else self.pixels.detach(),
+            "opt": None if self.pixels is None else self.opt.state_dict(),
+            "steps_on_batch": self.steps_on_batch,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gen.set_state(state["gen"])
+        self.bank.load_state_dict(state["bank"])
+        self.steps_on_batch = int(state["steps_on_batch"])
+        self.pixels = None
+        if state["pixels"] is not None:
+            self.pixels = self.fabric.to_device(state["pixels"].clone()).requires_grad_(True)
+            self.opt = torch.optim.Adam([self.pixels], lr=self.lr, betas=self.betas)
+            self.opt.load_state_dict(state["opt"])

@@ -1,0 +1,135 @@
+"""Sources: memory bank, generator, pixel inversion — mechanics, clipping, exact state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from lightning_fabric import Fabric
+
+import dfkd
+from dfkd.errors import ConfigError
+from dfkd.losses.generator import one_hot_loss
+from dfkd.sources import GeneratorSource, MemoryBank, PixelInversion, SourceEnv
+
+
+@pytest.fixture(scope="module")
+def env(digits: dfkd.Data, teacher_dir: Path) -> SourceEnv:
+    teacher, _ = dfkd.load_model(teacher_dir)
+    teacher.eval()
+    student = dfkd.create_model("lenet5_half", num_classes=10, in_channels=1, image_size=8)
+    return SourceEnv(Fabric(accelerator="cpu", devices=1), digits, teacher, student, 16, 0)
+
+
+def test_memory_bank_ring_and_state() -> None:
+    bank = MemoryBank(5)
+    gen = torch.Generator().manual_seed(0)
+    with pytest.raises(RuntimeError, match="empty"):
+        bank.sample(2, gen)
+    bank.add(torch.arange(3.0).view(3, 1))
+    bank.add(torch.arange(3.0, 7.0).view(4, 1))  # 7 added into 5 slots: 0 and 1 overwritten
+    assert len(bank) == 5 and sorted(bank.data.view(-1).tolist()) == [2, 3, 4, 5, 6]
+    other = MemoryBank(5)
+    other.load_state_dict(bank.state_dict())
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert torch.equal(bank.sample(8, g1), other.sample(8, g2))
+
+
+def _same_future(a, b, steps: int = 2) -> None:
+    for _ in range(steps):
+        assert torch.equal(a.sample(4).x, b.sample(4).x)
+
+
+def test_generator_source(env: SourceEnv) -> None:
+    src = GeneratorSource(model="light_generator", nz=8, bank=32)
+    src.setup(env)
+    batch = src.draw()
+    assert batch.x.shape == (16, 1, 8, 8) and batch.x.requires_grad
+    before = [p.detach().clone() for p in src.net.parameters()]
+    src.update(one_hot_loss(env.teacher(batch.x)))
+    assert any(not torch.equal(a, b) for a, b in zip(before, src.net.parameters()))
+    assert len(src.bank) == 16  # the synthesis batch was banked
+    assert src.sample(4).x.shape == (4, 1, 8, 8) and not src.sample(4).x.requires_grad
+    twin = GeneratorSource(model="light_generator", nz=8, bank=32)
+    twin.setup(env)
+    twin.load_state_dict(src.state_dict())
+    _same_future(src, twin)
+
+
+def test_pixel_inversion_optimises_clips_and_banks(env: SourceEnv, digits: dfkd.Data) -> None:
+    src = PixelInversion(lr=0.25, jitter=1, flip=True, bank=64, init_std=2.0)
+    src.setup(env)
+    target = torch.arange(16) % 10
+    losses = []
+    for _ in range(30):
+        batch = src.draw()
+        loss = torch.nn.functional.cross_entropy(env.teacher(batch.x), target)
+        src.update(loss)
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    low, high = digits.bounds
+    assert (src.pixels >= low - 1e-6).all() and (src.pixels <= high + 1e-6).all()
+    twin = PixelInversion(lr=0.25, jitter=1, flip=True, bank=64, init_std=2.0)
+    twin.setup(env)
+    twin.load_state_dict(src.state_dict())  # mid-batch: pixels and optimiser state carried
+    assert torch.equal(src.draw().x, twin.draw().x)
+    out = src.sample(8)
+    assert out.x.shape == (8, 1, 8, 8) and len(src.bank) == 16 and src.pixels is None
+    assert src.round_end(0) == {"bank_size": 16.0}
+
+
+DI = [  # a DeepInversion-shaped composition, sized for a test
+    "source.name=pixels",
+    "source.args={lr: 0.1, bank: 256}",
+    "g_steps=5",
+    "synth_terms={bn_stats: {weight: 1.0, first_multiplier: 10}, one_hot: {weight: 1.0},"
+    " tv: {weight: 1e-3}}",
+    "distill_terms.ce.weight=0",
+    "rounds=4",
+    "kd_steps=4",
+    "batch_size=32",
+    "eval_every=2",
+    "checkpoint_every=2",
+]
+
+
+def test_pixel_source_in_the_loop_and_resume(tmp_path: Path, teacher_dir: Path) -> None:
+    kd = dict(student="lenet5_half", method="kd", dataset="digits", progress=False)
+    full = dfkd.distill(teacher_dir, out=tmp_path / "a", overrides=DI, **kd)
+    assert {"synth/bn_stats", "synth/one_hot", "synth/tv"} <= set(full["loss_terms"])
+    hist = full["history"]
+    assert "bank_size" in hist[-1] and hist[-1]["bank_size"] == 128.0
+    dfkd.distill(teacher_dir, out=tmp_path / "b", overrides=DI, stop_after_rounds=1, **kd)
+    done = dfkd.distill(teacher_dir, out=tmp_path / "b", overrides=DI, resume=True, **kd)
+    assert done["student_accuracy"] == full["student_accuracy"]
+    wa = dfkd.io.load_tensors(tmp_path / "a" / "student.safetensors")[0]
+    wb = dfkd.io.load_tensors(tmp_path / "b" / "student.safetensors")[0]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_generator_source_with_teacher_features(teacher_dir: Path) -> None:
+    dafl_like = [
+        "source.name=generator",
+        "source.args={nz: 16}",
+        "g_steps=2",
+        "synth_terms={one_hot: {}, activation: {weight: 0.1}, info_entropy: {weight: 5}}",
+        "distill_terms={kd_kl: {weight: 1.0, T: 1.0}}",
+        "distill_terms.ce.weight=0",
+        "rounds=2",
+        "kd_steps=3",
+        "batch_size=32",
+    ]
+    m = dfkd.distill(
+        teacher_dir, "lenet5_half", "kd", "digits", overrides=dafl_like, progress=False
+    )
+    assert "synth/activation" in m["loss_terms"] and m["loss_terms"]["synth/activation"] < 0
+
+
+def test_bn_term_on_a_teacher_without_bn_is_refused_up_front(
+    tmp_path: Path, digits: dfkd.Data
+) -> None:
+    nobn = dfkd.create_model("lenet5_nobn", num_classes=10, in_channels=1, image_size=8)
+    with pytest.raises(ConfigError, match="dfkd stats collect"):
+        dfkd.distill(nobn, "lenet5_half", "kd", digits, out=tmp_path / "x", overrides=DI)
+    assert not (tmp_path / "x").exists()
