@@ -133,3 +133,34 @@ def test_bn_term_on_a_teacher_without_bn_is_refused_up_front(
     with pytest.raises(ConfigError, match="dfkd stats collect"):
         dfkd.distill(nobn, "lenet5_half", "kd", digits, out=tmp_path / "x", overrides=DI)
     assert not (tmp_path / "x").exists()
+
+
+def test_statistics_file_terms_for_a_teacher_without_bn(tmp_path: Path, digits: dfkd.Data) -> None:
+    card = dfkd.train_teacher(digits, "lenet5_nobn", epochs=15, out=tmp_path / "t", progress=False)
+    assert card["test_accuracy"] > 0.5
+    stats = tmp_path / "stats.safetensors"
+    dfkd.collect_teacher_stats(tmp_path / "t", digits, ["features.0", "features.3"], stats)
+    sfm = [
+        "source.name=pixels",
+        "source.args={lr: 0.1, bank: 256}",
+        "g_steps=4",
+        "synth_terms={feature_stats: {first_multiplier: 5}, spectral_stats: {weight: 0.5},"
+        " one_hot: {}}",
+        "distill_terms.ce.weight=0",
+        "rounds=3",
+        "kd_steps=3",
+        "batch_size=32",
+        "eval_every=3",
+    ]
+    with pytest.raises(ConfigError, match=r"--stats FILE.*dfkd stats collect"):
+        dfkd.distill(tmp_path / "t", "lenet5_half", "kd", digits, overrides=sfm, progress=False)
+    m = dfkd.distill(
+        tmp_path / "t", "lenet5_half", "kd", digits, overrides=sfm, stats=stats, progress=False
+    )
+    assert {"synth/feature_stats", "synth/spectral_stats"} <= set(m["loss_terms"])
+    other = tmp_path / "other.safetensors"
+    bn_teacher = dfkd.create_model("lenet5", num_classes=10, in_channels=1, image_size=8)
+    # features.9 (a BatchNorm of the BN teacher) does not exist in lenet5_nobn
+    dfkd.collect_teacher_stats(bn_teacher, digits, ["features.9"], other)
+    with pytest.raises(dfkd.DfkdError, match="does not have"):
+        dfkd.distill(tmp_path / "t", "lenet5_half", "kd", digits, overrides=sfm, stats=other)

@@ -115,6 +115,7 @@ def distill(
     plugins: Sequence[PluginSpec] | None = None,
     seed: int | None = None,
     teacher_weights: str | Path | None = None,
+    stats: str | Path | None = None,
     data_root: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -134,6 +135,8 @@ def distill(
         config: YAML path or dict layered over the method's defaults.
         overrides: ``"key.sub=value"`` strings applied after ``config``.
         plugins: plug-ins by name, ``"name:key=value,..."`` or ``{"name":..., "args":...}``.
+        stats: a statistics file (``dfkd stats collect``) for methods that match feature
+            statistics of a teacher without BatchNorm, or spectra.
         seed, data_root, progress: shortcuts for the config keys of the same name.
         resume / overwrite: continue / replace a run already in ``out``.
         stop_after_rounds: stop with a checkpoint after this many rounds (time-boxed jobs).
@@ -144,7 +147,11 @@ def distill(
     """
     if out is not None:
         check_out_dir(out, overwrite=overwrite, resume=resume)
-    explicit: dict[str, Any] = {"seed": seed, "progress": progress}
+    explicit: dict[str, Any] = {
+        "seed": seed,
+        "progress": progress,
+        "stats": None if stats is None else str(stats),
+    }
     if isinstance(student, str):
         explicit["student"] = {"name": student}
     if isinstance(teacher, (str, Path)):

@@ -107,6 +107,7 @@ def cmd_distill(a: argparse.Namespace) -> int:
         plugins=a.plugin,
         seed=a.seed,
         teacher_weights=a.teacher_weights,
+        stats=a.stats,
         data_root=a.data_root,
         resume=a.resume,
         overwrite=a.overwrite,
@@ -262,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--dataset", default=None, help="registered dataset (default digits)")
     dp.add_argument("--out", required=True, help="output folder for this run")
     dp.add_argument("--config", default=None, help="YAML file layered over the method's defaults")
+    dp.add_argument(
+        "--stats", default=None, help="teacher statistics file (from `dfkd stats collect`)"
+    )
     dp.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
     )

@@ -85,6 +85,7 @@ class RunConfig:
     method: str = "kd"
     seed: int = 0
     teacher: str | None = None
+    stats: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
     student: ModelConfig = field(default_factory=ModelConfig)
     rounds: int = 20

@@ -43,6 +43,7 @@ from .metrics import accuracy, agreement, last_k_mean, predict
 from .plugins import PluginSet, build_plugins
 from .runs import check_out_dir, clear_run_files, write_history
 from .sources import Source, SourceEnv, build_source
+from .stats import TeacherStats
 from .taps import Taps, bn_layers, last_linear
 from .teacher import freeze
 
@@ -187,24 +188,52 @@ def build_parts(cfg: RunConfig) -> RunParts:
     return RunParts(method, source, plugins, synth, distill)
 
 
-TEACHER_NEEDS = ("teacher_bn", "teacher_features")
+TEACHER_NEEDS = ("teacher_bn", "teacher_features", "teacher_layers")
 
 
 class _TeacherTaps(Taps):
+    stats: TeacherStats | None = None
+
     def as_context(self) -> dict[str, Any]:
         feats = next(iter(self.inputs.values()), None)
-        return {"bn": self.bn, "bn_refs": self.bn_refs, "features": feats}
+        return {
+            "bn": self.bn,
+            "bn_refs": self.bn_refs,
+            "features": feats,
+            "outputs": self.outputs,
+            "stats": self.stats,
+        }
 
 
 @contextmanager
-def teacher_taps(teacher: nn.Module, needs: set[str]) -> Iterator[_TeacherTaps | None]:
+def teacher_taps(
+    teacher: nn.Module, needs: set[str], stats: TeacherStats | None = None
+) -> Iterator[_TeacherTaps | None]:
     """Tap the teacher's forward for what the terms need (nothing, when they need nothing)."""
     if not needs.intersection(TEACHER_NEEDS):
         yield None
         return
     inputs = [last_linear(teacher)] if "teacher_features" in needs else []
-    with _TeacherTaps(teacher, bn="teacher_bn" in needs, inputs=inputs) as taps:
+    layers = stats.layers if (stats is not None and "teacher_layers" in needs) else []
+    with _TeacherTaps(teacher, layers=layers, bn="teacher_bn" in needs, inputs=inputs) as taps:
+        taps.stats = stats
         yield taps
+
+
+def load_run_stats(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> TeacherStats | None:
+    """The run's statistics file, checked against the teacher; an error when a term needs one
+    and none was given."""
+    needing = [t.name for t in parts.synth_terms if "teacher_layers" in t.needs]
+    if needing and not cfg.stats:
+        raise ConfigError(
+            f"term '{needing[0]}' matches a statistics file; give one with --stats FILE (make it "
+            "with `dfkd stats collect`), or use a method that needs no statistics"
+        )
+    if not cfg.stats:
+        return None
+    stats = TeacherStats.load(cfg.stats)
+    stats.check(teacher)
+    return stats
 
 
 def check_teacher(parts: RunParts, teacher: nn.Module) -> None:
@@ -273,7 +302,9 @@ def run(
     from lightning_fabric import Fabric
 
     out_dir = check_out_dir(out, overwrite=overwrite, resume=resume) if out is not None else None
-    check_teacher(build_parts(cfg), teacher)  # every check runs before any output is written
+    checked = build_parts(cfg)  # every check runs before any output is written
+    check_teacher(checked, teacher)
+    load_run_stats(cfg, checked, teacher)
     saved_state = None
     if out_dir is not None and resume:
         saved_cfg = safe_load((out_dir / "config.yaml").read_text())
@@ -367,6 +398,7 @@ def _loop(
 
     total_steps = cfg.rounds * cfg.kd_steps
     synth_needs = {n for t in parts.synth_terms for n in t.needs}
+    stats = load_run_stats(cfg, parts, teacher)
     synth_needs_student = bool(parts.plugins) or "student" in synth_needs
     bar = tqdm(
         total=cfg.rounds,
@@ -387,7 +419,7 @@ def _loop(
         student.eval()
         for _ in range(cfg.g_steps):
             batch = parts.source.draw()
-            with fabric.autocast(), teacher_taps(teacher, synth_needs) as taps:
+            with fabric.autocast(), teacher_taps(teacher, synth_needs, stats) as taps:
                 t_logits = teacher(batch.x)
                 s_logits = None
                 if synth_needs_student:

@@ -83,7 +83,15 @@ class TeacherStats:
                     f"statistics name layer '{n}', which this teacher does not have; "
                     "collect them from this teacher"
                 )
-            out_ch = getattr(modules[n], "out_channels", getattr(modules[n], "out_features", None))
+            m = modules[n]
+            out_ch = next(
+                (
+                    getattr(m, a)
+                    for a in ("out_channels", "out_features", "num_features")
+                    if hasattr(m, a)
+                ),
+                None,
+            )
             if out_ch is not None and out_ch != self.mean[n].numel():
                 raise DfkdError(
                     f"statistics for layer '{n}' have {self.mean[n].numel()} channels, "

@@ -2,7 +2,8 @@
 
 ``needs`` tells the loop what to capture: ``student`` (student logits on the synthetic batch),
 ``teacher_bn`` (batch statistics at every teacher BatchNorm layer, with the running statistics),
-``teacher_features`` (the input of the teacher's last linear layer).
+``teacher_features`` (the input of the teacher's last linear layer), ``teacher_layers`` (the
+outputs of the layers named in the run's statistics file, with the file itself).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import DfkdError
-from .bn import bn_stat_loss
+from .bn import bn_stat_loss, channel_stats
 from .generator import (
     activation_loss,
     adversarial_loss,
@@ -19,6 +20,7 @@ from .generator import (
     one_hot_loss,
 )
 from .priors import l2_prior, total_variation
+from .spectral import spectral_stat_loss
 from .terms import StepContext, register_term
 
 
@@ -80,3 +82,28 @@ def bn_stats_term(
             "without BatchNorm use a statistics file (dfkd stats collect)"
         )
     return bn_stat_loss(list(bn.values()), list(refs.values()), first_multiplier, kind)
+
+
+@register_term("feature_stats", phase="synth", needs=("teacher_layers",))
+def feature_stats_term(
+    ctx: StepContext, first_multiplier: float = 1.0, kind: str = "l2"
+) -> torch.Tensor:
+    """Channel statistics of the tapped teacher layers against a statistics file (statistical
+    feature matching for teachers with or without BatchNorm)."""
+    stats, outs = ctx.taps["stats"], ctx.taps["outputs"]
+    batch = [channel_stats(outs[n]) for n in stats.layers]
+    refs = [(stats.mean[n].to(ctx.x.device), stats.var[n].to(ctx.x.device)) for n in stats.layers]
+    return bn_stat_loss(batch, refs, first_multiplier, kind)
+
+
+@register_term("spectral_stats", phase="synth", needs=("teacher_layers",))
+def spectral_stats_term(ctx: StepContext) -> torch.Tensor:
+    """Batch-mean amplitude spectrum of each tapped 4-D teacher layer against the statistics
+    file's spectrum, summed over layers (spectral feature matching)."""
+    stats, outs = ctx.taps["stats"], ctx.taps["outputs"]
+    layers = [n for n in stats.layers if n in stats.spectrum]
+    if not layers:
+        raise DfkdError(
+            "the statistics file holds no spectra (no 4-D layers); collect them on conv layers"
+        )
+    return sum(spectral_stat_loss(outs[n], stats.spectrum[n]) for n in layers)  # type: ignore[return-value]
