@@ -355,5 +355,5 @@ def test_stats_collect_cli(tmp_path: Path, teacher_dir: Path, capsys) -> None:
     before = out.read_bytes()
     code, _, err = run_cli(args, capsys)
     assert code == 2 and "already exists" in err and out.read_bytes() == before
-    code, _, err = run_cli([*args, "--overwrite", "--layers", "features.9"], capsys)
-    assert code == 2 and "has no layer 'features.9'" in err and out.read_bytes() == before
+    code, _, err = run_cli([*args, "--overwrite", "--layers", "featurs.0"], capsys)
+    assert code == 2 and "did you mean 'features.0'" in err and out.read_bytes() == before
