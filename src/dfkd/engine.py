@@ -188,7 +188,7 @@ def build_parts(cfg: RunConfig) -> RunParts:
     return RunParts(method, source, plugins, synth, distill)
 
 
-TEACHER_NEEDS = ("teacher_bn", "teacher_features", "teacher_layers")
+TEACHER_NEEDS = ("teacher_bn", "teacher_features", "teacher_layers", "teacher_stats")
 
 
 class _TeacherTaps(Taps):
@@ -214,8 +214,10 @@ def teacher_taps(
         yield None
         return
     inputs = [last_linear(teacher)] if "teacher_features" in needs else []
-    layers = stats.layers if (stats is not None and "teacher_layers" in needs) else []
-    with _TeacherTaps(teacher, layers=layers, bn="teacher_bn" in needs, inputs=inputs) as taps:
+    file_layers = {"teacher_layers", "teacher_stats"}.intersection(needs) and stats is not None
+    layers = stats.layers if file_layers else []
+    bn = "teacher_bn" in needs or ("teacher_stats" in needs and stats is None)
+    with _TeacherTaps(teacher, layers=layers, bn=bn, inputs=inputs) as taps:
         taps.stats = stats
         yield taps
 
@@ -236,9 +238,15 @@ def load_run_stats(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> Teach
     return stats
 
 
-def check_teacher(parts: RunParts, teacher: nn.Module) -> None:
+def check_teacher(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> None:
     """Refuse, before any work, terms that need what this teacher does not have."""
     for t in parts.synth_terms:
+        if "teacher_stats" in t.needs and not bn_layers(teacher) and not cfg.stats:
+            raise ConfigError(
+                f"term '{t.name}' needs statistics, but the teacher has no BatchNorm and no "
+                "--stats file was given; collect one with `dfkd stats collect`, or use a method "
+                "that needs no statistics (dfad, dafl)"
+            )
         if "teacher_bn" in t.needs and not bn_layers(teacher):
             raise ConfigError(
                 f"term '{t.name}' matches BatchNorm statistics but the teacher has no BatchNorm; "
@@ -303,7 +311,7 @@ def run(
 
     out_dir = check_out_dir(out, overwrite=overwrite, resume=resume) if out is not None else None
     checked = build_parts(cfg)  # every check runs before any output is written
-    check_teacher(checked, teacher)
+    check_teacher(cfg, checked, teacher)
     load_run_stats(cfg, checked, teacher)
     saved_state = None
     if out_dir is not None and resume:

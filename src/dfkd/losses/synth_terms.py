@@ -107,3 +107,14 @@ def spectral_stats_term(ctx: StepContext) -> torch.Tensor:
             "the statistics file holds no spectra (no 4-D layers); collect them on conv layers"
         )
     return sum(spectral_stat_loss(outs[n], stats.spectrum[n]) for n in layers)  # type: ignore[return-value]
+
+
+@register_term("stat_match", phase="synth", needs=("teacher_stats",))
+def stat_match_term(
+    ctx: StepContext, first_multiplier: float = 1.0, kind: str = "l2"
+) -> torch.Tensor:
+    """Statistical feature matching: the statistics file's layers when the run has one, else the
+    teacher's BatchNorm running statistics."""
+    if ctx.taps.get("stats") is not None:
+        return feature_stats_term(ctx, first_multiplier, kind)
+    return bn_stats_term(ctx, first_multiplier, kind)

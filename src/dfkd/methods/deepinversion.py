@@ -1,0 +1,70 @@
+"""DeepInversion (Yin et al., CVPR 2020): invert pixels so the teacher's BatchNorm statistics
+match, with image priors; Adaptive DeepInversion's competition term is an option."""
+
+from __future__ import annotations
+
+from .base import Method, register_method
+
+DEEPINVERSION = register_method(
+    Method(
+        name="deepinversion",
+        summary="DeepInversion: pixel inversion with BN statistics, class prior and image priors "
+        "(ADI competition: synth_terms.competition.weight)",
+        reference="Yin et al., Dreaming to Distill, CVPR 2020 (CMI benchmark configuration)",
+        defaults={
+            "source": {
+                "name": "pixels",
+                "args": {
+                    "lr": 0.1,
+                    "betas": [0.5, 0.99],
+                    "jitter": 2,
+                    "flip": True,
+                    "bank": 40960,
+                    "synth_batch_size": 256,
+                },
+            },
+            "g_steps": 1000,
+            "kd_steps": 400,
+            "rounds": 200,
+            "batch_size": 256,
+            "synth_terms": {
+                "stat_match": {"weight": 10.0},
+                "one_hot": {"weight": 1.0},
+                "tv": {"weight": 1e-3, "p": 2},
+                "competition": {"weight": 0.0, "T": 3.0},
+            },
+            "distill_terms": {"kd_kl": {"weight": 1.0, "T": 20.0}},
+            "optimizer": {
+                "name": "sgd",
+                "lr": 0.1,
+                "momentum": 0.9,
+                "weight_decay": 1e-4,
+                "schedule": "cosine",
+            },
+            "eval_every": 10,
+            "checkpoint_every": 10,
+        },
+        presets={
+            "digits": {
+                "source": {
+                    "name": "pixels",
+                    "args": {
+                        "lr": 0.1,
+                        "jitter": 1,
+                        "flip": False,
+                        "bank": 2048,
+                        "synth_batch_size": 128,
+                    },
+                },
+                "g_steps": 40,
+                "kd_steps": 20,
+                "rounds": 10,
+                "batch_size": 64,
+                "eval_every": 5,
+                "checkpoint_every": 5,
+                "distill_terms": {"kd_kl": {"T": 4.0}},
+                "optimizer": {"lr": 0.05},
+            },
+        },
+    )
+)

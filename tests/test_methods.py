@@ -1,0 +1,41 @@
+"""Every registered method: runs a few rounds on digits within seconds and clearly beats chance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import dfkd
+from dfkd.errors import ConfigError
+from dfkd.methods import METHODS
+
+
+@pytest.mark.parametrize("method", dfkd.list_methods())
+def test_every_method_learns_on_digits(method: str, teacher_dir: Path) -> None:
+    m = dfkd.distill(teacher_dir, "lenet5_half", method, "digits", progress=False)
+    assert m["completed"] and m["wall_s"] < 30
+    assert m["student_accuracy"] > 0.35, m["student_accuracy"]  # chance is 0.10
+    if METHODS.entry(method).tags["data_free"]:
+        assert m["synthesis_s"] > 0 and "synth/loss" in m["loss_terms"]
+
+
+@pytest.mark.parametrize("method", [n for n in dfkd.list_methods() if METHODS.get(n).data_free])
+def test_data_free_methods_never_touch_the_training_split(method: str, teacher_dir: Path) -> None:
+    cfg = dfkd.resolve_config(method, "digits")
+    assert cfg.source.name in ("generator", "pixels") and cfg.g_steps > 0
+    assert "ce" not in cfg.distill_terms
+
+
+def test_statistics_methods_on_a_teacher_without_bn(tmp_path: Path, digits: dfkd.Data) -> None:
+    dfkd.train_teacher(digits, "lenet5_nobn", epochs=15, out=tmp_path / "t", progress=False)
+    with pytest.raises(ConfigError, match=r"dfkd stats collect.*\(dfad, dafl\)"):
+        dfkd.distill(tmp_path / "t", "lenet5_half", "bn_stats", digits, progress=False)
+    stats = tmp_path / "s.safetensors"
+    dfkd.collect_teacher_stats(tmp_path / "t", digits, ["features.0", "features.3"], stats)
+    m = dfkd.distill(tmp_path / "t", "lenet5_half", "bn_stats", digits, stats=stats, progress=False)
+    assert m["student_accuracy"] > 0.2
+    for method in ("dfad", "dafl"):  # no statistics needed
+        assert dfkd.distill(tmp_path / "t", "lenet5_half", method, digits, progress=False)[
+            "completed"
+        ]
