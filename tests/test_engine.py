@@ -61,6 +61,7 @@ def test_kd_resume_matches_unbroken_run(tmp_path: Path, teacher_dir: Path) -> No
     )
     assert done["completed"] and done["steps"] == full["steps"] == 24
     assert done["student_accuracy"] == full["student_accuracy"]
+    assert done["synthetic_class_histogram"] == full["synthetic_class_histogram"]
     _same_run(tmp_path / "full", tmp_path / "part")
 
 
@@ -282,6 +283,9 @@ def test_term_needing_labels_on_unlabelled_source(teacher_dir: Path, synth_parts
 def test_outputs_and_refusal_to_clobber(tmp_path: Path, teacher_dir: Path) -> None:
     out = tmp_path / "run"
     m = run_kd(teacher_dir, out=out, overrides=FAST)
+    hist = m["synthetic_class_histogram"]
+    assert len(hist) == 10 and abs(sum(hist) - 1) < 1e-6 and min(hist) > 0.05  # real digits
+    assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for f in (
         "config.yaml",
         "metrics.json",

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from .config import RunConfig, safe_load
 from .data import Data
 from .errors import ConfigError, DfkdError, did_you_mean
+from .images import save_class_grid
 from .io import atomic_write_text, load_state, save_state, write_json
 from .losses.terms import TERMS, StepContext
 from .methods import METHODS, Method
@@ -388,6 +389,10 @@ def _loop(
     history: list[dict[str, Any]] = []
     timers = {"wall_s": 0.0, "synthesis_s": 0.0, "distill_s": 0.0}
     round_terms: dict[str, float] = {}
+    class_counts = torch.zeros(data.num_classes, dtype=torch.long)
+    shown: tuple[torch.Tensor, torch.Tensor] | None = (
+        None  # last distillation batch, for samples.png
+    )
     if saved_state is not None:
         student_module.load_state_dict(saved_state["student"])
         optimizer.load_state_dict(saved_state["optimizer"])
@@ -398,6 +403,7 @@ def _loop(
         history = saved_state["history"]
         timers = {k: float(v) for k, v in saved_state["timers"].items()}
         round_terms = saved_state["last_terms"]
+        class_counts = saved_state["class_counts"]
     elif out_dir is not None and fabric.is_global_zero:
         out_dir.mkdir(parents=True, exist_ok=True)
         if clear_old:
@@ -455,6 +461,9 @@ def _loop(
             batch = parts.source.sample(cfg.batch_size)
             with torch.no_grad(), fabric.autocast():
                 batch.teacher_logits = teacher(batch.x)
+            predicted = batch.teacher_logits.argmax(1).cpu()
+            class_counts += torch.bincount(predicted, minlength=data.num_classes)
+            shown = (batch.x.detach(), predicted)
             batch = parts.plugins.select(batch)
             if len(batch) == 0:
                 continue
@@ -497,6 +506,13 @@ def _loop(
                 **logs,
             }
             history.append(row)
+            if out_dir is not None and fabric.is_global_zero and shown is not None:
+                save_class_grid(
+                    out_dir / "samples.png",
+                    data.denormalize(shown[0].float()),
+                    shown[1],
+                    data.num_classes,
+                )
             bar.set_postfix(acc=f"{row['student_accuracy']:.3f}", **_short(round_terms))
         else:
             bar.set_postfix(**_short(round_terms))
@@ -514,6 +530,7 @@ def _loop(
                 "optimizer": optimizer.state_dict(),
                 "source": parts.source.state_dict(),
                 "plugins": parts.plugins.state_dict(),
+                "class_counts": class_counts,
                 "rng": torch.get_rng_state(),
             }
             if fabric.is_global_zero:
@@ -540,6 +557,8 @@ def _loop(
         "synthesis_s": round(timers["synthesis_s"], 3),
         "distill_s": round(timers["distill_s"], 3),
         "loss_terms": round_terms,
+        # teacher-predicted class shares of everything the student was distilled on
+        "synthetic_class_histogram": (class_counts / class_counts.sum().clamp_min(1)).tolist(),
         "seed": cfg.seed,
         "student_parameters": sum(p.numel() for p in student_module.parameters()),
         "teacher_parameters": sum(p.numel() for p in teacher.parameters()),

@@ -17,6 +17,7 @@ RUN_MARKERS = (
     "student.json",
     "teacher.json",
     "history.csv",
+    "samples.png",
 )
 
 
