@@ -16,7 +16,7 @@ from dfkd.losses.generator import (
     one_hot_loss,
 )
 from dfkd.losses.kd import js_div, kl_div, l1_logits
-from dfkd.losses.priors import l2_prior, total_variation
+from dfkd.losses.priors import input_gradient_penalty, l2_prior, total_variation
 from dfkd.losses.spectral import amplitude_spectrum, spectral_pair_loss, spectral_stat_loss
 
 
@@ -149,3 +149,18 @@ def test_spectral_terms_reference(img: torch.Tensor) -> None:
 def test_priors_gradcheck(fn) -> None:
     x = torch.randn(2, 1, 4, 4, dtype=torch.double, generator=torch.Generator().manual_seed(3))
     assert torch.autograd.gradcheck(lambda z: fn(z), (x.requires_grad_(True),))
+
+
+def test_input_gradient_penalty_closed_form() -> None:
+    g = torch.Generator().manual_seed(4)
+    w = torch.randn(3, 5, generator=g)
+    x = torch.randn(4, 5, generator=g, requires_grad=True)
+    y = x @ w.T  # dy_k/dx = w_k
+    k = torch.tensor([0, 2, 1, 2])
+    val = input_gradient_penalty(y.gather(1, k[:, None]).squeeze(1), x)
+    assert val.item() == pytest.approx(w[k].pow(2).sum(1).mean().item(), rel=1e-5)
+    quad = (x**2).sum(1)  # d/dx = 2x, so the penalty is 4·mean‖x‖²; its gradient flows to x
+    pen = input_gradient_penalty(quad, x)
+    assert pen.item() == pytest.approx(4 * x.detach().pow(2).sum(1).mean().item(), rel=1e-5)
+    (gx,) = torch.autograd.grad(pen, x)
+    assert torch.allclose(gx, 8 * x.detach() / 4, atol=1e-5)

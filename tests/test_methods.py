@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 import dfkd
 from dfkd.errors import ConfigError
@@ -39,3 +40,16 @@ def test_statistics_methods_on_a_teacher_without_bn(tmp_path: Path, digits: dfkd
         assert dfkd.distill(tmp_path / "t", "lenet5_half", method, digits, progress=False)[
             "completed"
         ]
+
+
+def test_smoothness_term_in_the_loop(teacher_dir: Path) -> None:
+    over = ["rounds=2", "g_steps=5", "synth_terms.smoothness.weight=1e-3"]
+    m = dfkd.distill(
+        teacher_dir, "lenet5_half", "deepinversion", "digits", overrides=over, progress=False
+    )
+    assert m["loss_terms"]["synth/smoothness"] >= 0
+    from dfkd.losses import StepContext
+    from dfkd.losses.synth_terms import smoothness_term
+
+    with pytest.raises(dfkd.DfkdError, match="carry gradient"):
+        smoothness_term(StepContext("synth", torch.zeros(2, 1, 8, 8), torch.zeros(2, 10)))

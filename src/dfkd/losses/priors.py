@@ -23,3 +23,11 @@ def total_variation(x: torch.Tensor, p: int = 2) -> torch.Tensor:
 def l2_prior(x: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of each image's Euclidean norm (DeepInversion's ``l2`` term)."""
     return x.flatten(1).norm(dim=1).mean()
+
+
+def input_gradient_penalty(per_sample: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``‖∇ₓ yᵢ‖²`` for a per-sample scalar ``y`` computed from ``x``
+    (seed 003's smoothness term). Differentiable: the graph is kept, so minimising it trains the
+    source towards inputs where the model is smooth."""
+    (grad,) = torch.autograd.grad(per_sample.sum(), x, create_graph=True)
+    return grad.flatten(1).pow(2).sum(dim=1).mean()

@@ -19,7 +19,7 @@ from .generator import (
     information_entropy_loss,
     one_hot_loss,
 )
-from .priors import l2_prior, total_variation
+from .priors import input_gradient_penalty, l2_prior, total_variation
 from .spectral import spectral_stat_loss
 from .terms import StepContext, register_term
 
@@ -118,3 +118,14 @@ def stat_match_term(
     if ctx.taps.get("stats") is not None:
         return feature_stats_term(ctx, first_multiplier, kind)
     return bn_stats_term(ctx, first_multiplier, kind)
+
+
+@register_term("smoothness", phase="synth")
+def smoothness_term(ctx: StepContext) -> torch.Tensor:
+    """‖∇ₓ log p_T(ŷ | x)‖², ŷ the teacher's prediction (seed 003's smoothness prior)."""
+    if not ctx.x.requires_grad:
+        raise DfkdError(
+            "term 'smoothness' needs inputs that carry gradient (a synthesising source)"
+        )
+    logp = torch.log_softmax(ctx.teacher_logits.float(), dim=1)
+    return input_gradient_penalty(logp.gather(1, logp.argmax(1, keepdim=True)).squeeze(1), ctx.x)
