@@ -164,3 +164,16 @@ def test_statistics_file_terms_for_a_teacher_without_bn(tmp_path: Path, digits: 
     dfkd.collect_teacher_stats(bn_teacher, digits, ["features.9"], other)
     with pytest.raises(dfkd.DfkdError, match="does not have"):
         dfkd.distill(tmp_path / "t", "lenet5_half", "kd", digits, overrides=sfm, stats=other)
+
+
+def test_generator_reuse_drawn_batch_once(env: SourceEnv) -> None:
+    src = GeneratorSource(nz=8, reuse_drawn=True)
+    src.setup(env)
+    drawn = src.draw()
+    src.update(one_hot_loss(env.teacher(drawn.x)))
+    twin = GeneratorSource(nz=8, reuse_drawn=True)
+    twin.setup(env)
+    twin.load_state_dict(src.state_dict())  # an unused drawn batch survives a checkpoint
+    first = src.sample(16)
+    assert torch.equal(first.x, drawn.x.detach()) and torch.equal(twin.sample(16).x, first.x)
+    assert not torch.equal(src.sample(16).x, first.x)  # afterwards: fresh draws

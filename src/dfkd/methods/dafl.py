@@ -12,7 +12,13 @@ DAFL = register_method(
         defaults={
             "source": {
                 "name": "generator",
-                "args": {"model": "dafl_generator", "nz": 100, "lr": 0.2, "betas": [0.5, 0.999]},
+                "args": {
+                    "model": "dafl_generator",
+                    "nz": 100,
+                    "lr": 0.2,
+                    "betas": [0.5, 0.999],
+                    "reuse_drawn": True,  # DAFL trains S on the batch G just drew
+                },
             },
             "g_steps": 1,
             "kd_steps": 1,

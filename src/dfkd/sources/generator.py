@@ -23,6 +23,8 @@ class GeneratorSource(Source):
         bank: capacity of a memory bank that keeps every synthesis batch; distillation then
             replays from it. 0 (default) draws fresh samples from G for every student step.
         synth_batch_size: samples per synthesis step (default: the run's batch size).
+        reuse_drawn: the first student step after a synthesis step trains on the very batch the
+            generator just drew (detached), as DAFL does, instead of drawing again.
     """
 
     synthesizes = True
@@ -35,9 +37,11 @@ class GeneratorSource(Source):
         betas: tuple[float, float] = (0.5, 0.999),
         bank: int = 0,
         synth_batch_size: int | None = None,
+        reuse_drawn: bool = False,
     ) -> None:
         self.model_name, self.nz, self.lr, self.betas = model, nz, lr, tuple(betas)
         self.bank_capacity, self.synth_batch_size = bank, synth_batch_size
+        self.reuse_drawn = reuse_drawn
 
     def setup(self, env: SourceEnv) -> None:
         rank = getattr(env.fabric, "global_rank", 0)
@@ -51,6 +55,8 @@ class GeneratorSource(Source):
         self.fabric = env.fabric
         self.batch_size = self.synth_batch_size or env.batch_size
         self.bank = MemoryBank(self.bank_capacity) if self.bank_capacity else None
+        self._drawn: torch.Tensor | None = None
+        self._unused = False
 
     def _z(self, n: int) -> torch.Tensor:
         return self.fabric.to_device(torch.randn(n, self.nz, generator=self.gen))
@@ -59,7 +65,7 @@ class GeneratorSource(Source):
         self.net.train()
         z = self._z(self.batch_size)
         x = self.net(z)
-        self._drawn = x.detach()
+        self._drawn, self._unused = x.detach(), True
         return Batch(x=x, extras={"z": z})
 
     def update(self, loss: torch.Tensor) -> None:
@@ -72,6 +78,14 @@ class GeneratorSource(Source):
     @torch.no_grad()
     def sample(self, batch_size: int) -> Batch:
         self.net.train()
+        if (
+            self.reuse_drawn
+            and self._unused
+            and self._drawn is not None
+            and len(self._drawn) == batch_size
+        ):
+            self._unused = False
+            return Batch(x=self._drawn)
         if self.bank is not None:
             if len(self.bank) == 0:
                 self.bank.add(self.net(self._z(batch_size)))
@@ -83,6 +97,7 @@ class GeneratorSource(Source):
             "net": self.net.state_dict(),
             "opt": self.opt.state_dict(),
             "gen": self.gen.get_state(),
+            "drawn": self._drawn if self._unused else None,
             "bank": self.bank.state_dict() if self.bank else None,
         }
 
@@ -90,5 +105,7 @@ class GeneratorSource(Source):
         self.net.load_state_dict(state["net"])
         self.opt.load_state_dict(state["opt"])
         self.gen.set_state(state["gen"])
+        self._drawn = state.get("drawn")
+        self._unused = self._drawn is not None
         if self.bank is not None and state["bank"] is not None:
             self.bank.load_state_dict(state["bank"])
