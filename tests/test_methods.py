@@ -9,12 +9,31 @@ import torch
 
 import dfkd
 from dfkd.errors import ConfigError
+from dfkd.losses import TERMS
 from dfkd.methods import METHODS
 
 
+def needs_stats_file(method: str) -> bool:
+    """Whether the method's default terms match a statistics file."""
+    cfg = dfkd.resolve_config(method, "digits")
+    return any(
+        "teacher_layers" in TERMS.entry(n).tags["needs"]
+        for n, a in cfg.synth_terms.items()
+        if a.get("weight", 1.0) != 0
+    )
+
+
+@pytest.fixture(scope="module")
+def digits_stats(teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("stats") / "stats.safetensors"
+    dfkd.collect_teacher_stats(teacher_dir, "digits", None, out)
+    return out
+
+
 @pytest.mark.parametrize("method", dfkd.list_methods())
-def test_every_method_learns_on_digits(method: str, teacher_dir: Path) -> None:
-    m = dfkd.distill(teacher_dir, "lenet5_half", method, "digits", progress=False)
+def test_every_method_learns_on_digits(method: str, teacher_dir: Path, digits_stats: Path) -> None:
+    stats = digits_stats if needs_stats_file(method) else None
+    m = dfkd.distill(teacher_dir, "lenet5_half", method, "digits", stats=stats, progress=False)
     assert m["completed"] and m["wall_s"] < 30
     assert m["student_accuracy"] > 0.35, m["student_accuracy"]  # chance is 0.10
     if METHODS.entry(method).tags["data_free"]:
@@ -53,3 +72,9 @@ def test_smoothness_term_in_the_loop(teacher_dir: Path) -> None:
 
     with pytest.raises(dfkd.DfkdError, match="carry gradient"):
         smoothness_term(StepContext("synth", torch.zeros(2, 1, 8, 8), torch.zeros(2, 10)))
+
+
+def test_spectral_method_requires_a_statistics_file(teacher_dir: Path) -> None:
+    assert needs_stats_file("spectral") and not needs_stats_file("dfq")
+    with pytest.raises(ConfigError, match="--stats FILE"):
+        dfkd.distill(teacher_dir, "lenet5_half", "spectral", "digits", progress=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import bn_stats, dafl, deepinversion, dfad, dfq, kd  # noqa: F401  (register built-ins)
+from . import bn_stats, dafl, deepinversion, dfad, dfq, kd, spectral  # noqa: F401  (built-ins)
 from .base import METHODS, Method, register_method
 
 __all__ = ["METHODS", "Method", "register_method"]
