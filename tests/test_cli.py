@@ -357,3 +357,13 @@ def test_stats_collect_cli(tmp_path: Path, teacher_dir: Path, capsys) -> None:
     assert code == 2 and "already exists" in err and out.read_bytes() == before
     code, _, err = run_cli([*args, "--overwrite", "--layers", "featurs.0"], capsys)
     assert code == 2 and "did you mean 'features.0'" in err and out.read_bytes() == before
+
+
+@pytest.mark.parametrize("method", dfkd.list_methods())
+def test_describe_prints_the_resolved_config(method: str, capsys) -> None:
+    from dfkd.config import build_config, safe_load
+
+    code, out, _ = run_cli(["describe", method, "--dataset", "digits", "--set", "seed=3"], capsys)
+    assert code == 0 and out.startswith(f"# {method}:")
+    cfg = build_config(safe_load(out))
+    assert cfg == dfkd.resolve_config(method, "digits", overrides=["seed=3"])

@@ -51,6 +51,21 @@ def cmd_list(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_describe(a: argparse.Namespace) -> int:
+    from .api import resolve_config
+    from .methods import METHODS
+
+    m = METHODS.get(a.method)
+    cfg = resolve_config(a.method, a.dataset, a.config, a.set)
+    print(f"# {m.name}: {m.summary}")
+    if m.reference:
+        print(f"# reference: {m.reference}")
+    presets = ", ".join(sorted(m.presets)) or "none"
+    print(f"# dataset presets: {presets}; resolved for dataset '{cfg.data.name}'")
+    print(cfg.to_yaml(), end="")
+    return 0
+
+
 def cmd_teacher_train(a: argparse.Namespace) -> int:
     from .teacher import train_teacher
 
@@ -230,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'lenet*'")
     sp.set_defaults(fn=cmd_list)
+
+    dsc = sub.add_parser("describe", help="print the resolved config a method would run with")
+    dsc.add_argument("method")
+    dsc.add_argument("--dataset", default=None)
+    dsc.add_argument("--config", default=None)
+    dsc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    dsc.set_defaults(fn=cmd_describe)
 
     tp = sub.add_parser("teacher", help="teacher commands").add_subparsers(
         dest="teacher_cmd", required=True
