@@ -1,15 +1,18 @@
-"""A real two-process DDP run on CPU (gloo) through Lightning Fabric's spawn strategy."""
+"""Real two-process DDP runs on CPU (gloo) through Lightning Fabric's spawn strategy."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
+
 import dfkd
 
+DDP = ["fabric.accelerator=cpu", "fabric.devices=2", "fabric.strategy=ddp_spawn"]
 
-def test_two_process_ddp_on_cpu(tmp_path: Path, teacher_dir: Path) -> None:
-    ddp = ["fabric.accelerator=cpu", "fabric.devices=2", "fabric.strategy=ddp_spawn"]
+
+def test_two_process_ddp_classical_kd(tmp_path: Path, teacher_dir: Path) -> None:
     fast = ["rounds=4", "kd_steps=4", "batch_size=32", "eval_every=2", "checkpoint_every=2"]
     m = dfkd.distill(
         teacher_dir,
@@ -17,7 +20,7 @@ def test_two_process_ddp_on_cpu(tmp_path: Path, teacher_dir: Path) -> None:
         "kd",
         "digits",
         out=tmp_path / "ddp",
-        overrides=fast + ddp,
+        overrides=fast + DDP,
         progress=False,
     )
     assert m["completed"] and m["steps"] == 16
@@ -26,3 +29,20 @@ def test_two_process_ddp_on_cpu(tmp_path: Path, teacher_dir: Path) -> None:
     assert saved["student_accuracy"] == m["student_accuracy"]
     r = dfkd.evaluate(tmp_path / "ddp" / "student.json", "digits")
     assert abs(r["accuracy"] - m["student_accuracy"]) < 1e-6  # rank 0 wrote the trained weights
+
+
+@pytest.mark.parametrize("method", ["dfq", "deepinversion"])
+def test_two_process_ddp_data_free(tmp_path: Path, teacher_dir: Path, method: str) -> None:
+    short = ["rounds=4", "eval_every=2", "checkpoint_every=2"]
+    m = dfkd.distill(
+        teacher_dir,
+        "lenet5_half",
+        method,
+        "digits",
+        out=tmp_path / method,
+        overrides=short + DDP,
+        progress=False,
+    )
+    assert m["completed"] and m["synthesis_s"] > 0
+    assert (tmp_path / method / "samples.png").is_file()
+    assert m["student_accuracy"] > 0.15
