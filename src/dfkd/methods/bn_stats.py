@@ -3,7 +3,7 @@ statistics (BatchNorm running statistics, or a statistics file) are matched, the
 
 from __future__ import annotations
 
-from .base import Method, register_method
+from .base import PIXEL_DIGITS, PIXEL_ROUNDS, Method, register_method, sgd_cosine
 
 BN_STATS = register_method(
     Method(
@@ -22,25 +22,14 @@ BN_STATS = register_method(
                     "synth_batch_size": 128,
                 },
             },
-            "g_steps": 100,
-            "kd_steps": 50,
-            "rounds": 100,
-            "batch_size": 128,
+            **PIXEL_ROUNDS,
             "synth_terms": {
                 "stat_match": {"weight": 1.0, "first_multiplier": 10.0},
                 "tv": {"weight": 1e-4, "p": 2},
                 "l2": {"weight": 1e-5},
             },
             "distill_terms": {"kd_kl": {"weight": 1.0, "T": 8.0}},
-            "optimizer": {
-                "name": "sgd",
-                "lr": 0.05,
-                "momentum": 0.9,
-                "weight_decay": 5e-4,
-                "schedule": "cosine",
-            },
-            "eval_every": 10,
-            "checkpoint_every": 10,
+            "optimizer": sgd_cosine(0.05, 5e-4),
         },
         presets={
             "digits": {
@@ -48,12 +37,7 @@ BN_STATS = register_method(
                     "name": "pixels",
                     "args": {"lr": 0.1, "jitter": 1, "bank": 2048, "synth_batch_size": 128},
                 },
-                "g_steps": 40,
-                "kd_steps": 20,
-                "rounds": 10,
-                "batch_size": 64,
-                "eval_every": 5,
-                "checkpoint_every": 5,
+                **PIXEL_DIGITS,
             },
         },
     )

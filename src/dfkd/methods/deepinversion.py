@@ -3,7 +3,7 @@ match, with image priors; Adaptive DeepInversion's competition term is an option
 
 from __future__ import annotations
 
-from .base import Method, register_method
+from .base import PIXEL_DIGITS, Method, register_method, sgd_cosine
 
 DEEPINVERSION = register_method(
     Method(
@@ -34,13 +34,7 @@ DEEPINVERSION = register_method(
                 "competition": {"weight": 0.0, "T": 3.0},
             },
             "distill_terms": {"kd_kl": {"weight": 1.0, "T": 20.0}},
-            "optimizer": {
-                "name": "sgd",
-                "lr": 0.1,
-                "momentum": 0.9,
-                "weight_decay": 1e-4,
-                "schedule": "cosine",
-            },
+            "optimizer": sgd_cosine(0.1, 1e-4),
             "eval_every": 10,
             "checkpoint_every": 10,
         },
@@ -56,12 +50,7 @@ DEEPINVERSION = register_method(
                         "synth_batch_size": 128,
                     },
                 },
-                "g_steps": 40,
-                "kd_steps": 20,
-                "rounds": 10,
-                "batch_size": 64,
-                "eval_every": 5,
-                "checkpoint_every": 5,
+                **PIXEL_DIGITS,
                 "distill_terms": {"kd_kl": {"T": 4.0}},
                 "optimizer": {"lr": 0.05},
             },

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Method, register_method
+from .base import Method, register_method, sgd_cosine
 
 DFAD = register_method(
     Method(
@@ -20,13 +20,7 @@ DFAD = register_method(
             "batch_size": 512,
             "synth_terms": {"adversarial": {"weight": 1.0, "criterion": "l1"}},
             "distill_terms": {"kd_l1": {"weight": 1.0}},
-            "optimizer": {
-                "name": "sgd",
-                "lr": 0.01,
-                "momentum": 0.9,
-                "weight_decay": 1e-4,
-                "schedule": "cosine",
-            },
+            "optimizer": sgd_cosine(0.01, 1e-4),
             "eval_every": 100,
             "checkpoint_every": 100,
         },

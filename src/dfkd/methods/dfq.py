@@ -3,7 +3,7 @@ class prior + adversarial KL + class balance."""
 
 from __future__ import annotations
 
-from .base import Method, register_method
+from .base import Method, register_method, sgd_cosine
 
 DFQ = register_method(
     Method(
@@ -27,13 +27,7 @@ DFQ = register_method(
                 "info_entropy": {"weight": 20.0},
             },
             "distill_terms": {"kd_kl": {"weight": 1.0, "T": 1.0}},
-            "optimizer": {
-                "name": "sgd",
-                "lr": 0.1,
-                "momentum": 0.9,
-                "weight_decay": 1e-4,
-                "schedule": "cosine",
-            },
+            "optimizer": sgd_cosine(0.1, 1e-4),
             "eval_every": 400,
             "checkpoint_every": 400,
         },

@@ -3,7 +3,7 @@ teacher's activations match reference spectra from a statistics file."""
 
 from __future__ import annotations
 
-from .base import Method, register_method
+from .base import PIXEL_DIGITS, PIXEL_ROUNDS, Method, register_method, sgd_cosine
 
 SPECTRAL = register_method(
     Method(
@@ -22,10 +22,7 @@ SPECTRAL = register_method(
                     "synth_batch_size": 128,
                 },
             },
-            "g_steps": 100,
-            "kd_steps": 50,
-            "rounds": 100,
-            "batch_size": 128,
+            **PIXEL_ROUNDS,
             # stat_match (channel statistics from the same file) is an option: set its weight
             "synth_terms": {
                 "spectral_stats": {"weight": 1.0},
@@ -34,24 +31,11 @@ SPECTRAL = register_method(
                 "l2": {"weight": 1e-5},
             },
             "distill_terms": {"kd_kl": {"weight": 1.0, "T": 8.0}},
-            "optimizer": {
-                "name": "sgd",
-                "lr": 0.05,
-                "momentum": 0.9,
-                "weight_decay": 5e-4,
-                "schedule": "cosine",
-            },
-            "eval_every": 10,
-            "checkpoint_every": 10,
+            "optimizer": sgd_cosine(0.05, 5e-4),
         },
         presets={
             "digits": {
-                "g_steps": 40,
-                "kd_steps": 20,
-                "rounds": 10,
-                "batch_size": 64,
-                "eval_every": 5,
-                "checkpoint_every": 5,
+                **PIXEL_DIGITS,
             },
         },
     )
