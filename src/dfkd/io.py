@@ -64,7 +64,7 @@ def _check_safetensors_bytes(data: bytes, path: Path) -> None:
         raise DfkdError(
             f"'{path}' is a pickle/torch.save file, which dfkd refuses to load (it can run code); "
             "convert it once, in a trusted environment, with "
-            "`safetensors.torch.save_file(torch.load(f), 'weights.safetensors')`"
+            "`safetensors.torch.save_file(torch.load(f, weights_only=True), 'w.safetensors')`"
         )
     if len(data) < 8:
         raise DfkdError(f"'{path}' is not a safetensors file (only {len(data)} bytes)")
