@@ -63,6 +63,15 @@ def resolve_config(
     return build_config(m.defaults, m.presets.get(ds, {}), user, over, top)
 
 
+def load_checked(
+    spec: str | Path | nn.Module, data: Data, weights: str | Path | None, role: str
+) -> nn.Module:
+    """Load a model (card, factory + weights, or module) and check that it fits ``data``."""
+    model, card = load_model(spec, data, weights)
+    check_compatible(model, card, data, role)
+    return model
+
+
 def _plugin_component(p: PluginSpec) -> dict[str, Any]:
     if isinstance(p, Component):
         return {"name": p.name, "args": dict(p.args)}
@@ -172,8 +181,7 @@ def distill(
         if isinstance(dataset, Data)
         else load_dataset(cfg.data.name, cfg.data.root, **cfg.data.args)
     )
-    t_model, t_card = load_model(teacher, data, teacher_weights)
-    check_compatible(t_model, t_card, data, "teacher")
+    t_model = load_checked(teacher, data, teacher_weights, "teacher")
     seed_all(cfg.seed)
     if isinstance(student, nn.Module):
         s_model, s_arch = student, architecture_of(student, None, None)
@@ -217,9 +225,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Test accuracy of a model (card, factory + weights, or module); with ``teacher``, also the
     top-1 agreement between the two."""
-    data = dataset if isinstance(dataset, Data) else load_dataset(dataset, data_root)
-    m, card = load_model(model, data, weights)
-    check_compatible(m, card, data, "model")
+    data = load_dataset(dataset, data_root)
+    m = load_checked(model, data, weights, "model")
     logits = predict(m, data.x_test)
     res: dict[str, Any] = {
         "dataset": data.name,
@@ -227,8 +234,7 @@ def evaluate(
         "samples": len(data.y_test),
     }
     if teacher is not None:
-        t, t_card = load_model(teacher, data)
-        check_compatible(t, t_card, data, "teacher")
+        t = load_checked(teacher, data, None, "teacher")
         t_logits = predict(t, data.x_test)
         res["teacher_accuracy"] = accuracy(t_logits, data.y_test)
         res["agreement"] = agreement(logits, t_logits)
@@ -251,9 +257,8 @@ def collect_teacher_stats(
     beside a teacher without BatchNorm) and, with ``out``, save them as safetensors."""
     if out is not None and Path(out).exists() and not overwrite:
         raise DfkdError(f"'{out}' already exists; pass --overwrite to replace it")
-    data = dataset if isinstance(dataset, Data) else load_dataset(dataset, data_root)
-    model, card = load_model(teacher, data, teacher_weights)
-    check_compatible(model, card, data, "teacher")
+    data = load_dataset(dataset, data_root)
+    model = load_checked(teacher, data, teacher_weights, "teacher")
     stats = collect_stats(model, data, layers, split=split, max_samples=max_samples)
     stats.meta["teacher"] = str(teacher) if not isinstance(teacher, nn.Module) else None
     if out is not None:

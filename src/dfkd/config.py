@@ -217,7 +217,6 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
         if k not in hints or k not in names:
             raise ConfigError(f"unknown config key '{path}'{did_you_mean(str(k), names)}")
         kwargs[k] = _convert(v, hints[k], path)
-    # Component given as a bare string: "name"
     return cls(**kwargs)
 
 

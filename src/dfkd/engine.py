@@ -261,10 +261,6 @@ def check_teacher(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> None:
             )
 
 
-def _unwrap(m: nn.Module) -> nn.Module:
-    return m.module if hasattr(m, "module") and isinstance(m.module, nn.Module) else m
-
-
 def _diff(a: Any, b: Any, path: str = "") -> str | None:
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b)):
@@ -313,7 +309,7 @@ def run(
     out_dir = check_out_dir(out, overwrite=overwrite, resume=resume) if out is not None else None
     checked = build_parts(cfg)  # every check runs before any output is written
     check_teacher(cfg, checked, teacher)
-    load_run_stats(cfg, checked, teacher)
+    stats = load_run_stats(cfg, checked, teacher)
     saved_state = None
     if out_dir is not None and resume:
         saved_cfg = safe_load((out_dir / "config.yaml").read_text())
@@ -336,6 +332,7 @@ def run(
         teacher,
         student,
         data,
+        stats,
         out_dir,
         saved_state,
         overwrite or resume,
@@ -353,6 +350,7 @@ def _loop(
     teacher: nn.Module,
     student: nn.Module,
     data: Data,
+    stats: TeacherStats | None,
     out_dir: Path | None,
     saved_state: dict[str, Any] | None,
     clear_old: bool,
@@ -390,9 +388,8 @@ def _loop(
     timers = {"wall_s": 0.0, "synthesis_s": 0.0, "distill_s": 0.0}
     round_terms: dict[str, float] = {}
     class_counts = torch.zeros(data.num_classes, dtype=torch.long)
-    shown: tuple[torch.Tensor, torch.Tensor] | None = (
-        None  # last distillation batch, for samples.png
-    )
+    # the last distillation batch and its teacher labels, for samples.png
+    shown: tuple[torch.Tensor, torch.Tensor] | None = None
     if saved_state is not None:
         student_module.load_state_dict(saved_state["student"])
         optimizer.load_state_dict(saved_state["optimizer"])
@@ -412,7 +409,6 @@ def _loop(
 
     total_steps = cfg.rounds * cfg.kd_steps
     synth_needs = {n for t in parts.synth_terms for n in t.needs}
-    stats = load_run_stats(cfg, parts, teacher)
     synth_needs_student = bool(parts.plugins) or "student" in synth_needs
     bar = tqdm(
         total=cfg.rounds,
@@ -495,7 +491,7 @@ def _loop(
         last = r + 1 == cfg.rounds
         timers["wall_s"] = time.perf_counter() - t_start
         if (r + 1) % cfg.eval_every == 0 or last:
-            s_test = predict(_unwrap(student), test_x, cfg.eval_batch_size, fabric.device)
+            s_test = predict(student_module, test_x, cfg.eval_batch_size, fabric.device)
             row = {
                 "round": r + 1,
                 "step": step,

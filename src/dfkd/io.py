@@ -6,7 +6,6 @@ import json
 import os
 import struct
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -165,11 +164,3 @@ def load_state(path: str | os.PathLike[str]) -> Any:
     if "dfkd_state" not in meta:
         raise DfkdError(f"'{path}' is not a dfkd checkpoint")
     return unflatten_state(json.loads(meta["dfkd_state"]), tensors)
-
-
-def guarded(fn: Callable[[], Any], what: str) -> Any:
-    """Run ``fn`` turning OSError into a one-line DfkdError about ``what``."""
-    try:
-        return fn()
-    except OSError as e:
-        raise DfkdError(f"cannot read {what}: {e.strerror or e}") from None

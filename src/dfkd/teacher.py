@@ -65,7 +65,7 @@ def train_teacher(
     if epochs < 1:
         raise ConfigError(f"epochs must be ≥ 1, got {epochs}")
     out_dir = check_out_dir(out, overwrite=overwrite) if out is not None else None
-    data = dataset if isinstance(dataset, Data) else load_dataset(dataset, data_root)
+    data = load_dataset(dataset, data_root)
     c, h, w = data.input_shape
     fabric = Fabric(accelerator=accelerator, devices=1, precision=precision)
     torch.manual_seed(seed)

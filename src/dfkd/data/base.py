@@ -122,14 +122,19 @@ def make_data(
     )
 
 
-def load_dataset(name: str, root: str | os.PathLike[str] | None = None, **options: Any) -> Data:
-    """Load a registered dataset by name (``dfkd list datasets``).
+def load_dataset(
+    name: str | Data, root: str | os.PathLike[str] | None = None, **options: Any
+) -> Data:
+    """Load a registered dataset by name (``dfkd list datasets``); a :class:`Data` is returned
+    as it is.
 
     Args:
         name: registry name, e.g. ``"digits"``, ``"mnist10k"``, ``"fashion-mnist"``.
         root: where the files are; each dataset has a documented default.
         **options: dataset-specific options (checked against the loader's signature).
     """
+    if isinstance(name, Data):
+        return name
     fn = DATASETS.get(name)
     params = inspect.signature(fn).parameters
     for k in options:
