@@ -1,9 +1,9 @@
 """Exploration, not a results benchmark: cost and accuracy of first-guess CPU presets on MNIST-10k.
 
 Needs the teacher from `python benchmarks/foundation.py`. Output: one JSON line per run
-(committed as benchmarks/results/explore_mnist10k.jsonl for the first case set and
-explore_mnist10k_2.jsonl for `--cases second`). Single seed; the tuned presets and the
-real data-free benchmark come with issue 3.
+(committed as benchmarks/results/explore_mnist10k.jsonl for the first case set,
+explore_mnist10k_2.jsonl for `--cases second` and explore_dfad.jsonl for `--cases dfad`).
+Single seed. The tuned presets and the data-free benchmark are in benchmarks/datafree.py.
 """
 
 import argparse
@@ -44,10 +44,31 @@ second = [
     ("dfad", [*gen2, "rounds=200", "kd_steps=5", "optimizer.lr=0.05", "source.args.lr=2e-4"]),
     ("dafl", [*gen2, "rounds=200", "kd_steps=5", "source.args.lr=0.01", "optimizer.lr=0.01"]),
 ]
+# third set: why DFAD collapses on this budget, and what keeps it up (issue 3)
+kl = [
+    "synth_terms.adversarial.criterion=kl",
+    "distill_terms={kd_kl: {weight: 1.0, T: 1.0}}",
+    "distill_terms.kd_l1.weight=0",
+]
+gen3 = [*gen2, "rounds=200"]
+dfad = [
+    ("dfad", [*gen3, "optimizer.lr=0.1", "source.args.bank=4096"]),
+    ("dfad", [*gen3, "optimizer.lr=0.1", "source.args.bank=16384"]),
+    ("dfad", [*gen2, "rounds=300", "optimizer.lr=0.01"]),
+    ("dfad", [*gen2, "rounds=300", "optimizer.lr=0.02"]),
+    ("dfad", [*gen3, "optimizer.lr=0.1", *kl]),
+    ("dfad", [*gen3, "optimizer.lr=0.1", "synth_terms.info_entropy.weight=5"]),
+    ("dfad", [*gen3, "optimizer.lr=0.1", "source.args.lr_schedule=cosine"]),
+    ("dfad", [*gen3, "optimizer.lr=0.1", "source.args.lr_schedule=cosine", *kl]),
+]
 ap = argparse.ArgumentParser()
-ap.add_argument("--cases", choices=["first", "second"], default="first")
+ap.add_argument("--cases", choices=["first", "second", "dfad"], default="first")
 args = ap.parse_args()
-runs = [(m, common + o) for m, o in cases.items()] if args.cases == "first" else second
+runs = {
+    "first": [(m, common + o) for m, o in cases.items()],
+    "second": second,
+    "dfad": [(m, ["kd_steps=5", *o]) for m, o in dfad],
+}[args.cases]
 for m, o in runs:
     t = time.time()
     r = dfkd.distill(T, "lenet5_half", m, "mnist10k", overrides=o, progress=False)

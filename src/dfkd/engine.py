@@ -41,6 +41,7 @@ from .io import atomic_write_text, load_state, save_state, write_json
 from .losses.terms import TERMS, StepContext
 from .methods import METHODS, Method
 from .metrics import accuracy, agreement, last_k_mean, predict
+from .pairs import FeaturePairs
 from .plugins import PluginSet, build_plugins
 from .runs import check_out_dir, clear_run_files, write_history
 from .sources import Source, SourceEnv, build_source
@@ -223,6 +224,21 @@ def teacher_taps(
         yield taps
 
 
+def feature_pairs(
+    parts: RunParts,
+    teacher: nn.Module,
+    student: nn.Module,
+    data: Data,
+    device: torch.device | str = "cpu",
+) -> FeaturePairs | None:
+    """The teacher/student layer pairs (with adapters) the distillation terms need, or None."""
+    users = [t for t in parts.distill_terms if "feature_pairs" in t.needs]
+    if not users:
+        return None
+    layers = next((t.kwargs["layers"] for t in users if t.kwargs.get("layers")), None)
+    return FeaturePairs(teacher, student, data.input_shape, layers, device)
+
+
 def load_run_stats(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> TeacherStats | None:
     """The run's statistics file, checked against the teacher; an error when a term needs one
     and none was given."""
@@ -310,6 +326,8 @@ def run(
     checked = build_parts(cfg)  # every check runs before any output is written
     check_teacher(cfg, checked, teacher)
     stats = load_run_stats(cfg, checked, teacher)
+    probe_device = next(student.parameters(), torch.empty(0)).device
+    feature_pairs(checked, teacher.to(probe_device), student, data, probe_device)
     saved_state = None
     if out_dir is not None and resume:
         saved_cfg = safe_load((out_dir / "config.yaml").read_text())
@@ -361,7 +379,10 @@ def _loop(
     seed_all(cfg.seed)
     teacher = fabric.to_device(freeze(teacher))
     student_module = student
+    pairs = feature_pairs(parts, teacher, fabric.to_device(student), data, fabric.device)
     params = list(student.parameters()) + parts.plugins.parameters()
+    if pairs is not None:
+        params += list(pairs.parameters())
     optimizer = make_optimizer(cfg, params)
     student, optimizer = fabric.setup(student, optimizer)
     env = SourceEnv(
@@ -371,6 +392,7 @@ def _loop(
         student=student,
         batch_size=cfg.batch_size,
         seed=cfg.seed,
+        rounds=cfg.rounds,
     )
     parts.source.setup(env)
     parts.plugins.setup(env)
@@ -395,6 +417,8 @@ def _loop(
         optimizer.load_state_dict(saved_state["optimizer"])
         parts.source.load_state_dict(saved_state["source"])
         parts.plugins.load_state_dict(saved_state["plugins"])
+        if pairs is not None:
+            pairs.load_state_dict(saved_state["pairs"])
         torch.set_rng_state(saved_state["rng"])
         start_round, step = int(saved_state["round"]), int(saved_state["step"])
         history = saved_state["history"]
@@ -463,7 +487,15 @@ def _loop(
             batch = parts.plugins.select(batch)
             if len(batch) == 0:
                 continue
-            s_logits = parts.plugins.adjust_logits(batch, student(batch.x))
+            if pairs is None:
+                s_logits = parts.plugins.adjust_logits(batch, student(batch.x))
+                step_taps: dict[str, Any] = {}
+            else:  # feature terms: tap both networks on the (selected) batch
+                with torch.no_grad(), Taps(teacher, layers=pairs.teacher_paths) as tt:
+                    teacher(batch.x)
+                with Taps(student_module, layers=pairs.student_paths) as st:
+                    s_logits = parts.plugins.adjust_logits(batch, student(batch.x))
+                step_taps = {"pairs": pairs(st.outputs, tt.outputs)}
             ctx = StepContext(
                 "distill",
                 batch.x,
@@ -471,6 +503,7 @@ def _loop(
                 s_logits,
                 batch.labels,
                 batch.weight,
+                taps=step_taps,
                 extras=batch.extras,
             )
             loss, values = weighted_sum(parts.distill_terms, ctx, parts.plugins.distill_terms(ctx))
@@ -526,6 +559,7 @@ def _loop(
                 "optimizer": optimizer.state_dict(),
                 "source": parts.source.state_dict(),
                 "plugins": parts.plugins.state_dict(),
+                "pairs": pairs.state_dict() if pairs is not None else {},
                 "class_counts": class_counts,
                 "rng": torch.get_rng_state(),
             }

@@ -16,6 +16,7 @@ import torch
 from ..errors import DfkdError
 from ..registry import Registry
 from .kd import cross_entropy, js_div, kl_div, l1_logits
+from .spectral import spectral_pair_loss
 
 
 @dataclass
@@ -83,3 +84,15 @@ def ce_term(ctx: StepContext) -> torch.Tensor:
     if ctx.labels is None:
         raise DfkdError("term 'ce' needs labelled data; use it only with a real-data source")
     return cross_entropy(_student(ctx), ctx.labels, ctx.weight)
+
+
+@register_term("spectral_pair", phase="distill", needs=("student", "feature_pairs"))
+def spectral_pair_term(ctx: StepContext, layers: list[list[str]] | None = None) -> torch.Tensor:
+    """Seed 003's teacher-vs-student spectral term: ``Σ_l ‖ |F(φ_T^l)| − |F(A_l φ_S^l)| ‖²``
+    (mean over elements per layer) over paired layers, with 1×1 adapters ``A_l`` where channel
+    counts differ. ``layers`` (``[[teacher_path, student_path], ...]``) is read by the loop;
+    by default the last convolution of every resolution both networks share is paired."""
+    pairs = ctx.taps.get("pairs")
+    if not pairs:
+        raise DfkdError("term 'spectral_pair' needs paired layer outputs, which this step lacks")
+    return torch.stack([spectral_pair_loss(s, t) for s, t in pairs]).sum()

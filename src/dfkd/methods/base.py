@@ -67,3 +67,37 @@ PIXEL_DIGITS: dict[str, Any] = {
     "eval_every": 5,
     "checkpoint_every": 5,
 }
+
+
+def cpu_generator(rounds: int, nz: int = 64, **source_args: Any) -> dict[str, Any]:
+    """Generator-method preset for 28×28 data on a 2-core CPU: the light generator, batches of
+    256, five student steps per generator step, evaluation every 5 % of the run."""
+    every = max(1, rounds // 20)
+    return {
+        "source": {
+            "name": "generator",
+            "args": {"model": "light_generator", "nz": nz, **source_args},
+        },
+        "rounds": rounds,
+        "kd_steps": 5,
+        "batch_size": 256,
+        "eval_every": every,
+        "checkpoint_every": every,
+    }
+
+
+def cpu_pixels(rounds: int, **source_args: Any) -> dict[str, Any]:
+    """Pixel-inversion preset for 28×28 data on a 2-core CPU: 256 images inverted per round in
+    100 steps, then 50 student steps of 256 replayed from an 8192-image bank."""
+    return {
+        "source": {
+            "name": "pixels",
+            "args": {"synth_batch_size": 256, "bank": 8192, **source_args},
+        },
+        "g_steps": 100,
+        "kd_steps": 50,
+        "rounds": rounds,
+        "batch_size": 256,
+        "eval_every": max(1, rounds // 10),
+        "checkpoint_every": max(1, rounds // 10),
+    }

@@ -3,7 +3,14 @@ statistics (BatchNorm running statistics, or a statistics file) are matched, the
 
 from __future__ import annotations
 
-from .base import PIXEL_DIGITS, PIXEL_ROUNDS, Method, register_method, sgd_cosine
+from .base import (
+    PIXEL_DIGITS,
+    PIXEL_ROUNDS,
+    Method,
+    cpu_pixels,
+    register_method,
+    sgd_cosine,
+)
 
 BN_STATS = register_method(
     Method(
@@ -39,6 +46,8 @@ BN_STATS = register_method(
                 },
                 **PIXEL_DIGITS,
             },
+            "mnist10k": cpu_pixels(25, lr=0.1, jitter=1),
+            "fashion-mnist": cpu_pixels(40, lr=0.1, jitter=1, flip=True),
         },
     )
 )

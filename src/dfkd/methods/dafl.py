@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Method, register_method
+from .base import Method, cpu_generator, register_method
 
 DAFL = register_method(
     Method(
@@ -47,6 +47,15 @@ DAFL = register_method(
                 "eval_every": 20,
                 "checkpoint_every": 30,
                 "optimizer": {"lr": 0.01},
+            },
+            # DAFL decays the student's rate (×0.1 twice); a cosine decay here
+            "mnist10k": {
+                **cpu_generator(400, lr=0.01),
+                "optimizer": {"lr": 0.01, "schedule": "cosine"},
+            },
+            "fashion-mnist": {
+                **cpu_generator(500, lr=0.01),
+                "optimizer": {"lr": 0.01, "schedule": "cosine"},
             },
         },
     )

@@ -3,7 +3,7 @@ match, with image priors; Adaptive DeepInversion's competition term is an option
 
 from __future__ import annotations
 
-from .base import PIXEL_DIGITS, Method, register_method, sgd_cosine
+from .base import PIXEL_DIGITS, Method, cpu_pixels, register_method, sgd_cosine
 
 DEEPINVERSION = register_method(
     Method(
@@ -51,6 +51,16 @@ DEEPINVERSION = register_method(
                     },
                 },
                 **PIXEL_DIGITS,
+                "distill_terms": {"kd_kl": {"T": 4.0}},
+                "optimizer": {"lr": 0.05},
+            },
+            "mnist10k": {
+                **cpu_pixels(25, lr=0.1, jitter=1, flip=False),
+                "distill_terms": {"kd_kl": {"T": 4.0}},
+                "optimizer": {"lr": 0.05},
+            },
+            "fashion-mnist": {
+                **cpu_pixels(40, lr=0.1, jitter=1, flip=True),
                 "distill_terms": {"kd_kl": {"T": 4.0}},
                 "optimizer": {"lr": 0.05},
             },

@@ -3,7 +3,7 @@ class prior + adversarial KL + class balance."""
 
 from __future__ import annotations
 
-from .base import Method, register_method, sgd_cosine
+from .base import Method, cpu_generator, register_method, sgd_cosine
 
 DFQ = register_method(
     Method(
@@ -44,6 +44,8 @@ DFQ = register_method(
                 "checkpoint_every": 20,
                 "optimizer": {"lr": 0.05},
             },
+            "mnist10k": {**cpu_generator(500), "optimizer": {"lr": 0.05}},
+            "fashion-mnist": {**cpu_generator(800), "optimizer": {"lr": 0.05}},
         },
     )
 )

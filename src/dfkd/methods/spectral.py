@@ -3,7 +3,14 @@ teacher's activations match reference spectra from a statistics file."""
 
 from __future__ import annotations
 
-from .base import PIXEL_DIGITS, PIXEL_ROUNDS, Method, register_method, sgd_cosine
+from .base import (
+    PIXEL_DIGITS,
+    PIXEL_ROUNDS,
+    Method,
+    cpu_pixels,
+    register_method,
+    sgd_cosine,
+)
 
 SPECTRAL = register_method(
     Method(
@@ -30,13 +37,20 @@ SPECTRAL = register_method(
                 "tv": {"weight": 1e-4, "p": 2},
                 "l2": {"weight": 1e-5},
             },
-            "distill_terms": {"kd_kl": {"weight": 1.0, "T": 8.0}},
+            # the seed's teacher-vs-student form (student spectra through 1×1 adapters against
+            # the teacher's, on the synthetic batch) is an option: set its weight
+            "distill_terms": {
+                "kd_kl": {"weight": 1.0, "T": 8.0},
+                "spectral_pair": {"weight": 0.0},
+            },
             "optimizer": sgd_cosine(0.05, 5e-4),
         },
         presets={
             "digits": {
                 **PIXEL_DIGITS,
             },
+            "mnist10k": cpu_pixels(25, lr=0.1, jitter=1),
+            "fashion-mnist": cpu_pixels(40, lr=0.1, jitter=1, flip=True),
         },
     )
 )

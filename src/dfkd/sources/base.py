@@ -64,6 +64,7 @@ class SourceEnv:
     student: nn.Module
     batch_size: int
     seed: int
+    rounds: int = 1
 
 
 class Source:
