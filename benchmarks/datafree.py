@@ -87,7 +87,7 @@ def run_setting(name: str, out: Path, methods: list[str] | None) -> dict:
         teacher_s = round(time.perf_counter() - t0, 1)
     stats = root / "stats.safetensors"
     if not stats.exists():
-        dfkd.collect_teacher_stats(teacher, ds, stats)
+        dfkd.collect_teacher_stats(teacher, ds, None, stats)
     row: dict = {
         "setting": name,
         "dataset": ds,

@@ -2,7 +2,8 @@
 
 Needs the teacher from `python benchmarks/foundation.py`. Output: one JSON line per run
 (committed as benchmarks/results/explore_mnist10k.jsonl for the first case set,
-explore_mnist10k_2.jsonl for `--cases second` and explore_dfad.jsonl for `--cases dfad`).
+explore_mnist10k_2.jsonl for `--cases second`, explore_dfad.jsonl for `--cases dfad` and
+explore_tune.jsonl for `--cases tune`).
 Single seed. The tuned presets and the data-free benchmark are in benchmarks/datafree.py.
 """
 
@@ -61,13 +62,26 @@ dfad = [
     ("dfad", [*gen3, "optimizer.lr=0.1", "source.args.lr_schedule=cosine"]),
     ("dfad", [*gen3, "optimizer.lr=0.1", "source.args.lr_schedule=cosine", *kl]),
 ]
+# fourth set: DAFL's decline and DFQ's margin, spelled out so that later presets do not move it
+dafl4 = [*gen2, "source.args.lr=0.01", "rounds=400", "kd_steps=5", "eval_every=20",
+         "optimizer.lr=0.01", "optimizer.schedule=cosine"]  # fmt: skip
+tune = [
+    ("dafl", [*dafl4, "source.args.lr_schedule=cosine"]),
+    ("dafl", [*dafl4, "source.args.lr_schedule=cosine", "distill_terms.kd_kl.T=4"]),
+    ("dfq", [*gen2, "optimizer.lr=0.05", "kd_steps=10", "rounds=400", "eval_every=20"]),
+    ("dafl", [*dafl4, "source.args.bank=16384"]),
+    ("dafl", [*dafl4, "source.args.bank=16384", "optimizer.schedule=constant"]),
+    ("dafl", [*dafl4, "source.args.bank=16384", "rounds=200", "eval_every=10"]),
+    ("dafl", [*dafl4, "source.args.bank=16384", "source.args.lr=0.002"]),
+]
 ap = argparse.ArgumentParser()
-ap.add_argument("--cases", choices=["first", "second", "dfad"], default="first")
+ap.add_argument("--cases", choices=["first", "second", "dfad", "tune"], default="first")
 args = ap.parse_args()
 runs = {
     "first": [(m, common + o) for m, o in cases.items()],
     "second": second,
     "dfad": [(m, ["kd_steps=5", *o]) for m, o in dfad],
+    "tune": tune,
 }[args.cases]
 for m, o in runs:
     t = time.time()

@@ -367,3 +367,16 @@ def test_describe_prints_the_resolved_config(method: str, capsys) -> None:
     assert code == 0 and out.startswith(f"# {method}:")
     cfg = build_config(safe_load(out))
     assert cfg == dfkd.resolve_config(method, "digits", overrides=["seed=3"])
+
+
+def test_demo_distils_data_free_by_default(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "demo"
+    args = ["demo", "--out", out, "--teacher-epochs", "3", "--rounds", "2", "--quiet"]
+    code, text, _ = run_cli(args, capsys)
+    assert code == 0 and "'deepinversion' (data-free)" in text
+    m = json.loads((out / "student" / "metrics.json").read_text())
+    assert m["method"] == "deepinversion" and m["rounds"] == 2 and m["synthesis_s"] > 0
+    assert (out / "student" / "samples.png").is_file()
+    code, _, err = run_cli(args, capsys)  # the same folder again: refused, nothing touched
+    assert code == 2 and "--overwrite" in err
+    assert json.loads((out / "student" / "metrics.json").read_text()) == m

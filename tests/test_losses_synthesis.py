@@ -13,6 +13,7 @@ from dfkd.losses.generator import (
     adversarial_loss,
     competition_loss,
     information_entropy_loss,
+    js_div_adi,
     one_hot_loss,
 )
 from dfkd.losses.kd import js_div, kl_div, l1_logits
@@ -44,6 +45,24 @@ def naive_tv(x: torch.Tensor, p: int) -> float:
 def test_total_variation_matches_reference(img: torch.Tensor, p: int) -> None:
     assert total_variation(img, p).item() == pytest.approx(naive_tv(img, p), rel=1e-5)
     assert total_variation(torch.ones(2, 1, 4, 4), p).item() == 0.0
+
+
+def test_norm_forms_of_the_priors_match_reference(img: torch.Tensor) -> None:
+    b, c, h, w = img.shape
+    total = 0.0
+    for dy, dx, x0 in ((1, 0, 0), (0, 1, 0), (1, 1, 0), (1, -1, 1)):
+        sq = 0.0
+        for i in range(b):
+            for k in range(c):
+                for y in range(h - dy):
+                    for xx in range(x0, w - abs(dx) + x0):
+                        sq += float(img[i, k, y + dy, xx + dx] - img[i, k, y, xx]) ** 2
+        total += math.sqrt(sq)
+    assert total_variation(img, reduction="norm").item() == pytest.approx(total, rel=1e-5)
+    flat = math.sqrt(sum(v * v for v in img.flatten().tolist()))
+    assert l2_prior(img, reduction="norm").item() == pytest.approx(flat, rel=1e-5)
+    with pytest.raises(ValueError, match="reduction"):
+        l2_prior(img, reduction="sum")
 
 
 def test_l2_prior_matches_reference(img: torch.Tensor) -> None:
@@ -113,6 +132,23 @@ def test_adversarial_and_competition_terms() -> None:
     assert competition_loss(t, t).item() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="criterion"):
         adversarial_loss(s, t, "l2")
+
+
+def test_adi_form_of_js_matches_reference() -> None:
+    g = torch.Generator().manual_seed(4)
+    s, t = 3 * torch.randn(4, 5, generator=g), 3 * torch.randn(4, 5, generator=g)
+    p, q = torch.softmax(s / 3, 1).tolist(), torch.softmax(t / 3, 1).tolist()
+    clamp = lambda v: min(max(v, 0.01), 0.99)  # noqa: E731
+    acc = 0.0
+    for pi, qi in zip(p, q, strict=True):
+        for a, b in zip(pi, qi, strict=True):
+            m = clamp((a + b) / 2)
+            acc += 0.5 * m * (math.log(m) - math.log(clamp(a)))
+            acc += 0.5 * m * (math.log(m) - math.log(clamp(b)))
+    assert js_div_adi(s, t, 3.0).item() == pytest.approx(acc / 20, rel=1e-5)
+    assert competition_loss(s, t, 3.0, "adi").item() == pytest.approx(1 - acc / 20, rel=1e-5)
+    with pytest.raises(ValueError, match="form"):
+        competition_loss(s, t, form="x")
 
 
 def naive_amplitude(x: torch.Tensor) -> torch.Tensor:

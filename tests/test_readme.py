@@ -44,3 +44,19 @@ def test_readme_python_api_names_exist(pattern: str) -> None:
     for block in _python_blocks():
         for name in re.findall(pattern, block):
             assert hasattr(dfkd, name), name
+
+
+def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dfkd
+
+    (block,) = [b for b in _python_blocks() if "collect_teacher_stats" in b]
+    code = block.replace('"mnist10k"', '"digits"').replace("epochs=20", "epochs=3")
+    code = code.replace("image_size=28", "image_size=8").replace("dfkd.distill(", "short(")
+
+    def short(*args, **kwargs):
+        return dfkd.distill(*args, overrides=["rounds=2", "kd_steps=3"], progress=False, **kwargs)
+
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {"short": short})
+    assert (tmp_path / "runs" / "dfq-mnist" / "metrics.json").is_file()
+    assert (tmp_path / "runs" / "t-nobn" / "stats.safetensors").is_file()

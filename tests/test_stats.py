@@ -44,3 +44,9 @@ def test_round_trip_and_checks(tmp_path: Path, digits: dfkd.Data) -> None:
     dfkd.io.save_tensors(other, {"a": torch.zeros(1)})
     with pytest.raises(DfkdError, match="dfkd stats collect"):
         TeacherStats.load(other)
+
+
+def test_collect_refuses_a_path_where_layers_go(teacher_dir, tmp_path) -> None:
+    with pytest.raises(dfkd.ConfigError, match="list of module paths"):
+        dfkd.collect_teacher_stats(teacher_dir, "digits", tmp_path / "s.safetensors")
+    assert not (tmp_path / "s.safetensors").exists()

@@ -23,7 +23,7 @@ from .config import (
 )
 from .data import DATASETS, Data, load_dataset
 from .engine import run, seed_all
-from .errors import DfkdError
+from .errors import ConfigError, DfkdError
 from .losses.terms import TERMS
 from .methods import METHODS
 from .metrics import accuracy, agreement, predict
@@ -80,6 +80,19 @@ def _plugin_component(p: PluginSpec) -> dict[str, Any]:
     if isinstance(p, dict):
         return {"name": p["name"], "args": dict(p.get("args", {}))}
     raise DfkdError(f"plug-in {p!r} must be a name, 'name:key=value' or a dict")
+
+
+def add_plugins(current: list[Component], extra: list[dict[str, Any]]) -> list[Component]:
+    """The method's plug-ins plus ``extra``: a plug-in already present keeps its place and takes
+    the new arguments (merged over its own); others are appended."""
+    out = [Component(c.name, dict(c.args)) for c in current]
+    for e in extra:
+        same = next((c for c in out if c.name == e["name"]), None)
+        if same is None:
+            out.append(Component(e["name"], dict(e["args"])))
+        else:
+            same.args.update(e["args"])
+    return out
 
 
 @dataclass
@@ -143,7 +156,9 @@ def distill(
         out: output folder for config, metrics, history, checkpoint and the student's card.
         config: YAML path or dict layered over the method's defaults.
         overrides: ``"key.sub=value"`` strings applied after ``config``.
-        plugins: plug-ins by name, ``"name:key=value,..."`` or ``{"name":..., "args":...}``.
+        plugins: plug-ins to add to the method's own, by name, ``"name:key=value,..."`` or
+            ``{"name":..., "args":...}`` (one the method already has takes the new arguments;
+            ``overrides=["plugins=[]"]`` removes the method's).
         stats: a statistics file (``dfkd stats collect``) for methods that match feature
             statistics of a teacher without BatchNorm, or spectra.
         seed, data_root, progress: shortcuts for the config keys of the same name.
@@ -167,10 +182,10 @@ def distill(
         explicit["teacher"] = str(teacher)
     if data_root is not None:
         explicit["data"] = {"root": data_root}
-    if plugins is not None:
-        explicit["plugins"] = [_plugin_component(p) for p in plugins]
     ds_name = dataset.name if isinstance(dataset, Data) else dataset
     cfg = resolve_config(method, ds_name, config, overrides, **explicit)
+    if plugins is not None:
+        cfg.plugins = add_plugins(cfg.plugins, [_plugin_component(p) for p in plugins])
     if isinstance(student, nn.Module):
         cfg.student.name = f"python:{type(student).__module__}.{type(student).__qualname__}"
     if isinstance(teacher, nn.Module):
@@ -255,6 +270,11 @@ def collect_teacher_stats(
 ) -> TeacherStats:
     """Collect a teacher's per-layer feature statistics on real data (what a data owner ships
     beside a teacher without BatchNorm) and, with ``out``, save them as safetensors."""
+    if isinstance(layers, (str, Path)):
+        raise ConfigError(
+            f"layers must be a list of module paths, got {str(layers)!r}; "
+            "pass the output file as out="
+        )
     if out is not None and Path(out).exists() and not overwrite:
         raise DfkdError(f"'{out}' already exists; pass --overwrite to replace it")
     data = load_dataset(dataset, data_root)

@@ -188,6 +188,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 def cmd_demo(a: argparse.Namespace) -> int:
     from .api import distill
+    from .methods import METHODS
     from .teacher import train_teacher
 
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -204,7 +205,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
         overwrite=a.overwrite,
         progress=not a.quiet,
     )
-    print(f"[2/2] distilling into {a.student} with '{a.method}' ...", flush=True)
+    how = "data-free" if METHODS.get(a.method).data_free else "with the training data"
+    print(f"[2/2] distilling into {a.student} with '{a.method}' ({how}) ...", flush=True)
     m = distill(
         out / "teacher",
         a.student,
@@ -212,6 +214,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
         "digits",
         out=out / "student",
         seed=a.seed,
+        overrides=[f"rounds={a.rounds}"] if a.rounds else None,
         overwrite=a.overwrite,
         progress=False if a.quiet else None,
         command=a.cmdline,
@@ -342,7 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     mp = sub.add_parser("demo", help="end to end on sklearn digits: teacher, distillation, table")
     mp.add_argument("--out", default=None, help="default: runs/demo-<timestamp>")
-    mp.add_argument("--method", default="kd")
+    mp.add_argument("--method", default="deepinversion", help="default: deepinversion (data-free)")
+    mp.add_argument(
+        "--rounds",
+        type=int,
+        default=40,
+        help="rounds of the method (default 40, four times the digits preset; 0 = the preset)",
+    )
     mp.add_argument("--teacher-model", default="lenet5")
     mp.add_argument("--teacher-epochs", type=int, default=30)
     mp.add_argument("--student", default="lenet5_half")

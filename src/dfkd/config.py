@@ -79,7 +79,9 @@ class RunConfig:
 
     A run is ``rounds`` rounds; each round does ``g_steps`` synthesis steps on the source, then
     ``kd_steps`` student steps on batches of ``batch_size``. Evaluation and checkpoints happen every
-    ``eval_every`` / ``checkpoint_every`` rounds and after the last round.
+    ``eval_every`` / ``checkpoint_every`` rounds and after the last round. When plug-ins drop
+    samples from a distillation batch, up to ``fill_selected`` further batches are drawn to refill
+    it to exactly ``batch_size`` (0: the student trains on what was kept).
     """
 
     method: str = "kd"
@@ -92,6 +94,7 @@ class RunConfig:
     g_steps: int = 0
     kd_steps: int = 50
     batch_size: int = 128
+    fill_selected: int = 0
     eval_every: int = 5
     eval_batch_size: int = 1000
     checkpoint_every: int = 5
@@ -117,7 +120,7 @@ class RunConfig:
         for k in positive:
             if getattr(self, k) < 1:
                 raise ConfigError(f"config '{k}' must be ≥ 1, got {getattr(self, k)}")
-        for k in ("g_steps", "kd_steps"):
+        for k in ("g_steps", "kd_steps", "fill_selected"):
             if getattr(self, k) < 0:
                 raise ConfigError(f"config '{k}' must be ≥ 0, got {getattr(self, k)}")
         if self.optimizer.lr <= 0:

@@ -44,7 +44,7 @@ from .metrics import accuracy, agreement, last_k_mean, predict
 from .pairs import FeaturePairs
 from .plugins import PluginSet, build_plugins
 from .runs import check_out_dir, clear_run_files, write_history
-from .sources import Source, SourceEnv, build_source
+from .sources import Batch, Source, SourceEnv, build_source
 from .stats import TeacherStats
 from .taps import Taps, bn_layers, last_linear
 from .teacher import freeze
@@ -434,6 +434,24 @@ def _loop(
     total_steps = cfg.rounds * cfg.kd_steps
     synth_needs = {n for t in parts.synth_terms for n in t.needs}
     synth_needs_student = bool(parts.plugins) or "student" in synth_needs
+    synth_selects = parts.plugins.selects_synthesis
+
+    def distill_batch() -> Batch:
+        """A distillation batch after the plug-ins' selection, refilled to ``batch_size`` from
+        up to ``fill_selected`` further draws."""
+        kept: list[Batch] = []
+        for _ in range(1 + cfg.fill_selected):
+            b = parts.source.sample(cfg.batch_size)
+            with torch.no_grad(), fabric.autocast():
+                b.teacher_logits = teacher(b.x)
+            kept.append(parts.plugins.select(b))
+            if sum(len(k) for k in kept) >= cfg.batch_size:
+                break
+        batch = Batch.cat(kept)
+        if len(batch) > cfg.batch_size and cfg.fill_selected:
+            batch = batch.subset(torch.arange(cfg.batch_size, device=batch.x.device))
+        return batch
+
     bar = tqdm(
         total=cfg.rounds,
         initial=start_round,
@@ -453,6 +471,12 @@ def _loop(
         student.eval()
         for _ in range(cfg.g_steps):
             batch = parts.source.draw()
+            if synth_selects:  # plug-ins pick which synthetic samples the terms see
+                with torch.no_grad(), fabric.autocast():
+                    batch.teacher_logits = teacher(batch.x.detach())
+                batch = parts.plugins.select_synthesis(batch)
+                if len(batch) == 0:
+                    continue
             with fabric.autocast(), teacher_taps(teacher, synth_needs, stats) as taps:
                 t_logits = teacher(batch.x)
                 s_logits = None
@@ -478,15 +502,13 @@ def _loop(
         # ---- distillation: train the student on what the source yields ----
         student.train()
         for _ in range(cfg.kd_steps):
-            batch = parts.source.sample(cfg.batch_size)
-            with torch.no_grad(), fabric.autocast():
-                batch.teacher_logits = teacher(batch.x)
+            batch = distill_batch()
+            if len(batch) == 0:
+                continue
+            assert batch.teacher_logits is not None
             predicted = batch.teacher_logits.argmax(1).cpu()
             class_counts += torch.bincount(predicted, minlength=data.num_classes)
             shown = (batch.x.detach(), predicted)
-            batch = parts.plugins.select(batch)
-            if len(batch) == 0:
-                continue
             if pairs is None:
                 s_logits = parts.plugins.adjust_logits(batch, student(batch.x))
                 step_taps: dict[str, Any] = {}

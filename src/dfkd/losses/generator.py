@@ -39,7 +39,30 @@ def adversarial_loss(
     raise ValueError(f"adversarial_loss: criterion must be l1, kl or js, got '{criterion}'")
 
 
-def competition_loss(student: torch.Tensor, teacher: torch.Tensor, T: float = 3.0) -> torch.Tensor:
+def js_div_adi(student: torch.Tensor, teacher: torch.Tensor, T: float = 3.0) -> torch.Tensor:
+    """The "JS" of the Adaptive-DeepInversion and TA-DFKD code: with ``P, Q = softmax(·/T)`` and
+    ``M = (P + Q) / 2``, each clamped to ``[0.01, 0.99]``,
+    ``½·mean(M (log M − log P)) + ½·mean(M (log M − log Q))`` — i.e. ``KL(M‖·)`` (the argument
+    order of ``nn.KLDivLoss(log P, M)``) averaged over every element, not summed over classes."""
+    p = F.softmax(student / T, dim=1)
+    q = F.softmax(teacher / T, dim=1)
+    m = (0.5 * (p + q)).clamp(0.01, 0.99)
+    p, q = p.clamp(0.01, 0.99), q.clamp(0.01, 0.99)
+    log_m = m.log()
+    return 0.5 * (m * (log_m - p.log())).mean() + 0.5 * (m * (log_m - q.log())).mean()
+
+
+def competition_loss(
+    student: torch.Tensor, teacher: torch.Tensor, T: float = 3.0, form: str = "js"
+) -> torch.Tensor:
     """ADI competition: ``1 − JS(student, teacher)`` clamped to ``[0, 1]``; minimising it looks for
-    inputs where the two disagree (Adaptive DeepInversion, T = 3)."""
-    return 1.0 - js_div(student, teacher, T).clamp(0.0, 1.0)
+    inputs where the two disagree (Adaptive DeepInversion, T = 3). ``form="js"`` is the
+    Jensen–Shannon divergence; ``form="adi"`` the clamped element-mean form of the ADI / TA-DFKD
+    code (:func:`js_div_adi`)."""
+    if form == "js":
+        js = js_div(student, teacher, T)
+    elif form == "adi":
+        js = js_div_adi(student, teacher, T)
+    else:
+        raise ValueError(f"competition_loss: form must be 'js' or 'adi', got '{form}'")
+    return 1.0 - js.clamp(0.0, 1.0)

@@ -5,23 +5,35 @@ from __future__ import annotations
 import torch
 
 
-def total_variation(x: torch.Tensor, p: int = 2) -> torch.Tensor:
-    """Total variation of a batch ``B×C×H×W``: the mean over pixels of the ``|Δ|^p`` of vertical,
-    horizontal and both diagonal neighbour differences (DeepInversion's four directions), summed
-    over directions and averaged over the batch. ``p`` is 1 (anisotropic l1) or 2 (squared)."""
+def total_variation(x: torch.Tensor, p: int = 2, reduction: str = "mean") -> torch.Tensor:
+    """Total variation of a batch ``B×C×H×W`` over vertical, horizontal and both diagonal
+    neighbour differences Δ (DeepInversion's four directions), summed over directions.
+
+    ``reduction="mean"``: the mean of ``|Δ|^p`` (``p`` 1: anisotropic l1, 2: squared).
+    ``reduction="norm"``: the Frobenius norm ``‖Δ‖₂`` of each direction over the whole batch (the
+    TA-DFKD code's form, whose weights assume it; ``p`` is ignored)."""
     if p not in (1, 2):
         raise ValueError(f"total_variation: p must be 1 or 2, got {p}")
+    if reduction not in ("mean", "norm"):
+        raise ValueError(f"total_variation: reduction must be 'mean' or 'norm', got {reduction!r}")
     diffs = (
         x[:, :, 1:, :] - x[:, :, :-1, :],
         x[:, :, :, 1:] - x[:, :, :, :-1],
         x[:, :, 1:, 1:] - x[:, :, :-1, :-1],
         x[:, :, 1:, :-1] - x[:, :, :-1, 1:],
     )
+    if reduction == "norm":
+        return sum(torch.linalg.vector_norm(d) for d in diffs)  # type: ignore[return-value]
     return sum((d.abs() if p == 1 else d.pow(2)).mean() for d in diffs)  # type: ignore[return-value]
 
 
-def l2_prior(x: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of each image's Euclidean norm (DeepInversion's ``l2`` term)."""
+def l2_prior(x: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """``reduction="mean"``: the mean over the batch of each image's Euclidean norm
+    (DeepInversion's ``l2`` term); ``"norm"``: the Frobenius norm of the whole batch (TA-DFKD)."""
+    if reduction == "norm":
+        return torch.linalg.vector_norm(x)
+    if reduction != "mean":
+        raise ValueError(f"l2_prior: reduction must be 'mean' or 'norm', got {reduction!r}")
     return x.flatten(1).norm(dim=1).mean()
 
 

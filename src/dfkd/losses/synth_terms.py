@@ -51,23 +51,24 @@ def adversarial_term(ctx: StepContext, criterion: str = "l1", T: float = 1.0) ->
 
 
 @register_term("competition", phase="synth", needs=("student",))
-def competition_term(ctx: StepContext, T: float = 3.0) -> torch.Tensor:
-    """ADI competition 1 − JS(student, teacher) (Adaptive DeepInversion)."""
+def competition_term(ctx: StepContext, T: float = 3.0, form: str = "js") -> torch.Tensor:
+    """ADI competition 1 − JS(student, teacher) (Adaptive DeepInversion; form 'adi': the
+    clamped element-mean JS of the ADI / TA-DFKD code)."""
     if ctx.student_logits is None:
         raise DfkdError("term 'competition' needs student logits")
-    return competition_loss(ctx.student_logits, ctx.teacher_logits, T)
+    return competition_loss(ctx.student_logits, ctx.teacher_logits, T, form)
 
 
 @register_term("tv", phase="synth")
-def tv_term(ctx: StepContext, p: int = 2) -> torch.Tensor:
-    """Total variation of the synthetic batch (p = 1 or 2)."""
-    return total_variation(ctx.x, p)
+def tv_term(ctx: StepContext, p: int = 2, reduction: str = "mean") -> torch.Tensor:
+    """Total variation of the synthetic batch (p = 1 or 2; reduction 'mean' or 'norm')."""
+    return total_variation(ctx.x, p, reduction)
 
 
 @register_term("l2", phase="synth")
-def l2_term(ctx: StepContext) -> torch.Tensor:
-    """Mean Euclidean norm of the synthetic images."""
-    return l2_prior(ctx.x)
+def l2_term(ctx: StepContext, reduction: str = "mean") -> torch.Tensor:
+    """Mean Euclidean norm of the synthetic images ('norm': of the whole batch)."""
+    return l2_prior(ctx.x, reduction)
 
 
 @register_term("bn_stats", phase="synth", needs=("teacher_bn",))

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from . import bn_stats, dafl, deepinversion, dfad, dfq, kd, spectral  # noqa: F401  (built-ins)
+from . import (  # noqa: F401  (built-ins)
+    bn_stats,
+    dafl,
+    deepinversion,
+    dfad,
+    dfq,
+    kd,
+    spectral,
+    ta_dfkd,
+)
 from .base import METHODS, Method, register_method
 
 __all__ = ["METHODS", "Method", "register_method"]

@@ -44,8 +44,8 @@ DFQ = register_method(
                 "checkpoint_every": 20,
                 "optimizer": {"lr": 0.05},
             },
-            "mnist10k": {**cpu_generator(500), "optimizer": {"lr": 0.05}},
-            "fashion-mnist": {**cpu_generator(800), "optimizer": {"lr": 0.05}},
+            "mnist10k": {**cpu_generator(400), "kd_steps": 10, "optimizer": {"lr": 0.05}},
+            "fashion-mnist": {**cpu_generator(600), "kd_steps": 10, "optimizer": {"lr": 0.05}},
         },
     )
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import confidence as _confidence  # noqa: F401  (registers confidence_weighting)
+from . import gmm as _gmm  # noqa: F401  (registers gmm_selection)
 from .base import PLUGINS, Plugin, PluginSet, build_plugins, parse_plugin_spec, register_plugin
 
 __all__ = [

@@ -1,6 +1,7 @@
 """The plug-in seam: five hooks that receive values and return values.
 
 ``select(batch)`` → batch (keep / weight / split samples; ``batch.teacher_logits`` is filled),
+``select_synthesis(batch)`` → the same for synthesis batches (optional),
 ``synth_terms(ctx)`` → extra named synthesis loss terms, ``distill_terms(ctx)`` → extra named
 distillation loss terms, ``adjust_logits(batch, logits)`` → student logits used by the loss,
 ``round_end(info)`` → values to log. A plug-in never touches the loop's state; the loop calls
@@ -42,6 +43,12 @@ class Plugin(nn.Module):
 
     def select(self, batch: Batch) -> Batch:
         return batch
+
+    def select_synthesis(self, batch: Batch) -> Batch | None:
+        """Selection for a synthesis batch (``batch.teacher_logits`` filled, no gradient; the
+        returned subset keeps the source's gradient). ``None`` (default): this plug-in does not
+        select synthesis batches, and the loop skips the extra teacher pass it would need."""
+        return None
 
     def synth_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         return {}
@@ -118,6 +125,18 @@ class PluginSet:
     def select(self, batch: Batch) -> Batch:
         for p in self.plugins:
             batch = p.select(batch)
+        return batch
+
+    @property
+    def selects_synthesis(self) -> bool:
+        """Whether any plug-in overrides :meth:`Plugin.select_synthesis`."""
+        return any(type(p).select_synthesis is not Plugin.select_synthesis for p in self.plugins)
+
+    def select_synthesis(self, batch: Batch) -> Batch:
+        for p in self.plugins:
+            picked = p.select_synthesis(batch)
+            if picked is not None:
+                batch = picked
         return batch
 
     def _terms(self, hook: str, ctx: StepContext) -> dict[str, torch.Tensor]:

@@ -53,6 +53,39 @@ class Batch:
             extras={k: pick(v) for k, v in self.extras.items()},
         )
 
+    @staticmethod
+    def cat(batches: list[Batch]) -> Batch:
+        """One batch of the samples of ``batches``, in order. A field missing from any part is
+        dropped (weights: missing parts count as 1); extras are kept when every part has them."""
+        if not batches:
+            raise ValueError("Batch.cat needs at least one batch")
+        if len(batches) == 1:
+            return batches[0]
+
+        def join(vals: list[Any]) -> torch.Tensor | None:
+            return None if any(v is None for v in vals) else torch.cat(vals)
+
+        weights = [b.weight for b in batches]
+        weight = None
+        if any(w is not None for w in weights):
+            weight = torch.cat(
+                [w if w is not None else torch.ones(len(b), device=b.x.device)
+                 for w, b in zip(weights, batches, strict=True)]
+            )  # fmt: skip
+        extras = {}
+        for k in batches[0].extras:
+            vals = [b.extras.get(k) for b in batches]
+            if all(isinstance(u, torch.Tensor) and u.shape[:1] == b.x.shape[:1]
+                   for u, b in zip(vals, batches, strict=True)):  # fmt: skip
+                extras[k] = torch.cat(vals)
+        return Batch(
+            x=torch.cat([b.x for b in batches]),
+            labels=join([b.labels for b in batches]),
+            weight=weight,
+            teacher_logits=join([b.teacher_logits for b in batches]),
+            extras=extras,
+        )
+
 
 @dataclass
 class SourceEnv:
