@@ -47,8 +47,9 @@ def test_identical_channels_need_no_adapter_and_probing_keeps_bn_state() -> None
 
 def test_bad_explicit_pairs_are_one_line_errors() -> None:
     t, s = lenets()
-    convs_t, convs_s = list(conv_output_shapes(t, (1, 28, 28))), list(
-        conv_output_shapes(s, (1, 28, 28))
+    convs_t, convs_s = (
+        list(conv_output_shapes(t, (1, 28, 28))),
+        list(conv_output_shapes(s, (1, 28, 28))),
     )
     with pytest.raises(ConfigError, match="spatial size"):
         FeaturePairs(t, s, (1, 28, 28), [[convs_t[0], convs_s[-1]]])
