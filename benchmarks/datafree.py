@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -119,6 +120,7 @@ def run_setting(name: str, out: Path, methods: list[str] | None) -> dict:
         )
         r = {k: m[k] for k in KEEP if k in m}
         r["stats_file"] = method in with_stats
+        r["command"] = command_line()
         r["percent_of_teacher"] = 100 * m["student_accuracy"] / card["test_accuracy"]
         r["class_balance"] = balance(m["synthetic_class_histogram"])
         row["methods"][method] = r
@@ -128,6 +130,11 @@ def run_setting(name: str, out: Path, methods: list[str] | None) -> dict:
             flush=True,
         )
     return row
+
+
+def command_line() -> str:
+    """How this process was started, as a reproducible command."""
+    return " ".join(["python benchmarks/datafree.py", *sys.argv[1:]])
 
 
 def merge(old: dict | None, new: dict) -> dict:
@@ -174,6 +181,18 @@ def markdown(meta: dict, rows: dict) -> str:
                 f"{m['synthesis_s']:.0f} | {m['distill_s']:.0f} | {m['steps']} | "
                 f"{m['class_balance']:.3f} |"
             )
+        lines.append("")
+    reruns = sorted(
+        {
+            (m.get("command"), f"{name}/{method}")
+            for name, r in rows.items()
+            for method, m in r["methods"].items()
+            if m.get("command", meta["command"]) != meta["command"]
+        }
+    )
+    if reruns:
+        lines += ["Rows rerun after the full run (same code path, merged by setting/method):", ""]
+        lines += [f"- `{cmd}`: {row}" for cmd, row in reruns]
         lines.append("")
     return "\n".join(lines)
 

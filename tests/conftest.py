@@ -33,3 +33,23 @@ def require_data(path: Path, what: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"{what} missing on CI at {path}; .ci/run must install it (make data)")
         pytest.skip(f"{what} not installed (run `make data`)")
+
+
+def assert_resume_matches(
+    teacher: Path, method: str, tmp_path: Path, stop_after: int, **kw
+) -> tuple[dict, dict]:
+    """Run ``method`` on digits unbroken (``tmp_path/a``) and stopped after ``stop_after`` rounds
+    then resumed (``tmp_path/b``); assert both students have identical weights."""
+    from safetensors.torch import load_file
+
+    def run(out: str, **extra) -> dict:
+        return dfkd.distill(teacher, "lenet5_half", method, "digits", out=tmp_path / out, **kw,
+                            **extra)  # fmt: skip
+
+    full = run("a")
+    run("b", stop_after_rounds=stop_after)
+    again = run("b", resume=True)
+    assert again["student_accuracy"] == full["student_accuracy"]
+    wa, wb = (load_file(tmp_path / d / "student.safetensors") for d in "ab")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    return full, again

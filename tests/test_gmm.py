@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import dfkd
 from dfkd.errors import ConfigError
 from dfkd.plugins import PLUGINS
 from dfkd.plugins.gmm import clean_probability, select_clean, teacher_self_loss
 from dfkd.sources.base import Batch
+
+from .conftest import assert_resume_matches
 
 
 def noisy_batch(n_clean: int = 80, n_noisy: int = 20, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -128,15 +129,7 @@ def test_fill_selected_trains_on_exactly_batch_size(
 
 
 def test_gmm_run_resumes_exactly(teacher_dir: Path, tmp_path: Path) -> None:
-    kw = {"overrides": ["rounds=4", "kd_steps=3", "eval_every=2", "checkpoint_every=2"],
-          "progress": False}  # fmt: skip
-    full = dfkd.distill(teacher_dir, "lenet5_half", "ta_dfkd", "digits", out=tmp_path / "a", **kw)
-    dfkd.distill(teacher_dir, "lenet5_half", "ta_dfkd", "digits", out=tmp_path / "b",
-                 stop_after_rounds=2, **kw)  # fmt: skip
-    again = dfkd.distill(teacher_dir, "lenet5_half", "ta_dfkd", "digits", out=tmp_path / "b",
-                         resume=True, **kw)  # fmt: skip
-    assert again["student_accuracy"] == full["student_accuracy"]
-    wa, wb = (load_file(tmp_path / d / "student.safetensors") for d in "ab")
-    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    over = ["rounds=4", "kd_steps=3", "eval_every=2", "checkpoint_every=2"]
+    assert_resume_matches(teacher_dir, "ta_dfkd", tmp_path, 2, overrides=over, progress=False)
     drop = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
     assert drop(kept_rows(tmp_path / "a")) == drop(kept_rows(tmp_path / "b"))

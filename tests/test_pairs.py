@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 import dfkd
@@ -16,6 +15,8 @@ from dfkd.losses.spectral import amplitude_spectrum
 from dfkd.losses.terms import spectral_pair_term
 from dfkd.models import create_model
 from dfkd.pairs import FeaturePairs, auto_pairs, conv_output_shapes
+
+from .conftest import assert_resume_matches
 
 
 def lenets(size: int = 28) -> tuple[nn.Module, nn.Module]:
@@ -92,13 +93,7 @@ def test_spectral_pair_trains_adapters_and_resumes_exactly(
 ) -> None:
     stats = tmp_path / "stats.safetensors"
     dfkd.collect_teacher_stats(teacher_dir, "digits", None, stats)
-    kw = {"stats": stats, "overrides": SPEC, "progress": False}
-    full = dfkd.distill(teacher_dir, "lenet5_half", "spectral", "digits", out=tmp_path / "a", **kw)
+    full, _ = assert_resume_matches(
+        teacher_dir, "spectral", tmp_path, 1, stats=stats, overrides=SPEC, progress=False
+    )
     assert full["loss_terms"]["spectral_pair"] > 0
-    dfkd.distill(teacher_dir, "lenet5_half", "spectral", "digits", out=tmp_path / "b",
-                 stop_after_rounds=1, **kw)  # fmt: skip
-    again = dfkd.distill(teacher_dir, "lenet5_half", "spectral", "digits", out=tmp_path / "b",
-                         resume=True, **kw)  # fmt: skip
-    assert again["student_accuracy"] == full["student_accuracy"]
-    wa, wb = (load_file(tmp_path / d / "student.safetensors") for d in "ab")
-    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)

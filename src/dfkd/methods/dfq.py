@@ -45,7 +45,8 @@ DFQ = register_method(
                 "optimizer": {"lr": 0.05},
             },
             "mnist10k": {**cpu_generator(400), "kd_steps": 10, "optimizer": {"lr": 0.05}},
-            "fashion-mnist": {**cpu_generator(600), "kd_steps": 10, "optimizer": {"lr": 0.05}},
+            # Fashion-MNIST: 600 rounds reached 81.78 % and was still rising
+            "fashion-mnist": {**cpu_generator(900), "kd_steps": 10, "optimizer": {"lr": 0.05}},
         },
     )
 )

@@ -1,0 +1,39 @@
+"""Exploration, not a results benchmark: single-run variants of the Fashion-MNIST presets of the
+methods that missed issue 3's targets (DFAD, DAFL), relative to the presets of commit 7d3f39e.
+
+Needs the teacher of `python benchmarks/datafree.py` (runs/bench-datafree/fashion-mnist/teacher).
+One JSON line per run; committed as benchmarks/results/explore_fashion.jsonl.
+"""
+
+import json
+import sys
+import time
+
+import dfkd
+
+T = "runs/bench-datafree/fashion-mnist/teacher"
+KL = [
+    "synth_terms.adversarial.criterion=kl",
+    "distill_terms={kd_kl: {weight: 1.0, T: 1.0}}",
+    "distill_terms.kd_l1.weight=0",
+]
+# the dfad preset of 7d3f39e: light generator (Adam 1e-3), 300 rounds × 5 steps, L1 + balance 5
+DFAD = ["source.args.lr_schedule=constant", "synth_terms.adversarial.criterion=l1",
+        "distill_terms={kd_l1: {weight: 1.0}}", "distill_terms.kd_kl.weight=0"]  # fmt: skip
+CASES = [
+    ("dfad", [*DFAD, "optimizer.lr=0.05", "source.args.lr_schedule=cosine"]),
+    ("dfad", [*DFAD, *KL, "source.args.lr_schedule=cosine"]),
+    ("dafl", ["rounds=800", "eval_every=40"]),
+    ("dafl", ["source.args.lr=0.01", "rounds=200", "eval_every=10"]),
+]
+
+if __name__ == "__main__":
+    lo, hi = (int(a) for a in sys.argv[1:3]) if len(sys.argv) > 2 else (0, len(CASES))
+    for m, o in CASES[lo:hi]:
+        t = time.time()
+        r = dfkd.distill(T, "lenet5_half", m, "fashion-mnist", overrides=o, progress=False)
+        curve = [round(h["student_accuracy"], 4) for h in r["history"]]
+        hist = [round(v, 3) for v in r["synthetic_class_histogram"]]
+        print(json.dumps({"method": m, "overrides": o, "acc": r["student_accuracy"],
+                          "wall_s": round(time.time() - t, 1), "curve": curve, "hist": hist}),
+              flush=True)  # fmt: skip
