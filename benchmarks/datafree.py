@@ -19,12 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import sys
 import time
 from pathlib import Path
 
-import torch
+from common import results_doc, run_meta
 
 import dfkd
 
@@ -204,18 +203,8 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench-datafree")
     ap.add_argument("--results", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args()
-    res = Path(args.results)
-    res.mkdir(parents=True, exist_ok=True)
-    path = res / "datafree.json"
-    doc = json.loads(path.read_text()) if path.exists() else {"rows": {}}
-    cmd = "python benchmarks/datafree.py"
-    meta = {
-        "command": cmd,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": platform.machine(),
-        "dfkd": dfkd.__version__,
-    }
+    res, path, doc = results_doc(args.results, "datafree")
+    meta = run_meta("python benchmarks/datafree.py")
     for name in args.settings:
         row = run_setting(name, Path(args.out), args.methods)
         doc["rows"][name] = merge(doc["rows"].get(name), row)

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
-import torch
+from common import run_meta
 
 import dfkd
 
@@ -86,14 +85,7 @@ def main() -> None:
     cmd = "python benchmarks/foundation.py" + (
         "" if args.seeds == [0, 1, 2] else " --seeds " + " ".join(map(str, args.seeds))
     )
-    meta = {
-        "command": cmd,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": platform.machine(),
-        "dfkd": dfkd.__version__,
-        "seeds": args.seeds,
-    }
+    meta = run_meta(cmd, seeds=args.seeds)
     (res / "foundation.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     n = len(args.seeds)
     lines = [

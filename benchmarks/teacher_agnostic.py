@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
-import torch
+from common import results_doc, run_meta
 
 import dfkd
 
@@ -195,18 +194,11 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench-teacher-agnostic")
     ap.add_argument("--results", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args()
-    res = Path(args.results)
-    res.mkdir(parents=True, exist_ok=True)
-    path = res / "teacher_agnostic.json"
-    doc = json.loads(path.read_text()) if path.exists() else {"rows": {}}
-    doc["meta"] = {
-        "command": "python benchmarks/teacher_agnostic.py"
-        + ("" if args.steps == 1500 else f" --steps {args.steps}"),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": platform.machine(),
-        "dfkd": dfkd.__version__,
-    }
+    res, path, doc = results_doc(args.results, "teacher_agnostic")
+    doc["meta"] = run_meta(
+        "python benchmarks/teacher_agnostic.py"
+        + ("" if args.steps == 1500 else f" --steps {args.steps}")
+    )
     for ds in args.datasets:
         doc["rows"][ds] = run_dataset(ds, Path(args.out), args.steps, res)
         path.write_text(json.dumps(doc, indent=2) + "\n")
