@@ -16,7 +16,6 @@ Classical KD is this loop with a real-data source and ``g_steps = 0``.
 from __future__ import annotations
 
 import inspect
-import math
 import random
 import time
 from collections import defaultdict
@@ -44,6 +43,7 @@ from .metrics import accuracy, agreement, last_k_mean, predict
 from .pairs import FeaturePairs
 from .plugins import PluginSet, build_plugins
 from .runs import check_out_dir, clear_run_files, write_history
+from .schedules import cosine_decay
 from .sources import Batch, Source, SourceEnv, build_source
 from .stats import TeacherStats
 from .taps import Taps, bn_layers, last_linear
@@ -145,8 +145,7 @@ def lr_at(step: int, total: int, cfg: RunConfig) -> float:
         return o.lr * (step + 1) / o.warmup_steps
     if o.schedule == "constant":
         return o.lr
-    progress = (step - o.warmup_steps) / max(1, total - o.warmup_steps)
-    return o.min_lr + (o.lr - o.min_lr) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cosine_decay(o.lr, (step - o.warmup_steps) / max(1, total - o.warmup_steps), o.min_lr)
 
 
 # --- the run -----------------------------------------------------------------------------------

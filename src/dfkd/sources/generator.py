@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError
 from ..models import create_generator
+from ..schedules import cosine_decay
 from .bank import MemoryBank
 from .base import Batch, Source, SourceEnv, register_source
 
@@ -97,7 +97,7 @@ class GeneratorSource(Source):
 
     def round_end(self, round_index: int) -> dict[str, float]:
         if self.lr_schedule == "cosine":  # the rate for the next round
-            lr = self.lr * 0.5 * (1 + math.cos(math.pi * (round_index + 1) / self.rounds))
+            lr = cosine_decay(self.lr, (round_index + 1) / self.rounds)
             for g in self.opt.param_groups:
                 g["lr"] = lr
         return {"generator_lr": self.opt.param_groups[0]["lr"]}
