@@ -30,6 +30,21 @@ CASES = [
     # the pixel methods without a class prior draw 5–15 % per class: add the balance term
     ("bn_stats", ["synth_terms.info_entropy.weight=5"]),
     ("spectral", ["synth_terms.info_entropy.weight=5"]),
+    # second pass (relative to the presets of commit 33c7245)
+    ("dafl", ["distill_terms.kd_kl.T=4"]),
+    ("dafl", ["distill_terms.kd_kl.T=4", "synth_terms.one_hot.weight=0.3"]),
+    ("dfad", ["source.args.bank=16384"]),
+    ("dfad", ["rounds=600", "eval_every=30"]),
+    ("bn_stats", ["distill_terms.kd_kl.T=4"]),
+    ("spectral", ["distill_terms.kd_kl.T=4", "synth_terms.stat_match.weight=1"]),
+    ("bn_stats", ["distill_terms.kd_kl.T=4", "g_steps=200"]),
+    # the pixel methods replay ~10k images 50 times each: augment the replayed images
+    ("bn_stats", ["source.args.replay_shift=2", "source.args.replay_flip=true"]),
+    ("dafl", ["distill_terms.kd_kl.T=4", "source.args.replay_shift=2",
+              "source.args.replay_flip=true"]),  # fmt: skip
+    ("spectral", ["source.args.replay_shift=2", "source.args.replay_flip=true"]),
+    ("dafl", ["distill_terms.kd_kl.T=4", "source.args.lr_schedule=cosine"]),
+    ("dafl", ["distill_terms.kd_kl.T=4", "source.args.model=dafl_generator"]),
 ]
 
 if __name__ == "__main__":

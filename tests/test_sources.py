@@ -57,6 +57,11 @@ def test_generator_source(env: SourceEnv) -> None:
     _same_future(src, twin)
 
 
+def test_generator_replay_augmentation_needs_a_bank() -> None:
+    with pytest.raises(ConfigError, match="set bank"):
+        GeneratorSource(replay_flip=True)
+
+
 def test_pixel_inversion_optimises_clips_and_banks(env: SourceEnv, digits: dfkd.Data) -> None:
     src = PixelInversion(lr=0.25, jitter=1, flip=True, bank=64, init_std=2.0)
     src.setup(env)
@@ -77,6 +82,34 @@ def test_pixel_inversion_optimises_clips_and_banks(env: SourceEnv, digits: dfkd.
     out = src.sample(8)
     assert out.x.shape == (8, 1, 8, 8) and len(src.bank) == 16 and src.pixels is None
     assert src.round_end(0) == {"bank_size": 16.0}
+
+
+@pytest.mark.parametrize("cls", [PixelInversion, GeneratorSource])
+def test_replay_augmentation(cls, env: SourceEnv, digits: dfkd.Data) -> None:
+    """Replayed images are shifted (black fill) and flipped copies of banked ones; the bank and
+    the default (no augmentation) are unchanged."""
+    with pytest.raises(ConfigError, match="replay_shift"):
+        cls(replay_shift=-1, bank=64)
+    plain, aug = cls(bank=64), cls(bank=64, replay_shift=2, replay_flip=True)
+    for src in (plain, aug):
+        src.setup(env)
+        src.bank.add(torch.randn(16, 1, 8, 8))
+    banked = plain.bank.data[: plain.bank.size]
+    x = plain.sample(32).x  # no augmentation: every sample is a banked image
+    assert all(any(torch.equal(xi, b) for b in banked) for xi in x)
+    aug.bank.load_state_dict(plain.bank.state_dict())
+    y = aug.sample(256).x
+    low = digits.bounds[0].item()
+    variants = []
+    for b in banked:  # every shift of ≤ 2 pixels in each direction, and its mirror
+        padded = torch.nn.functional.pad(b - low, (2, 2, 2, 2)) + low
+        for dy in range(5):
+            for dx in range(5):
+                v = padded[:, dy : dy + 8, dx : dx + 8]
+                variants += [v, v.flip(2)]
+    assert all(any(torch.allclose(yi, v) for v in variants) for yi in y)
+    assert sum(any(torch.equal(yi, b) for b in banked) for yi in y) < len(y) // 2
+    assert torch.equal(aug.bank.data[: aug.bank.size], banked)
 
 
 DI = [  # a DeepInversion-shaped composition, sized for a test

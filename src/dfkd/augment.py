@@ -28,3 +28,11 @@ def random_flip(x: torch.Tensor, gen: torch.Generator, p: float = 0.5) -> torch.
     """Flip each image horizontally with probability ``p``."""
     mask = (torch.rand(len(x), generator=gen) < p).to(x.device)
     return torch.where(mask.view(-1, 1, 1, 1), x.flip(3), x)
+
+
+def shift_flip(
+    x: torch.Tensor, shift: int, flip: bool, fill: torch.Tensor, gen: torch.Generator
+) -> torch.Tensor:
+    """:func:`random_shift` by up to ``shift`` pixels, then :func:`random_flip` if ``flip``."""
+    x = random_shift(x, shift, fill, gen)
+    return random_flip(x, gen) if flip else x

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from ..augment import shift_flip
 from ..errors import ConfigError
 from ..models import create_generator
 from ..schedules import cosine_decay
@@ -27,6 +28,8 @@ class GeneratorSource(Source):
         synth_batch_size: samples per synthesis step (default: the run's batch size).
         reuse_drawn: the first student step after a synthesis step trains on the very batch the
             generator just drew (detached), as DAFL does, instead of drawing again.
+        replay_shift, replay_flip: random translation (up to this many pixels, black fill) and
+            horizontal flips of the images the student replays from the bank (needs ``bank``).
         lr_schedule: ``"constant"`` or ``"cosine"`` (G's learning rate decays with the rounds,
             as DFAD decays both players' rates; keeps a late generator from outrunning a
             student whose rate has decayed).
@@ -47,11 +50,20 @@ class GeneratorSource(Source):
         reuse_drawn: bool = False,
         channels_last: bool = True,
         lr_schedule: str = "constant",
+        replay_shift: int = 0,
+        replay_flip: bool = False,
     ) -> None:
         if lr_schedule not in ("constant", "cosine"):
             raise ConfigError(
                 f"generator lr_schedule must be 'constant' or 'cosine', got '{lr_schedule}'"
             )
+        if replay_shift < 0:
+            raise ConfigError(f"source 'generator': replay_shift must be ≥ 0, got {replay_shift}")
+        if (replay_shift or replay_flip) and not bank:
+            raise ConfigError(
+                "source 'generator': replay_shift/replay_flip augment replayed images; set bank"
+            )
+        self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
         self.lr_schedule = lr_schedule
         self.model_name, self.nz, self.lr, self.betas = model, nz, lr, tuple(betas)
         self.bank_capacity, self.synth_batch_size = bank, synth_batch_size
@@ -61,6 +73,7 @@ class GeneratorSource(Source):
         rank = getattr(env.fabric, "global_rank", 0)
         self.gen = torch.Generator().manual_seed(env.seed * 1000 + 17 + rank)
         c, h, _ = env.data.input_shape
+        self.fill = env.data.bounds[0]
         with torch.random.fork_rng(devices=[]):  # reproducible weights; global RNG untouched
             torch.manual_seed(env.seed + 17)
             net = create_generator(self.model_name, nz=self.nz, out_channels=c, image_size=h)
@@ -116,7 +129,9 @@ class GeneratorSource(Source):
         if self.bank is not None:
             if len(self.bank) == 0:
                 self.bank.add(self._g(self._z(batch_size)))
-            return Batch(x=self.fabric.to_device(self.bank.sample(batch_size, self.gen)))
+            x = self.bank.sample(batch_size, self.gen)
+            x = shift_flip(x, self.replay_shift, self.replay_flip, self.fill, self.gen)
+            return Batch(x=self.fabric.to_device(x))
         return Batch(x=self._g(self._z(batch_size)))
 
     def state_dict(self) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from ..augment import shift_flip
+from ..errors import ConfigError
 from .bank import MemoryBank
 from .base import Batch, Source, SourceEnv, register_source
 
@@ -24,6 +26,9 @@ class PixelInversion(Source):
         bank: memory-bank capacity in samples.
         synth_batch_size: images optimised per round (default: the run's batch size).
         init_std: standard deviation of the initial noise (in normalised units).
+        replay_shift: random translation (up to this many pixels, black fill) of the images the
+            student replays from the bank; 0 = none. The teacher labels the augmented image.
+        replay_flip: random horizontal flips of the replayed images.
     """
 
     synthesizes = True
@@ -37,9 +42,14 @@ class PixelInversion(Source):
         bank: int = 8192,
         synth_batch_size: int | None = None,
         init_std: float = 1.0,
+        replay_shift: int = 0,
+        replay_flip: bool = False,
     ) -> None:
+        if replay_shift < 0:
+            raise ConfigError(f"source 'pixels': replay_shift must be ≥ 0, got {replay_shift}")
         self.lr, self.betas, self.jitter, self.flip = lr, tuple(betas), jitter, flip
         self.bank_capacity, self.synth_batch_size, self.init_std = bank, synth_batch_size, init_std
+        self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
 
     def setup(self, env: SourceEnv) -> None:
         rank = getattr(env.fabric, "global_rank", 0)
@@ -47,6 +57,7 @@ class PixelInversion(Source):
         self.fabric = env.fabric
         self.shape = (self.synth_batch_size or env.batch_size, *env.data.input_shape)
         low, high = env.data.bounds
+        self.fill = low
         self.low, self.high = env.fabric.to_device((low, high))
         self.bank = MemoryBank(self.bank_capacity)
         self.pixels: torch.Tensor | None = None
@@ -89,7 +100,9 @@ class PixelInversion(Source):
 
     def sample(self, batch_size: int) -> Batch:
         self._finish()
-        return Batch(x=self.fabric.to_device(self.bank.sample(batch_size, self.gen)))
+        x = self.bank.sample(batch_size, self.gen)
+        x = shift_flip(x, self.replay_shift, self.replay_flip, self.fill, self.gen)
+        return Batch(x=self.fabric.to_device(x))
 
     def state_dict(self) -> dict[str, Any]:
         return {

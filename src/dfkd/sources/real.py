@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ..augment import random_flip, random_shift
+from ..augment import shift_flip
 from ..errors import ConfigError
 from .base import Batch, Source, SourceEnv, register_source
 
@@ -54,9 +54,7 @@ class RealData(Source):
             need -= len(take)
             parts.append(take)
         idx = torch.cat(parts)
-        x = random_shift(self.x[idx], self.shift, self.fill, self.gen)
-        if self.flip:
-            x = random_flip(x, self.gen)
+        x = shift_flip(self.x[idx], self.shift, self.flip, self.fill, self.gen)
         x, y = self.fabric.to_device((x, self.y[idx]))
         return Batch(x=x, labels=y)
 
