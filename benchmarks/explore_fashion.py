@@ -42,8 +42,9 @@ CASES = [
     ("bn_stats", ["source.args.replay_shift=2", "source.args.replay_flip=true"]),
     ("dafl", ["distill_terms.kd_kl.T=4", "source.args.replay_shift=2",
               "source.args.replay_flip=true"]),  # fmt: skip
-    ("spectral", ["source.args.replay_shift=2", "source.args.replay_flip=true"]),
     ("dafl", ["distill_terms.kd_kl.T=4", "source.args.lr_schedule=cosine"]),
+    ("dafl", ["distill_terms.kd_kl.T=10"]),
+    ("dafl", ["distill_terms.kd_kl.T=4", "source.args.bank=65536"]),
     ("dafl", ["distill_terms.kd_kl.T=4", "source.args.model=dafl_generator"]),
 ]
 

@@ -47,7 +47,12 @@ BN_STATS = register_method(
                 **PIXEL_DIGITS,
             },
             "mnist10k": cpu_pixels(25, lr=0.1, jitter=1),
-            "fashion-mnist": cpu_pixels(40, lr=0.1, jitter=1, flip=True),
+            # Fashion-MNIST: the ~10k inverted images are replayed ~50 times each; shifted and
+            # mirrored replays lift the student from 68.7 to 80.6 %
+            # (benchmarks/results/explore_fashion.jsonl)
+            "fashion-mnist": cpu_pixels(
+                40, lr=0.1, jitter=1, flip=True, replay_shift=2, replay_flip=True
+            ),
         },
     )
 )

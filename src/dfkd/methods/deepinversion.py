@@ -60,7 +60,7 @@ DEEPINVERSION = register_method(
                 "optimizer": {"lr": 0.05},
             },
             "fashion-mnist": {
-                **cpu_pixels(40, lr=0.1, jitter=1, flip=True),
+                **cpu_pixels(40, lr=0.1, jitter=1, flip=True, replay_shift=2, replay_flip=True),
                 "distill_terms": {"kd_kl": {"T": 4.0}},
                 "optimizer": {"lr": 0.05},
             },

@@ -50,7 +50,9 @@ SPECTRAL = register_method(
                 **PIXEL_DIGITS,
             },
             "mnist10k": cpu_pixels(25, lr=0.1, jitter=1),
-            "fashion-mnist": cpu_pixels(40, lr=0.1, jitter=1, flip=True),
+            "fashion-mnist": cpu_pixels(
+                40, lr=0.1, jitter=1, flip=True, replay_shift=2, replay_flip=True
+            ),
         },
     )
 )
