@@ -46,6 +46,8 @@ CASES = [
     ("dafl", ["distill_terms.kd_kl.T=10"]),
     ("dafl", ["distill_terms.kd_kl.T=4", "source.args.bank=65536"]),
     ("dafl", ["distill_terms.kd_kl.T=4", "source.args.model=dafl_generator"]),
+    ("dafl", ["distill_terms.kd_kl.T=4", "optimizer.lr=0.002"]),  # the paper's student rate
+    ("dafl", ["distill_terms.kd_kl.T=4", "kd_steps=10"]),
 ]
 
 if __name__ == "__main__":
