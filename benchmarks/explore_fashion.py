@@ -22,6 +22,7 @@ KL = [
 # the dfad preset of 7d3f39e: light generator (Adam 1e-3), 300 rounds × 5 steps, L1 + balance 5
 DFAD = ["source.args.lr_schedule=constant", "synth_terms.adversarial.criterion=l1",
         "distill_terms={kd_l1: {weight: 1.0}}", "distill_terms.kd_kl.weight=0"]  # fmt: skip
+REPLAY = ["source.args.replay_shift=2", "source.args.replay_flip=true"]
 CASES = [
     ("dfad", [*DFAD, "optimizer.lr=0.05", "source.args.lr_schedule=cosine"]),
     ("dfad", [*DFAD, *KL, "source.args.lr_schedule=cosine"]),
@@ -39,9 +40,8 @@ CASES = [
     ("spectral", ["distill_terms.kd_kl.T=4", "synth_terms.stat_match.weight=1"]),
     ("bn_stats", ["distill_terms.kd_kl.T=4", "g_steps=200"]),
     # the pixel methods replay ~10k images 50 times each: augment the replayed images
-    ("bn_stats", ["source.args.replay_shift=2", "source.args.replay_flip=true"]),
-    ("dafl", ["distill_terms.kd_kl.T=4", "source.args.replay_shift=2",
-              "source.args.replay_flip=true"]),  # fmt: skip
+    ("bn_stats", REPLAY),
+    ("dafl", ["distill_terms.kd_kl.T=4", *REPLAY]),
     ("dafl", ["distill_terms.kd_kl.T=4", "source.args.lr_schedule=cosine"]),
     ("dafl", ["distill_terms.kd_kl.T=10"]),
     ("dafl", ["distill_terms.kd_kl.T=4", "source.args.bank=65536"]),
