@@ -44,21 +44,24 @@ def teacher_name(model: str, seed: int) -> str:
     return f"{model}-s{seed}"
 
 
-def budget_overrides(method: str, dataset: str, steps: int) -> list[str]:
+def budget_rounds(method: str, dataset: str, steps: int) -> int:
     """Rounds such that the method takes ``steps`` student steps (its own kd_steps per round)."""
-    cfg = dfkd.resolve_config(method, dataset)
-    rounds = max(1, steps // cfg.kd_steps)
+    return max(1, steps // dfkd.resolve_config(method, dataset).kd_steps)
+
+
+def budget_overrides(method: str, dataset: str, steps: int) -> list[str]:
+    """The overrides that give the method the budget of :func:`budget_rounds`."""
+    rounds = budget_rounds(method, dataset, steps)
     every = max(1, rounds // 20)
     return [f"rounds={rounds}", f"eval_every={every}", f"checkpoint_every={every}"]
 
 
-def finished_run(path: Path, over: list[str]) -> dict | None:
-    """The metrics (with ``history``) of a completed run in ``path`` made with the same budget."""
+def finished_run(path: Path, rounds: int) -> dict | None:
+    """The metrics (with ``history``) of a completed run of ``rounds`` rounds in ``path``."""
     mpath = path / "metrics.json"
     if not mpath.exists():
         return None
     m = json.loads(mpath.read_text())
-    rounds = int(over[0].split("=")[1])
     if not m.get("completed") or m.get("rounds") != rounds:
         return None
     with (path / "history.csv").open() as f:
@@ -119,10 +122,10 @@ def run_dataset(ds: str, out: Path, steps: int, res: Path) -> dict:
         print(f"[{ds}] teacher {name}: {100 * card['test_accuracy']:.2f} %", flush=True)
     runs: dict[str, dict[str, dict]] = {m: {} for m in METHODS}
     for method in METHODS:
-        over = budget_overrides(method, ds, steps)
+        over, rounds = budget_overrides(method, ds, steps), budget_rounds(method, ds, steps)
         for name in teachers:
             run_dir = out / ds / method / name
-            m = finished_run(run_dir, over) or dfkd.distill(
+            m = finished_run(run_dir, rounds) or dfkd.distill(
                 out / ds / "teachers" / name, STUDENT, method, ds, out=run_dir, overrides=over,
                 overwrite=True, progress=False)  # fmt: skip
             runs[method][name] = {

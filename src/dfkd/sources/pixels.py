@@ -57,7 +57,6 @@ class PixelInversion(Source):
         self.fabric = env.fabric
         self.shape = (self.synth_batch_size or env.batch_size, *env.data.input_shape)
         low, high = env.data.bounds
-        self.fill = low
         self.low, self.high = env.fabric.to_device((low, high))
         self.bank = MemoryBank(self.bank_capacity)
         self.pixels: torch.Tensor | None = None
@@ -101,7 +100,7 @@ class PixelInversion(Source):
     def sample(self, batch_size: int) -> Batch:
         self._finish()
         x = self.bank.sample(batch_size, self.gen)
-        x = shift_flip(x, self.replay_shift, self.replay_flip, self.fill, self.gen)
+        x = shift_flip(x, self.replay_shift, self.replay_flip, self.low, self.gen)
         return Batch(x=self.fabric.to_device(x))
 
     def state_dict(self) -> dict[str, Any]:
