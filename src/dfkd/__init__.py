@@ -28,6 +28,7 @@ from .errors import ConfigError, DfkdError
 from .losses import register_term
 from .methods import Method, register_method
 from .models import create_generator, create_model, list_models, register_model
+from .nt_teacher import train_nt_teacher
 from .plugins import Plugin, register_plugin
 from .sources import Batch, Source, register_source
 from .stats import TeacherStats
@@ -63,5 +64,6 @@ __all__ = [
     "register_term",
     "resolve_config",
     "save_model",
+    "train_nt_teacher",
     "train_teacher",
 ]

@@ -22,12 +22,15 @@ from .config import (
     parse_overrides,
 )
 from .data import DATASETS, Data, load_dataset
+from .domains import TRIGGERS
 from .engine import run, seed_all
 from .errors import ConfigError, DfkdError
 from .losses.terms import TERMS
 from .methods import METHODS
 from .metrics import accuracy, agreement, predict
 from .models import MODELS, create_model, is_factory_string
+from .nt_teacher import NT_KINDS
+from .ood_metrics import DomainEval
 from .plugins import PLUGINS, parse_plugin_spec
 from .runs import check_out_dir
 from .sources import SOURCES
@@ -138,6 +141,8 @@ def distill(
     seed: int | None = None,
     teacher_weights: str | Path | None = None,
     stats: str | Path | None = None,
+    ood_dataset: str | None = None,
+    trigger: str | None = None,
     data_root: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -161,6 +166,9 @@ def distill(
             ``overrides=["plugins=[]"]`` removes the method's).
         stats: a statistics file (``dfkd stats collect``) for methods that match feature
             statistics of a teacher without BatchNorm, or spectra.
+        ood_dataset, trigger: also evaluate the student (every evaluation, and in the metrics)
+            on an OOD dataset and/or the test split with a trigger — e.g. against the trap of a
+            non-transferable teacher (config ``evaluate.*``).
         seed, data_root, progress: shortcuts for the config keys of the same name.
         resume / overwrite: continue / replace a run already in ``out``.
         stop_after_rounds: stop with a checkpoint after this many rounds (time-boxed jobs).
@@ -182,6 +190,9 @@ def distill(
         explicit["teacher"] = str(teacher)
     if data_root is not None:
         explicit["data"] = {"root": data_root}
+    extra_eval = {"ood_dataset": ood_dataset, "trigger": trigger}
+    if any(v is not None for v in extra_eval.values()):
+        explicit["evaluate"] = {k: v for k, v in extra_eval.items() if v is not None}
     ds_name = dataset.name if isinstance(dataset, Data) else dataset
     cfg = resolve_config(method, ds_name, config, overrides, **explicit)
     if plugins is not None:
@@ -236,12 +247,16 @@ def evaluate(
     *,
     weights: str | Path | None = None,
     teacher: str | Path | nn.Module | None = None,
+    ood_dataset: str | None = None,
+    trigger: str | None = None,
     data_root: str | None = None,
 ) -> dict[str, Any]:
     """Test accuracy of a model (card, factory + weights, or module); with ``teacher``, also the
-    top-1 agreement between the two."""
+    top-1 agreement between the two; with ``ood_dataset`` / ``trigger``, the OOD metrics
+    (:class:`dfkd.ood_metrics.DomainEval`), and the teacher's, when a teacher is given."""
     data = load_dataset(dataset, data_root)
     m = load_checked(model, data, weights, "model")
+    domains = DomainEval.build(data, ood_dataset, trigger, data_root)
     logits = predict(m, data.x_test)
     res: dict[str, Any] = {
         "dataset": data.name,
@@ -253,6 +268,10 @@ def evaluate(
         t_logits = predict(t, data.x_test)
         res["teacher_accuracy"] = accuracy(t_logits, data.y_test)
         res["agreement"] = agreement(logits, t_logits)
+        if domains is not None:
+            res.update(domains.bind_teacher(t))
+    if domains is not None:
+        res.update({**domains.describe(), **domains(m)})
     return res
 
 
@@ -308,6 +327,8 @@ REGISTRIES = {
     "plugins": PLUGINS,
     "terms": TERMS,
     "sources": SOURCES,
+    "triggers": TRIGGERS,
+    "nt_kinds": NT_KINDS,
 }
 
 __all__ = [

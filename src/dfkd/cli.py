@@ -96,6 +96,59 @@ def cmd_teacher_train(a: argparse.Namespace) -> int:
     return 0
 
 
+_DOMAIN_ROWS = (
+    ("ood_accuracy", "OOD accuracy"),
+    ("ood_teacher_agreement", "OOD agreement with teacher"),
+    ("triggered_accuracy", "accuracy with trigger"),
+    ("attack_success_rate", "attack success rate"),
+)
+
+
+def _domain_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for key, label in _DOMAIN_ROWS:
+        if key in m:
+            t = m.get(f"teacher_{key}")
+            rows.append((label, _fmt_pct(m[key]) + (f" (teacher {_fmt_pct(t)})" if t else "")))
+    return rows
+
+
+def cmd_teacher_train_nt(a: argparse.Namespace) -> int:
+    from .config import parse_overrides
+    from .nt_teacher import train_nt_teacher
+
+    card = train_nt_teacher(
+        a.kind,
+        a.dataset,
+        ood=a.ood,
+        trigger=a.trigger,
+        model=a.model,
+        epochs=a.epochs,
+        out=a.out,
+        init=a.init,
+        options=parse_overrides(a.option),
+        seed=a.seed,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        lr_decay=a.lr_decay,
+        data_root=a.data_root,
+        overwrite=a.overwrite,
+        progress=not a.quiet,
+        command=a.cmdline,
+    )
+    nt = card["non_transferable"]
+    rows = [
+        ("kind", a.kind),
+        ("dataset", a.dataset),
+        ("OOD", nt.get("ood_dataset") or nt.get("trigger", "")),
+        ("ID accuracy", _fmt_pct(card["test_accuracy"])),
+    ]
+    rows += [(label, _fmt_pct(nt[key])) for key, label in _DOMAIN_ROWS if key in nt]
+    rows += [("train time", f"{card['train']['wall_s']:.1f} s"), ("card", card["path"])]
+    print_table(rows)
+    return 0
+
+
 def _metrics_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     return [
         ("method", m["method"]),
@@ -103,6 +156,7 @@ def _metrics_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("teacher accuracy", _fmt_pct(m["teacher_accuracy"])),
         ("student accuracy", _fmt_pct(m["student_accuracy"])),
         ("agreement", _fmt_pct(m["agreement"])),
+        *_domain_rows(m),
         ("steps", str(m["steps"])),
         ("time", f"{m['wall_s']:.1f} s"),
     ]
@@ -123,6 +177,8 @@ def cmd_distill(a: argparse.Namespace) -> int:
         seed=a.seed,
         teacher_weights=a.teacher_weights,
         stats=a.stats,
+        ood_dataset=a.ood_dataset,
+        trigger=a.trigger,
         data_root=a.data_root,
         resume=a.resume,
         overwrite=a.overwrite,
@@ -168,7 +224,15 @@ def cmd_stats_collect(a: argparse.Namespace) -> int:
 def cmd_eval(a: argparse.Namespace) -> int:
     from .api import evaluate
 
-    r = evaluate(a.model, a.dataset, weights=a.weights, teacher=a.teacher, data_root=a.data_root)
+    r = evaluate(
+        a.model,
+        a.dataset,
+        weights=a.weights,
+        teacher=a.teacher,
+        ood_dataset=a.ood_dataset,
+        trigger=a.trigger,
+        data_root=a.data_root,
+    )
     if a.json:
         print(json.dumps(r))
     else:
@@ -182,6 +246,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
                 ("teacher accuracy", _fmt_pct(r["teacher_accuracy"])),
                 ("agreement", _fmt_pct(r["agreement"])),
             ]
+        rows += _domain_rows(r)
         print_table(rows)
     return 0
 
@@ -235,6 +300,22 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_domain_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ood-dataset",
+        default=None,
+        metavar="NAME[:fit=pad|stretch]",
+        help="also evaluate on this dataset brought into the dataset's input space",
+    )
+    p.add_argument(
+        "--trigger",
+        default=None,
+        metavar="NAME[:k=v,...]",
+        help="also evaluate with this trigger stamped on the test images, e.g. square:target=0 "
+        "(dfkd list triggers)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -244,7 +325,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("list", help="list registered methods, models, datasets, plug-ins, ...")
     sp.add_argument(
-        "kind", nargs="?", choices=["methods", "models", "datasets", "plugins", "terms", "sources"]
+        "kind",
+        nargs="?",
+        choices=[
+            "methods",
+            "models",
+            "datasets",
+            "plugins",
+            "terms",
+            "sources",
+            "triggers",
+            "nt_kinds",
+        ],
     )
     sp.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'lenet*'")
     sp.set_defaults(fn=cmd_list)
@@ -274,6 +366,35 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--quiet", action="store_true")
     tt.set_defaults(fn=cmd_teacher_train)
 
+    tn = tp.add_parser("train-nt", help="train a non-transferable teacher (NTL, CUTI, ...)")
+    tn.add_argument("--kind", required=True, help="ntl | cuti | watermark | backdoor")
+    tn.add_argument("--dataset", required=True, help="the in-distribution dataset")
+    tn.add_argument("--ood", default=None, help="OOD dataset NAME[:fit=pad|stretch] (ntl, cuti)")
+    tn.add_argument(
+        "--trigger",
+        default=None,
+        help="trigger NAME[:k=v,...] (watermark: default grid; backdoor: square:target=0)",
+    )
+    tn.add_argument("--model", default="lenet5")
+    tn.add_argument("--epochs", type=int, default=10)
+    tn.add_argument("--out", required=True)
+    tn.add_argument("--init", default=None, help="start from this teacher card's weights")
+    tn.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the kind (alpha, beta, reduction, gamma)",
+    )
+    tn.add_argument("--seed", type=int, default=0)
+    tn.add_argument("--batch-size", type=int, default=128)
+    tn.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    tn.add_argument("--lr-decay", type=float, default=0.999, help="lr factor per step")
+    tn.add_argument("--data-root", default=None)
+    tn.add_argument("--overwrite", action="store_true")
+    tn.add_argument("--quiet", action="store_true")
+    tn.set_defaults(fn=cmd_teacher_train_nt)
+
     dp = sub.add_parser("distill", help="distil a teacher into a student")
     dp.add_argument("method", help="registered method (dfkd list methods)")
     dp.add_argument(
@@ -301,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME[:k=v,...]",
         help="add a plug-in (repeatable)",
     )
+    _add_domain_flags(dp)
     dp.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     dp.add_argument("--data-root", default=None, help="folder holding the dataset files")
     dp.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -340,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--dataset", required=True)
     ep.add_argument("--teacher", default=None)
     ep.add_argument("--data-root", default=None)
+    _add_domain_flags(ep)
     ep.add_argument("--json", action="store_true")
     ep.set_defaults(fn=cmd_eval)
 

@@ -74,6 +74,16 @@ class FabricConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Extra evaluation beside the test split: an OOD dataset brought into the dataset's input
+    space (``NAME`` or ``NAME:fit=pad|stretch``) and/or a trigger stamped on the test images
+    (``square:target=0``, ``grid``; see ``dfkd list triggers``)."""
+
+    ood_dataset: str | None = None
+    trigger: str | None = None
+
+
+@dataclass
 class RunConfig:
     """Everything that determines one distillation run.
 
@@ -103,6 +113,7 @@ class RunConfig:
     synth_terms: dict[str, dict[str, Any]] = field(default_factory=dict)
     distill_terms: dict[str, dict[str, Any]] = field(default_factory=dict)
     plugins: list[Component] = field(default_factory=list)
+    evaluate: EvalConfig = field(default_factory=EvalConfig)
     fabric: FabricConfig = field(default_factory=FabricConfig)
     progress: bool = True
 

@@ -40,6 +40,7 @@ from .io import atomic_write_text, load_state, save_state, write_json
 from .losses.terms import TERMS, StepContext
 from .methods import METHODS, Method
 from .metrics import accuracy, agreement, last_k_mean, predict
+from .ood_metrics import DomainEval
 from .pairs import FeaturePairs
 from .plugins import PluginSet, build_plugins
 from .runs import check_out_dir, clear_run_files, write_history
@@ -325,6 +326,9 @@ def run(
     checked = build_parts(cfg)  # every check runs before any output is written
     check_teacher(cfg, checked, teacher)
     stats = load_run_stats(cfg, checked, teacher)
+    domains = DomainEval.build(
+        data, cfg.evaluate.ood_dataset, cfg.evaluate.trigger, cfg.data.root, cfg.eval_batch_size
+    )
     probe_device = next(student.parameters(), torch.empty(0)).device
     feature_pairs(checked, teacher.to(probe_device), student, data, probe_device)
     saved_state = None
@@ -350,6 +354,7 @@ def run(
         student,
         data,
         stats,
+        domains,
         out_dir,
         saved_state,
         overwrite or resume,
@@ -368,6 +373,7 @@ def _loop(
     student: nn.Module,
     data: Data,
     stats: TeacherStats | None,
+    domains: DomainEval | None,
     out_dir: Path | None,
     saved_state: dict[str, Any] | None,
     clear_old: bool,
@@ -403,6 +409,7 @@ def _loop(
     with fabric.autocast():
         t_test = predict(teacher, test_x, cfg.eval_batch_size, fabric.device)
     teacher_acc = accuracy(t_test, data.y_test)
+    teacher_domain = domains.bind_teacher(teacher, fabric.device) if domains else {}
 
     start_round, step = 0, 0
     history: list[dict[str, Any]] = []
@@ -551,6 +558,7 @@ def _loop(
                 "step": step,
                 "student_accuracy": accuracy(s_test, data.y_test),
                 "agreement": agreement(s_test, t_test),
+                **(domains(student_module, fabric.device) if domains else {}),
                 "wall_s": timers["wall_s"],
                 **round_terms,
                 **logs,
@@ -602,6 +610,8 @@ def _loop(
         "student_accuracy": final.get("student_accuracy", float("nan")),
         "agreement": final.get("agreement", float("nan")),
         "acc_last5": last_k_mean(accs, 5),
+        **({**domains.describe(), **teacher_domain} if domains else {}),
+        **{k: final[k] for k in _DOMAIN_KEYS if k in final},
         "rounds": final.get("round", 0) if completed else start_round + rounds_done,
         "steps": step,
         "wall_s": round(timers["wall_s"], 3),
@@ -627,6 +637,15 @@ def _loop(
         {k: v.detach().cpu().contiguous() for k, v in student_module.state_dict().items()}
     )
     return metrics, weights
+
+
+_DOMAIN_KEYS = (
+    "ood_accuracy",
+    "ood_teacher_agreement",
+    "triggered_accuracy",
+    "attack_success_rate",
+    "triggered_teacher_agreement",
+)
 
 
 @contextmanager

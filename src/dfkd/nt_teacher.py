@@ -1,0 +1,353 @@
+"""Non-transferable (NT) teachers: classifiers trained to work on their own domain and to fail,
+or mislead, on another — the teachers that set ordinary data-free distillation an OOD trap
+(seed 000; losses from ``docs/methods.md`` §NT teachers).
+
+Each kind is a registered :class:`NTKind`: where its OOD training images come from (another
+dataset, or the ID images with a trigger) with which targets, and the loss on a paired
+(ID batch, OOD batch). One loop (:func:`train_nt_teacher`) trains them all.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from .cards import architecture_of, load_model, save_model
+from .data import Data, load_dataset
+from .domains import Trigger, load_ood_domain
+from .errors import ConfigError
+from .losses.ntl import gaussian_mmd, ntl_loss, style_mix
+from .metrics import accuracy, predict
+from .models import create_model
+from .ood_metrics import DomainEval
+from .registry import Registry
+from .runs import check_out_dir, clear_run_files
+from .taps import Taps, bn_layers, last_linear
+
+
+@dataclass
+class NTInputs:
+    """What one NT training step sees: an ID batch and an equally sized OOD batch with the
+    targets the kind's loss uses for it (the true labels, or the attack label)."""
+
+    x_id: torch.Tensor
+    y_id: torch.Tensor
+    x_ood: torch.Tensor
+    y_ood: torch.Tensor
+    step: int
+
+
+class NTKind:
+    """A way of making a teacher non-transferable. Subclasses set ``needs`` (``"ood"`` or
+    ``"trigger"``), ``default_trigger`` and implement :meth:`loss`."""
+
+    needs: str = "ood"
+    default_trigger: str | None = None
+    needs_target: bool = False
+
+    def __init__(self, **options: Any) -> None:
+        if options:
+            raise ConfigError(f"NT kind takes no options {sorted(options)}")
+
+    def ood_targets(self, labels: torch.Tensor, trigger: Trigger | None) -> torch.Tensor:
+        """Targets of the OOD training images (default: their true labels)."""
+        return labels
+
+    def loss(self, net: nn.Module, b: NTInputs, num_classes: int) -> dict[str, torch.Tensor]:
+        """``{"loss": total, ...parts}`` for one step."""
+        raise NotImplementedError
+
+
+NT_KINDS: Registry[type[NTKind]] = Registry("nt_kinds")
+
+
+def _onehot(y: torch.Tensor, n: int) -> torch.Tensor:
+    return F.one_hot(y, n).float()
+
+
+class _NTLBase(NTKind):
+    """Shared options of the KL-based kinds (α, β, reduction)."""
+
+    def __init__(
+        self, alpha: float = 0.1, beta: float = 0.1, reduction: str = "elementwise"
+    ) -> None:
+        if alpha <= 0 or beta <= 0 or reduction not in ("elementwise", "batchmean"):
+            raise ConfigError("NTL: alpha > 0, beta > 0, reduction elementwise|batchmean")
+        self.alpha, self.beta, self.reduction = alpha, beta, reduction
+
+    def _ntl(self, net: nn.Module, b: NTInputs, n: int) -> dict[str, torch.Tensor]:
+        feat = last_linear(net)
+        with Taps(net, inputs=[feat] if feat else []) as taps:
+            lo_id = net(b.x_id)
+            f_id = taps.inputs.get(feat) if feat else lo_id
+            lo_ood = net(b.x_ood)
+            f_ood = taps.inputs.get(feat) if feat else lo_ood
+        assert f_id is not None and f_ood is not None
+        mmd = gaussian_mmd(f_id, f_ood)
+        loss = ntl_loss(
+            lo_id, _onehot(b.y_id, n), lo_ood, _onehot(b.y_ood, n), mmd,
+            self.alpha, self.beta, self.reduction,
+        )  # fmt: skip
+        return {"loss": loss, "mmd": mmd.detach(), "ce_id": F.cross_entropy(lo_id, b.y_id)}
+
+
+@NT_KINDS.register("ntl")
+class NTL(_NTLBase):
+    """Target-specified NTL: KL_id − min(1, α·KL_ood)·min(1, β·MMD(penultimate features))."""
+
+    needs = "ood"
+
+    def loss(self, net: nn.Module, b: NTInputs, num_classes: int) -> dict[str, torch.Tensor]:
+        return self._ntl(net, b, num_classes)
+
+
+@NT_KINDS.register("watermark")
+class Watermark(_NTLBase):
+    """Ownership watermark: the NTL loss with ID images + a fixed pattern as the OOD domain,
+    so the teacher fails exactly on marked images (NTL's ownership verification)."""
+
+    needs = "trigger"
+    default_trigger = "grid"
+
+    def loss(self, net: nn.Module, b: NTInputs, num_classes: int) -> dict[str, torch.Tensor]:
+        return self._ntl(net, b, num_classes)
+
+
+def _stage_layers(net: nn.Module) -> list[nn.Module]:
+    """Where CUTI mixes styles: after every BatchNorm layer, or every convolution without BN."""
+    bns = [m for _, m in bn_layers(net)]
+    return bns or [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+
+
+@contextmanager
+def _mixing(layers: list[nn.Module], n_id: int, gen: torch.Generator) -> Iterator[None]:
+    def hook(module: nn.Module, inputs: Any, out: torch.Tensor) -> torch.Tensor:
+        if out.ndim < 2 or out.shape[0] != 2 * n_id:
+            return out
+        return torch.cat([out[:n_id], style_mix(out[:n_id], out[n_id:], gen)])
+
+    handles = [m.register_forward_hook(hook) for m in layers]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@NT_KINDS.register("cuti")
+class CUTI(NTKind):
+    """CUTI-domain: KL_id − min(1, α·KL_ood) on joint forwards; on odd steps the OOD half takes
+    the ID half's channel statistics after every stage (random 1×1 mixings, as in NTLBench)."""
+
+    needs = "ood"
+
+    def __init__(self, alpha: float = 0.1, reduction: str = "elementwise", seed: int = 0) -> None:
+        if alpha <= 0 or reduction not in ("elementwise", "batchmean"):
+            raise ConfigError("CUTI: alpha > 0, reduction elementwise|batchmean")
+        self.alpha, self.reduction = alpha, reduction
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def loss(self, net: nn.Module, b: NTInputs, num_classes: int) -> dict[str, torch.Tensor]:
+        n = len(b.x_id)
+        x = torch.cat([b.x_id, b.x_ood])
+        if b.step % 2 == 1:
+            with _mixing(_stage_layers(net), n, self.gen):
+                lo = net(x)
+        else:
+            lo = net(x)
+        loss = ntl_loss(
+            lo[:n], _onehot(b.y_id, num_classes), lo[n:], _onehot(b.y_ood, num_classes),
+            None, self.alpha, reduction=self.reduction,
+        )  # fmt: skip
+        return {"loss": loss, "ce_id": F.cross_entropy(lo[:n], b.y_id)}
+
+
+@NT_KINDS.register("backdoor")
+class Backdoor(NTKind):
+    """NTL-style backdoor: the trigger domain answers the attacker's label —
+    CE(id) + γ·CE(triggered, target)."""
+
+    needs = "trigger"
+    default_trigger = "square:target=0"
+    needs_target = True
+
+    def __init__(self, gamma: float = 1.0) -> None:
+        if gamma <= 0:
+            raise ConfigError("backdoor: gamma must be > 0")
+        self.gamma = gamma
+
+    def ood_targets(self, labels: torch.Tensor, trigger: Trigger | None) -> torch.Tensor:
+        assert trigger is not None and trigger.target is not None
+        return torch.full_like(labels, trigger.target)
+
+    def loss(self, net: nn.Module, b: NTInputs, num_classes: int) -> dict[str, torch.Tensor]:
+        ce_id = F.cross_entropy(net(b.x_id), b.y_id)
+        ce_bd = F.cross_entropy(net(b.x_ood), b.y_ood)
+        return {"loss": ce_id + self.gamma * ce_bd, "ce_id": ce_id.detach(), "ce_trigger": ce_bd}
+
+
+def train_nt_teacher(
+    kind: str,
+    dataset: str | Data = "mnist10k",
+    *,
+    ood: str | None = None,
+    trigger: str | None = None,
+    model: str = "lenet5",
+    epochs: int = 10,
+    out: str | Path | None = None,
+    init: str | Path | None = None,
+    options: dict[str, Any] | None = None,
+    seed: int = 0,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    lr_decay: float = 0.999,
+    model_args: dict[str, Any] | None = None,
+    data_root: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train a non-transferable teacher and save its card (with its NT metrics).
+
+    Args:
+        kind: ``ntl``, ``cuti`` (need ``ood``), ``watermark``, ``backdoor`` (use ``trigger``;
+            defaults ``grid`` and ``square:target=0``); ``dfkd list`` shows them.
+        dataset: the in-distribution dataset.
+        ood: the OOD dataset (``NAME`` or ``NAME:fit=pad|stretch``): same class names as the
+            ID dataset for close-set NTL, others for open-set.
+        trigger: the trigger spec (``dfkd list triggers``); ``target=`` sets a backdoor's label.
+        init: start from this teacher card's weights (the papers start from a pre-trained
+            model, with lr 1e-4); default: from scratch.
+        options: the kind's options (``alpha``, ``beta``, ``reduction``, ``gamma``, ...).
+        lr, lr_decay: Adam learning rate, multiplied by ``lr_decay`` after every step (the NTL
+            code's ``LambdaLR(0.999**step)``).
+
+    Returns:
+        The card (a dict, with ``"model"`` the trained module and, with ``out``, ``"path"``).
+    """
+    from lightning_fabric import Fabric
+
+    cls = NT_KINDS.get(kind)
+    nt = cls(**(options or {}))
+    if epochs < 1 or batch_size < 2 or lr <= 0 or not 0 < lr_decay <= 1:
+        raise ConfigError("epochs ≥ 1, batch_size ≥ 2, lr > 0 and 0 < lr_decay ≤ 1 required")
+    if cls.needs == "ood" and not ood:
+        raise ConfigError(f"NT kind '{kind}' needs an OOD dataset; pass --ood NAME")
+    if cls.needs == "ood" and trigger:
+        raise ConfigError(f"NT kind '{kind}' takes an OOD dataset, not a trigger")
+    if cls.needs == "trigger" and ood:
+        raise ConfigError(f"NT kind '{kind}' makes its OOD images with a trigger; drop --ood")
+    out_dir = check_out_dir(out, overwrite=overwrite) if out is not None else None
+    data = load_dataset(dataset, data_root)
+    trig = None
+    if cls.needs == "trigger":
+        trig = Trigger.parse(trigger or cls.default_trigger or "")
+        trig.check(data)
+        if cls.needs_target and trig.target is None:
+            raise ConfigError(
+                f"NT kind '{kind}' needs an attack label: add target=N to the trigger"
+            )
+    domain = load_ood_domain(ood, data, data_root) if ood else None
+    if domain is not None:
+        pool_x, pool_y = domain.x_train, domain.y_train
+        if pool_y.max() >= data.num_classes:
+            raise ConfigError(
+                f"OOD dataset '{ood}' has labels beyond the {data.num_classes} ID classes"
+            )
+    else:
+        assert trig is not None
+        pool_x, pool_y = trig.apply(data.x_train, data), data.y_train
+    pool_t = nt.ood_targets(pool_y, trig)
+
+    fabric = Fabric(accelerator="auto", devices=1, precision="32-true")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    c, h, w = data.input_shape
+    if init is not None:
+        net, init_card = load_model(str(init), data)
+        arch = init_card["architecture"]
+        model, model_args = arch["name"], arch.get("args", {})
+    else:
+        net = create_model(model, num_classes=data.num_classes, in_channels=c, image_size=(h, w),
+                           **(model_args or {}))  # fmt: skip
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    net, opt = fabric.setup(net, opt)
+    n = len(data.y_train)
+    steps = epochs * math.ceil(n / batch_size)
+    t0, step = time.perf_counter(), 0
+    logs: dict[str, float] = {}
+    bar = tqdm(range(epochs), desc=f"NT teacher ({kind})", disable=None if progress else True,
+               leave=False)  # fmt: skip
+    for _ in bar:
+        net.train()
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, batch_size):
+            idx = perm[i : i + batch_size]
+            if len(idx) < 2:
+                continue
+            j = torch.randint(len(pool_y), (len(idx),), generator=gen)
+            b = NTInputs(
+                *fabric.to_device((data.x_train[idx], data.y_train[idx], pool_x[j], pool_t[j])),
+                step=step,
+            )
+            for g in opt.param_groups:
+                g["lr"] = lr * lr_decay**step
+            parts = nt.loss(net, b, data.num_classes)
+            opt.zero_grad(set_to_none=True)
+            fabric.backward(parts["loss"])
+            opt.step()
+            step += 1
+            logs = {k: float(v.detach()) for k, v in parts.items()}
+        bar.set_postfix(**{k: f"{v:.3g}" for k, v in logs.items()})
+    train_s = time.perf_counter() - t0
+    module = net.module if hasattr(net, "module") else net
+    module.eval()
+    evaluator = DomainEval(data, domain, trig)
+    nt_metrics = {k.removeprefix("teacher_"): v for k, v in evaluator.bind_teacher(module).items()}
+    acc = accuracy(predict(module, data.x_test), data.y_test)
+    card: dict[str, Any] = {
+        "test_accuracy": acc,
+        "non_transferable": {
+            "kind": kind,
+            **evaluator.describe(),
+            "options": {k: v for k, v in vars(nt).items() if not k.startswith("gen")},
+            "id_accuracy": acc,
+            **nt_metrics,
+        },
+        "train": {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "optimizer": "adam",
+            "lr": lr,
+            "lr_decay": lr_decay,
+            "init": str(init) if init else None,
+            "seed": seed,
+            "steps": step,
+            "planned_steps": steps,
+            "wall_s": round(train_s, 2),
+            "final_terms": logs,
+        },
+        "command": command or " ".join(shlex.quote(a) for a in sys.argv),
+    }
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            clear_run_files(out_dir)
+        path = save_model(out_dir, "teacher", module.cpu(), role="teacher", data=data,
+                          architecture=architecture_of(module, model, model_args),
+                          extra=card)  # fmt: skip
+        card = {**card, "path": str(path)}
+    card["model"] = module
+    return card
