@@ -21,6 +21,7 @@ from .api import (
     list_plugins,
     resolve_config,
 )
+from .audit import audit_teacher
 from .cards import load_model, save_model
 from .config import RunConfig
 from .data import Data, load_dataset, register_dataset
@@ -45,6 +46,7 @@ __all__ = [
     "Source",
     "TeacherStats",
     "__version__",
+    "audit_teacher",
     "collect_teacher_stats",
     "create_generator",
     "create_model",

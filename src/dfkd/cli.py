@@ -251,6 +251,16 @@ def cmd_eval(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(a: argparse.Namespace) -> int:
+    from .audit import audit_teacher, format_report
+
+    r = audit_teacher(
+        a.teacher, a.dataset, probes=a.probes, steps=a.steps, seed=a.seed, data_root=a.data_root
+    )
+    print(json.dumps(r) if a.json else format_report(r))
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from .api import distill
     from .methods import METHODS
@@ -465,6 +475,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_domain_flags(ep)
     ep.add_argument("--json", action="store_true")
     ep.set_defaults(fn=cmd_eval)
+
+    au = sub.add_parser("audit", help="look for signs of a non-transferable teacher (no data)")
+    au.add_argument("--teacher", required=True, help="teacher card (.json or folder)")
+    au.add_argument("--dataset", default=None, help="only for a teacher without a card")
+    au.add_argument("--probes", type=int, default=256, help="probes per probe set")
+    au.add_argument("--steps", type=int, default=100, help="inversion steps")
+    au.add_argument("--seed", type=int, default=0)
+    au.add_argument("--data-root", default=None)
+    au.add_argument("--json", action="store_true")
+    au.set_defaults(fn=cmd_audit)
 
     mp = sub.add_parser("demo", help="end to end on sklearn digits: teacher, distillation, table")
     mp.add_argument("--out", default=None, help="default: runs/demo-<timestamp>")

@@ -55,13 +55,13 @@ def robust_split(
     clean: torch.Tensor, attacked: torch.Tensor, rule: str = "flip", seed: int = 0
 ) -> torch.Tensor:
     """Boolean mask of robust samples: ``flip`` — the prediction survived the attack;
-    ``kl_median`` — the output moved less than the batch median; ``kl_gmm`` — the output shift
+    ``kl_median`` — the output moved no more than the batch median (the lower half); ``kl_gmm`` — the output shift
     falls in the low component of a two-component GMM."""
     if rule == "flip":
         return prediction_kept(clean, attacked)
     shift = output_shift(clean, attacked)
     if rule == "kl_median":
-        return shift < shift.median()
+        return shift <= shift.median()
     if rule == "kl_gmm":
         return (clean_probability(shift, seed=seed) > 0.5).to(clean.device)
     raise ConfigError(f"atesc: split must be one of {SPLITS}, got {rule!r}")

@@ -1,0 +1,237 @@
+"""Teacher audit: before distilling a teacher you did not train, look for signs that it was made
+non-transferable (NTL / CUTI / watermark / backdoor), using synthetic probes only, and
+recommend a method and plug-ins.
+
+Signals (each measured on two probe sets — uniform pixel noise, and images inverted from the
+teacher toward every class, with its BatchNorm statistics when it has them):
+
+* ``robust_fraction``: share of probes whose prediction survives ATEsc's PGD probe. ATEsc's
+  observation: a non-transferable teacher is far more robust on OOD-like inputs.
+* ``confidence``: mean max-softmax.
+* ``class_concentration``: largest share of one predicted class (a trap often funnels inputs
+  into few answers).
+* ``attack_sink``: among the probes an attack flips, the largest share sent to one class (a
+  backdoor's target class acts as a sink).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cards import card_path, load_model
+from .data import load_dataset
+from .errors import DfkdError
+from .losses.bn import bn_stat_loss
+from .losses.priors import total_variation
+from .plugins.atesc import ATEsc
+from .robustness import PGDProbe
+from .taps import Taps, bn_layers
+from .teacher import freeze
+
+
+@dataclass
+class InputSpace:
+    """What the audit needs to know about the teacher's inputs."""
+
+    shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    num_classes: int
+
+    def normalize(self, p: torch.Tensor) -> torch.Tensor:
+        m = torch.tensor(self.mean).view(1, -1, 1, 1)
+        s = torch.tensor(self.std).view(1, -1, 1, 1)
+        return (p - m) / s
+
+    @property
+    def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.normalize(torch.zeros(1, self.shape[0], 1, 1)), self.normalize(
+            torch.ones(1, self.shape[0], 1, 1)
+        )
+
+
+def load_for_audit(
+    teacher: str | Path | nn.Module, dataset: str | None = None, data_root: str | None = None
+) -> tuple[nn.Module, InputSpace]:
+    """The teacher and its input space: from its card (no data needed), or from ``dataset``'s
+    metadata for a ``module:factory`` teacher or a module."""
+    cp = None if isinstance(teacher, nn.Module) else card_path(str(teacher))
+    if cp is not None and dataset is None:
+        model, card = load_model(str(teacher))
+        norm = card.get("normalization") or {}
+        if "mean" not in norm:
+            raise DfkdError(f"card '{cp}' has no normalization; pass --dataset")
+        space = InputSpace(
+            tuple(card["input_shape"]),
+            tuple(norm["mean"]),
+            tuple(norm["std"]),
+            card["num_classes"],
+        )
+        return model, space
+    if dataset is None:
+        raise DfkdError("this teacher has no card; pass --dataset to give its input shape")
+    data = load_dataset(dataset, data_root)
+    model, _ = load_model(teacher if isinstance(teacher, nn.Module) else str(teacher), data)
+    return model, InputSpace(data.input_shape, data.mean, data.std, data.num_classes)
+
+
+def noise_probes(space: InputSpace, n: int, gen: torch.Generator) -> torch.Tensor:
+    """Uniform pixel noise, normalised."""
+    return space.normalize(torch.rand(n, *space.shape, generator=gen))
+
+
+def inverted_probes(
+    teacher: nn.Module, space: InputSpace, n: int, gen: torch.Generator, steps: int = 100
+) -> torch.Tensor:
+    """Images optimised from noise toward classes ``0, 1, …`` in turn (cross-entropy, a small
+    total-variation prior, and the teacher's BatchNorm statistics when it has them)."""
+    low, high = space.bounds
+    x = space.normalize(torch.rand(n, *space.shape, generator=gen)).requires_grad_(True)
+    y = torch.arange(n) % space.num_classes
+    opt = torch.optim.Adam([x], lr=0.1)
+    use_bn = bool(bn_layers(teacher))
+    for _ in range(steps):
+        with Taps(teacher, bn=use_bn) as taps:
+            loss = F.cross_entropy(teacher(x), y) + 1e-3 * total_variation(x)
+            if use_bn:
+                loss = loss + 0.1 * bn_stat_loss(
+                    list(taps.bn.values()), list(taps.bn_refs.values())
+                )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            x.copy_(torch.max(torch.min(x, high), low))
+    return x.detach()
+
+
+def probe_signals(
+    teacher: nn.Module, x: torch.Tensor, space: InputSpace, probe: PGDProbe
+) -> dict[str, float]:
+    """The audit's signals on one probe set (see the module docstring)."""
+    low, high = space.bounds
+    std = torch.tensor(space.std).view(1, -1, 1, 1)
+    _, clean, attacked = probe.attack(teacher, x, std, low, high)
+    pred, after = clean.argmax(1), attacked.argmax(1)
+    flipped = pred != after
+    share = torch.bincount(pred, minlength=space.num_classes).float() / len(pred)
+    sink = (
+        float(torch.bincount(after[flipped], minlength=space.num_classes).max() / flipped.sum())
+        if flipped.any()
+        else 0.0
+    )
+    return {
+        "robust_fraction": float((~flipped).float().mean()),
+        "confidence": float(torch.softmax(clean, 1).amax(1).mean()),
+        "class_concentration": float(share.max()),
+        "attack_sink": sink,
+    }
+
+
+#: Thresholds of the verdict (see docs/methods.md, "Teacher audit", for how they were set).
+THRESHOLDS = {
+    "inverted_robust_fraction": 0.5,
+    "noise_attack_sink": 0.9,
+}
+
+
+def verdict(signals: dict[str, dict[str, float]], has_bn: bool) -> dict[str, Any]:
+    """Suspected or not, the reasons, and the recommended method and plug-ins."""
+    reasons = []
+    inv, noise = signals["inverted"], signals["noise"]
+    if inv["robust_fraction"] >= THRESHOLDS["inverted_robust_fraction"]:
+        reasons.append(
+            f"{100 * inv['robust_fraction']:.0f} % of inverted probes are robust to PGD "
+            f"(≥ {100 * THRESHOLDS['inverted_robust_fraction']:.0f} %)"
+        )
+    if noise["attack_sink"] >= THRESHOLDS["noise_attack_sink"]:
+        reasons.append(
+            f"attacks on noise probes land in one class {100 * noise['attack_sink']:.0f} % of "
+            f"the time (≥ {100 * THRESHOLDS['noise_attack_sink']:.0f} %)"
+        )
+    suspected = bool(reasons)
+    method = "dfq" if has_bn else "dfad"
+    plugins = ["atesc"] if suspected else []
+    return {
+        "non_transferable_suspected": suspected,
+        "reasons": reasons,
+        "recommended_method": method,
+        "recommended_plugins": plugins,
+        "why": (
+            (
+                "BatchNorm statistics available: dfq"
+                if has_bn
+                else "no BatchNorm: dfad (or collect a statistics file and use bn_stats)"
+            )
+            + ("; robustness signs of a non-transferable teacher: add atesc" if suspected else "")
+        ),
+    }
+
+
+def audit_teacher(
+    teacher: str | Path | nn.Module,
+    dataset: str | None = None,
+    *,
+    probes: int = 256,
+    steps: int = 100,
+    seed: int = 0,
+    data_root: str | None = None,
+) -> dict[str, Any]:
+    """Audit a teacher from synthetic probes only; returns the report as a dict.
+
+    Args:
+        teacher: a card, or ``module:factory``/registry name or module with ``dataset``.
+        dataset: only for its input shape and normalisation (no data is read for a card).
+        probes: probes per set; steps: inversion steps.
+    """
+    if probes < 2 or steps < 0:
+        raise DfkdError("probes must be ≥ 2 and steps ≥ 0")
+    model, space = load_for_audit(teacher, dataset, data_root)
+    model = freeze(model)
+    gen = torch.Generator().manual_seed(seed)
+    probe = ATEsc.default_probe(min(space.shape[1:]))
+    bns = bn_layers(model)
+    sets = {
+        "noise": noise_probes(space, probes, gen),
+        "inverted": inverted_probes(model, space, probes, gen, steps),
+    }
+    signals = {k: probe_signals(model, x, space, probe) for k, x in sets.items()}
+    return {
+        "teacher": str(teacher) if not isinstance(teacher, nn.Module) else type(teacher).__name__,
+        "batchnorm_layers": len(bns),
+        "input_shape": list(space.shape),
+        "probe": {
+            "eps": probe.eps,
+            "step": probe.step,
+            "iters": probe.iters,
+            "probes": probes,
+            "inversion_steps": steps,
+            "seed": seed,
+        },
+        "signals": signals,
+        **verdict(signals, bool(bns)),
+    }
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """The audit as a short text report."""
+    lines = [
+        f"teacher: {r['teacher']}",
+        f"BatchNorm: {'yes' if r['batchnorm_layers'] else 'no'} ({r['batchnorm_layers']} layers)",
+        "signals (noise / inverted probes):",
+    ]
+    for key in ("robust_fraction", "confidence", "class_concentration", "attack_sink"):
+        a, b = r["signals"]["noise"][key], r["signals"]["inverted"][key]
+        lines.append(f"  {key:<20} {100 * a:6.1f} %  / {100 * b:6.1f} %")
+    verdict_line = "SUSPECTED non-transferable" if r["non_transferable_suspected"] else "ordinary"
+    lines.append(f"verdict: {verdict_line}")
+    lines += [f"  - {why}" for why in r["reasons"]]
+    plugins = "".join(f" --plugin {p}" for p in r["recommended_plugins"])
+    lines.append(f"recommended: dfkd distill {r['recommended_method']}{plugins}  ({r['why']})")
+    return "\n".join(lines)
