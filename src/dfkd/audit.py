@@ -134,27 +134,22 @@ def probe_signals(
     }
 
 
-#: Thresholds of the verdict (see docs/methods.md, "Teacher audit", for how they were set).
-THRESHOLDS = {
-    "inverted_robust_fraction": 0.5,
-    "noise_attack_sink": 0.9,
-}
+#: The verdict's rules: (probe set, signal, threshold, what it means). Set between the values
+#: measured on the NT benchmark's teachers (three ordinary, four NT; docs/methods.md).
+RULES: list[tuple[str, str, float, str]] = [
+    ("inverted", "robust_fraction", 0.05, "inverted probes survive PGD"),
+    ("noise", "robust_fraction", 0.2, "noise probes survive PGD"),
+    ("inverted", "attack_sink", 0.4, "attacks on inverted probes land in one class"),
+]
 
 
 def verdict(signals: dict[str, dict[str, float]], has_bn: bool) -> dict[str, Any]:
     """Suspected or not, the reasons, and the recommended method and plug-ins."""
-    reasons = []
-    inv, noise = signals["inverted"], signals["noise"]
-    if inv["robust_fraction"] >= THRESHOLDS["inverted_robust_fraction"]:
-        reasons.append(
-            f"{100 * inv['robust_fraction']:.0f} % of inverted probes are robust to PGD "
-            f"(≥ {100 * THRESHOLDS['inverted_robust_fraction']:.0f} %)"
-        )
-    if noise["attack_sink"] >= THRESHOLDS["noise_attack_sink"]:
-        reasons.append(
-            f"attacks on noise probes land in one class {100 * noise['attack_sink']:.0f} % of "
-            f"the time (≥ {100 * THRESHOLDS['noise_attack_sink']:.0f} %)"
-        )
+    reasons = [
+        f"{what}: {100 * signals[probe][key]:.1f} % (≥ {100 * limit:.0f} %)"
+        for probe, key, limit, what in RULES
+        if signals[probe][key] >= limit
+    ]
     suspected = bool(reasons)
     method = "dfq" if has_bn else "dfad"
     plugins = ["atesc"] if suspected else []

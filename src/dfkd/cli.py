@@ -386,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="trigger NAME[:k=v,...] (watermark: default grid; backdoor: square:target=0)",
     )
     tn.add_argument("--model", default="lenet5")
-    tn.add_argument("--epochs", type=int, default=10)
+    tn.add_argument("--epochs", type=int, default=20)
     tn.add_argument("--out", required=True)
     tn.add_argument("--init", default=None, help="start from this teacher card's weights")
     tn.add_argument(

@@ -78,23 +78,38 @@ def _onehot(y: torch.Tensor, n: int) -> torch.Tensor:
 
 
 class _NTLBase(NTKind):
-    """Shared options of the KL-based kinds (α, β, reduction)."""
+    """Shared options of the KL-based kinds (α, β, reduction, joint forward)."""
 
     def __init__(
-        self, alpha: float = 0.1, beta: float = 0.1, reduction: str = "elementwise"
+        self,
+        alpha: float = 0.1,
+        beta: float = 0.1,
+        reduction: str = "elementwise",
+        joint: bool = True,
     ) -> None:
         if alpha <= 0 or beta <= 0 or reduction not in ("elementwise", "batchmean"):
             raise ConfigError("NTL: alpha > 0, beta > 0, reduction elementwise|batchmean")
-        self.alpha, self.beta, self.reduction = alpha, beta, reduction
+        self.alpha, self.beta, self.reduction, self.joint = alpha, beta, reduction, joint
+
+    def _forward(self, net: nn.Module, b: NTInputs) -> tuple[torch.Tensor, ...]:
+        """Logits and penultimate features of the ID and OOD halves: one joint forward (BN
+        batch statistics over both domains, consistent with the running statistics used at
+        test time) or, with ``joint=False``, two forwards as in the NTL code."""
+        feat = last_linear(net)
+        n = len(b.x_id)
+        with Taps(net, inputs=[feat] if feat else []) as taps:
+            if self.joint:
+                lo = net(torch.cat([b.x_id, b.x_ood]))
+                f = taps.inputs.get(feat, lo) if feat else lo
+                return lo[:n], lo[n:], f[:n], f[n:]
+            lo_id = net(b.x_id)
+            f_id = taps.inputs.get(feat, lo_id) if feat else lo_id
+            lo_ood = net(b.x_ood)
+            f_ood = taps.inputs.get(feat, lo_ood) if feat else lo_ood
+        return lo_id, lo_ood, f_id, f_ood
 
     def _ntl(self, net: nn.Module, b: NTInputs, n: int) -> dict[str, torch.Tensor]:
-        feat = last_linear(net)
-        with Taps(net, inputs=[feat] if feat else []) as taps:
-            lo_id = net(b.x_id)
-            f_id = taps.inputs.get(feat) if feat else lo_id
-            lo_ood = net(b.x_ood)
-            f_ood = taps.inputs.get(feat) if feat else lo_ood
-        assert f_id is not None and f_ood is not None
+        lo_id, lo_ood, f_id, f_ood = self._forward(net, b)
         mmd = gaussian_mmd(f_id, f_ood)
         loss = ntl_loss(
             lo_id, _onehot(b.y_id, n), lo_ood, _onehot(b.y_ood, n), mmd,
@@ -193,8 +208,10 @@ class Backdoor(NTKind):
         return torch.full_like(labels, trigger.target)
 
     def loss(self, net: nn.Module, b: NTInputs, num_classes: int) -> dict[str, torch.Tensor]:
-        ce_id = F.cross_entropy(net(b.x_id), b.y_id)
-        ce_bd = F.cross_entropy(net(b.x_ood), b.y_ood)
+        n = len(b.x_id)
+        lo = net(torch.cat([b.x_id, b.x_ood]))  # one forward: BN sees the poisoned mix
+        ce_id = F.cross_entropy(lo[:n], b.y_id)
+        ce_bd = F.cross_entropy(lo[n:], b.y_ood)
         return {"loss": ce_id + self.gamma * ce_bd, "ce_id": ce_id.detach(), "ce_trigger": ce_bd}
 
 
@@ -205,7 +222,7 @@ def train_nt_teacher(
     ood: str | None = None,
     trigger: str | None = None,
     model: str = "lenet5",
-    epochs: int = 10,
+    epochs: int = 20,
     out: str | Path | None = None,
     init: str | Path | None = None,
     options: dict[str, Any] | None = None,

@@ -55,8 +55,8 @@ def robust_split(
     clean: torch.Tensor, attacked: torch.Tensor, rule: str = "flip", seed: int = 0
 ) -> torch.Tensor:
     """Boolean mask of robust samples: ``flip`` — the prediction survived the attack;
-    ``kl_median`` — the output moved no more than the batch median (the lower half); ``kl_gmm`` — the output shift
-    falls in the low component of a two-component GMM."""
+    ``kl_median`` — the output moved no more than the batch median (the lower half);
+    ``kl_gmm`` — the output shift falls in the low component of a two-component GMM."""
     if rule == "flip":
         return prediction_kept(clean, attacked)
     shift = output_shift(clean, attacked)
@@ -110,7 +110,7 @@ class ATEsc(Plugin):
         self.robust_trace: list[float] = []
         self._probe: PGDProbe | None = None
         self._norm: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        self._teacher: Any = None
+        self._teacher: tuple[Any, ...] = ()  # a tuple: not registered as a sub-module
 
     @staticmethod
     def default_probe(image_size: int) -> PGDProbe:
@@ -128,11 +128,11 @@ class ATEsc(Plugin):
         )
         low, high = env.data.bounds
         self._norm = (torch.tensor(env.data.std).view(1, -1, 1, 1), low, high)
-        self._teacher = env.teacher
+        self._teacher = (env.teacher,)
 
     def select(self, batch: Batch) -> Batch:
         assert self._probe is not None and self._norm is not None
-        _, clean, attacked = self._probe.attack(self._teacher, batch.x, *self._norm)
+        _, clean, attacked = self._probe.attack(self._teacher[0], batch.x, *self._norm)
         robust = robust_split(clean, attacked, self.split)
         frac = float(robust.float().mean())
         self._fractions.append(frac)

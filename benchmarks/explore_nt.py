@@ -1,0 +1,120 @@
+"""Exploration behind the NT-teacher defaults (not a benchmark): NTL training variants on
+MNIST-10k, and the teachers' PGD robustness on ID, OOD and triggered images at several radii.
+
+    python benchmarks/explore_nt.py train [NAME ...]    # NTL/CUTI training variants
+    python benchmarks/explore_nt.py robust              # robustness of runs/bench-nt teachers
+
+Appends one JSON line per case to ``benchmarks/results/explore_nt.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import dfkd
+from dfkd.domains import Trigger, load_ood_domain
+from dfkd.robustness import PGDProbe, prediction_kept
+
+OUT = Path("runs/explore-nt")
+LOG = Path(__file__).parent / "results" / "explore_nt.jsonl"
+ORDINARY = Path("runs/bench-nt/teachers/ordinary")
+
+CASES = {
+    "scratch-1e-3": {"kind": "ntl", "ood": "digits"},
+    "scratch-separate": {"kind": "ntl", "ood": "digits", "options": {"joint": False}},
+    "init-1e-4-separate": {
+        "kind": "ntl",
+        "ood": "digits",
+        "init": ORDINARY,
+        "lr": 1e-4,
+        "options": {"joint": False},
+    },
+    "scratch-batchmean": {"kind": "ntl", "ood": "digits", "options": {"reduction": "batchmean"}},
+    "scratch-20ep": {"kind": "ntl", "ood": "digits", "epochs": 20},
+    "open-scratch-20ep": {"kind": "ntl", "ood": "fashion-mnist", "epochs": 20},
+    "backdoor-scratch-20ep": {"kind": "backdoor", "epochs": 20},
+    "init-1e-4": {"kind": "ntl", "ood": "digits", "init": ORDINARY, "lr": 1e-4},
+    "init-3e-4": {"kind": "ntl", "ood": "digits", "init": ORDINARY, "lr": 3e-4},
+    "open-init-1e-4": {"kind": "ntl", "ood": "fashion-mnist", "init": ORDINARY, "lr": 1e-4},
+    "cuti-init-1e-4": {"kind": "cuti", "ood": "digits", "init": ORDINARY, "lr": 1e-4},
+    "watermark-init-1e-4": {"kind": "watermark", "init": ORDINARY, "lr": 1e-4},
+    "backdoor-init-1e-4": {"kind": "backdoor", "init": ORDINARY, "lr": 1e-4},
+    "backdoor-joint-init-1e-4": {"kind": "backdoor", "init": ORDINARY, "lr": 1e-4},
+    "watermark-scratch-1e-3": {"kind": "watermark"},
+    "watermark-scratch-20ep": {"kind": "watermark", "epochs": 20},
+    "watermark-init-1e-4-beta10": {
+        "kind": "watermark",
+        "init": ORDINARY,
+        "lr": 1e-4,
+        "options": {"beta": 10.0},
+    },
+    "watermark-init-1e-3": {"kind": "watermark", "init": ORDINARY, "lr": 1e-3},
+    "watermark-init-1e-4-batchmean": {
+        "kind": "watermark",
+        "init": ORDINARY,
+        "lr": 1e-4,
+        "options": {"reduction": "batchmean"},
+    },
+}
+
+
+def log(rec: dict) -> None:
+    print(json.dumps(rec), flush=True)
+    with LOG.open("a") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def train(names: list[str]) -> None:
+    for name in names or list(CASES):
+        kw = dict(CASES[name])
+        kind = kw.pop("kind")
+        t0 = time.perf_counter()
+        card = dfkd.train_nt_teacher(kind, "mnist10k", out=OUT / name, overwrite=True,
+                                     progress=False, **{"epochs": 10, **kw})  # fmt: skip
+        nt = card["non_transferable"]
+        log({"case": name, "kind": kind, **{k: str(v) for k, v in kw.items()},
+             "id_accuracy": round(nt["id_accuracy"], 4),
+             **{k: round(nt[k], 4) for k in ("ood_accuracy", "triggered_accuracy",
+                                             "attack_success_rate") if k in nt},
+             "s": round(time.perf_counter() - t0, 1)})  # fmt: skip
+
+
+def robust() -> None:
+    data = dfkd.load_dataset("mnist10k")
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    low, high = data.bounds
+    sets = {
+        "id": data.x_test[:500],
+        "digits": load_ood_domain("digits", data).x_test[:500],
+        "fashion": load_ood_domain("fashion-mnist", data).x_test[:500],
+        "grid": Trigger.parse("grid").apply(data.x_test[:500], data),
+        "square": Trigger.parse("square").apply(data.x_test[:500], data),
+        "noise": (
+            torch.rand(500, 1, 28, 28, generator=torch.Generator().manual_seed(0)) - data.mean[0]
+        )
+        / data.std[0],
+    }
+    for tdir in sorted(Path("runs/bench-nt/teachers").iterdir()):
+        model, _ = dfkd.load_model(str(tdir))
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for eps in (8 / 255, 0.1, 0.2, 0.3):
+            probe = PGDProbe(eps, eps / 4, 5)
+            fr = {}
+            for k, x in sets.items():
+                _, clean, after = probe.attack(model, x, std, low, high)
+                fr[k] = round(float(prediction_kept(clean, after).float().mean()), 3)
+            log({"robust": tdir.name, "eps": round(eps, 4), **fr})
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["train"]:
+        train(sys.argv[2:])
+    else:
+        robust()
