@@ -442,3 +442,16 @@ def test_audit_report(nt_teachers: dict[str, Path], capsys: pytest.CaptureFixtur
     assert "verdict:" in out and "recommended: dfkd distill dfq" in out
     with pytest.raises(DfkdError, match="--dataset"):
         dfkd.audit_teacher("lenet5")
+
+
+def test_cli_train_nt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = cli_main(["teacher", "train-nt", "--kind", "backdoor", "--dataset", "digits", "--epochs",
+                   "2", "--batch-size", "64", "--option", "gamma=2", "--out", str(tmp_path),
+                   "--quiet"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and "attack success rate" in out and "square:target=0" in out
+    nt = card(tmp_path)["non_transferable"]
+    assert nt["options"] == {"gamma": 2.0} and nt["kind"] == "backdoor"
+    rc = cli_main(["teacher", "train-nt", "--kind", "ntl", "--dataset", "digits", "--out",
+                   str(tmp_path / "x"), "--quiet"])  # fmt: skip
+    assert rc == 2 and "needs an OOD dataset" in capsys.readouterr().err
