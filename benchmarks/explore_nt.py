@@ -3,6 +3,7 @@ MNIST-10k, and the teachers' PGD robustness on ID, OOD and triggered images at s
 
     python benchmarks/explore_nt.py train [NAME ...]    # NTL/CUTI training variants
     python benchmarks/explore_nt.py robust              # robustness of runs/bench-nt teachers
+    python benchmarks/explore_nt.py escape [NAME ...]   # atesc variants on the backdoor teacher
 
 Appends one JSON line per case to ``benchmarks/results/explore_nt.jsonl``.
 """
@@ -63,6 +64,32 @@ CASES = {
 }
 
 
+#: atesc options tried on the backdoor teacher (dfq, the benchmark's 1,500-step budget)
+ESCAPES = {
+    "eps8": "atesc:eps=0.0314,step=0.0078",
+    "eps0.05": "atesc:eps=0.05,step=0.0125",
+    "klgmm": "atesc:split=kl_gmm",
+    "eps8-klgmm": "atesc:eps=0.0314,step=0.0078,split=kl_gmm",
+}
+
+
+def escape(names: list[str]) -> None:
+    from teacher_agnostic import budget_overrides
+
+    teacher = Path("runs/bench-nt/teachers/backdoor")
+    for name in names or list(ESCAPES):
+        m = dfkd.distill(teacher, "lenet5_half", "dfq", "mnist10k", out=OUT / "escape" / name,
+                         overrides=budget_overrides("dfq", "mnist10k", 1500),
+                         plugins=[ESCAPES[name]], trigger="square:target=0", overwrite=True,
+                         progress=False)  # fmt: skip
+        robust = [h.get("atesc/robust_fraction") for h in m["history"]]
+        log({"escape": name, "plugin": ESCAPES[name],
+             "student_accuracy": round(m["student_accuracy"], 4),
+             "attack_success_rate": round(m["attack_success_rate"], 4),
+             "robust_fraction": [round(r, 3) for r in robust if r is not None][::4],
+             "wall_s": round(m["wall_s"], 1)})  # fmt: skip
+
+
 def log(rec: dict) -> None:
     print(json.dumps(rec), flush=True)
     with LOG.open("a") as f:
@@ -116,5 +143,7 @@ def robust() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["train"]:
         train(sys.argv[2:])
+    elif sys.argv[1:2] == ["escape"]:
+        escape(sys.argv[2:])
     else:
         robust()
