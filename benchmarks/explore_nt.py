@@ -70,6 +70,8 @@ ESCAPES = {
     "eps0.05": "atesc:eps=0.05,step=0.0125",
     "klgmm": "atesc:split=kl_gmm",
     "eps8-klgmm": "atesc:eps=0.0314,step=0.0078,split=kl_gmm",
+    "klgmm-w0.3": "atesc:split=kl_gmm,weight=0.3",
+    "klgmm-maxent": "atesc:split=kl_gmm,forget=max_entropy",
 }
 
 
