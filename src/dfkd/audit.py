@@ -26,6 +26,7 @@ from torch import nn
 
 from .cards import card_path, load_model
 from .data import load_dataset
+from .domains import from_pixels
 from .errors import DfkdError
 from .losses.bn import bn_stat_loss
 from .losses.priors import total_variation
@@ -45,9 +46,7 @@ class InputSpace:
     num_classes: int
 
     def normalize(self, p: torch.Tensor) -> torch.Tensor:
-        m = torch.tensor(self.mean).view(1, -1, 1, 1)
-        s = torch.tensor(self.std).view(1, -1, 1, 1)
-        return (p - m) / s
+        return from_pixels(p, self.mean, self.std)
 
     @property
     def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:

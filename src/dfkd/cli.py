@@ -96,17 +96,15 @@ def cmd_teacher_train(a: argparse.Namespace) -> int:
     return 0
 
 
-_DOMAIN_ROWS = (
-    ("ood_accuracy", "OOD accuracy"),
-    ("ood_teacher_agreement", "OOD agreement with teacher"),
-    ("triggered_accuracy", "accuracy with trigger"),
-    ("attack_success_rate", "attack success rate"),
-)
+_DOMAIN_ROWS = ("ood_accuracy", "ood_teacher_agreement", "triggered_accuracy",
+                "attack_success_rate")  # fmt: skip
 
 
 def _domain_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
+    from .ood_metrics import METRICS
+
     rows = []
-    for key, label in _DOMAIN_ROWS:
+    for key, label in ((k, METRICS[k]) for k in _DOMAIN_ROWS):
         if key in m:
             t = m.get(f"teacher_{key}")
             rows.append((label, _fmt_pct(m[key]) + (f" (teacher {_fmt_pct(t)})" if t else "")))
@@ -143,7 +141,7 @@ def cmd_teacher_train_nt(a: argparse.Namespace) -> int:
         ("OOD", nt.get("ood_dataset") or nt.get("trigger", "")),
         ("ID accuracy", _fmt_pct(card["test_accuracy"])),
     ]
-    rows += [(label, _fmt_pct(nt[key])) for key, label in _DOMAIN_ROWS if key in nt]
+    rows += _domain_rows(nt)
     rows += [("train time", f"{card['train']['wall_s']:.1f} s"), ("card", card["path"])]
     print_table(rows)
     return 0

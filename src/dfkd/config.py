@@ -165,6 +165,21 @@ def safe_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
+def parse_spec(spec: str, what: str) -> tuple[str, dict[str, Any]]:
+    """``"name:key=value,key2=value2"`` → ``(name, {key: value, ...})`` (values read as YAML);
+    ``what`` names the thing in error messages ("plug-in", "trigger", ...)."""
+    name, _, rest = spec.partition(":")
+    args: dict[str, Any] = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        k, sep, v = item.partition("=")
+        if not sep:
+            raise ConfigError(f"{what} option '{item}' in '{spec}' must look like key=value")
+        args[k.strip()] = safe_load(v)
+    if not name.strip():
+        raise ConfigError(f"{what} '{spec}' has no name; write NAME or NAME:key=value,...")
+    return name.strip(), args
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 

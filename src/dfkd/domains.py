@@ -16,26 +16,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .config import safe_load
+from .config import parse_spec
 from .data import Data, load_dataset
 from .errors import ConfigError
 from .registry import Registry
 
 # --- spec strings ------------------------------------------------------------------------------
-
-
-def parse_spec(spec: str, what: str) -> tuple[str, dict[str, Any]]:
-    """``"name:key=value,key2=value2"`` → ``(name, {key: value, ...})`` (values read as YAML)."""
-    name, _, rest = spec.partition(":")
-    args: dict[str, Any] = {}
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        k, sep, v = item.partition("=")
-        if not sep:
-            raise ConfigError(f"{what} option '{item}' in '{spec}' must look like key=value")
-        args[k.strip()] = safe_load(v)
-    if not name.strip():
-        raise ConfigError(f"{what} '{spec}' has no name; write NAME or NAME:key=value,...")
-    return name.strip(), args
 
 
 def _check_args(fn: Callable[..., Any], args: dict[str, Any], what: str, name: str) -> None:

@@ -40,6 +40,7 @@ from .io import atomic_write_text, load_state, save_state, write_json
 from .losses.terms import TERMS, StepContext
 from .methods import METHODS, Method
 from .metrics import accuracy, agreement, last_k_mean, predict
+from .ood_metrics import METRICS as OOD_METRICS
 from .ood_metrics import DomainEval
 from .pairs import FeaturePairs
 from .plugins import PluginSet, build_plugins
@@ -611,7 +612,7 @@ def _loop(
         "agreement": final.get("agreement", float("nan")),
         "acc_last5": last_k_mean(accs, 5),
         **({**domains.describe(), **teacher_domain} if domains else {}),
-        **{k: final[k] for k in _DOMAIN_KEYS if k in final},
+        **{k: final[k] for k in OOD_METRICS if k in final},
         "rounds": final.get("round", 0) if completed else start_round + rounds_done,
         "steps": step,
         "wall_s": round(timers["wall_s"], 3),
@@ -637,15 +638,6 @@ def _loop(
         {k: v.detach().cpu().contiguous() for k, v in student_module.state_dict().items()}
     )
     return metrics, weights
-
-
-_DOMAIN_KEYS = (
-    "ood_accuracy",
-    "ood_teacher_agreement",
-    "triggered_accuracy",
-    "attack_success_rate",
-    "triggered_teacher_agreement",
-)
 
 
 @contextmanager

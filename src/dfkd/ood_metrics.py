@@ -13,6 +13,15 @@ from .data import Data
 from .domains import OODDomain, Trigger, load_ood_domain
 from .metrics import accuracy, agreement, predict
 
+#: the metrics a :class:`DomainEval` can report, with their display labels
+METRICS = {
+    "ood_accuracy": "OOD accuracy",
+    "ood_teacher_agreement": "OOD agreement with teacher",
+    "triggered_accuracy": "accuracy with trigger",
+    "attack_success_rate": "attack success rate",
+    "triggered_teacher_agreement": "agreement with teacher, trigger",
+}
+
 
 def attack_success_rate(logits: torch.Tensor, labels: torch.Tensor, target: int) -> float:
     """Share of triggered images whose true class is not ``target`` that are predicted as

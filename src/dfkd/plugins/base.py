@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import safe_load
+from ..config import parse_spec
 from ..errors import ConfigError
 from ..losses.terms import StepContext
 from ..registry import Registry
@@ -73,14 +73,8 @@ def register_plugin(name: str, **tags: Any):
 
 def parse_plugin_spec(spec: str) -> dict[str, Any]:
     """``"name:key=value,key2=value2"`` → ``{"name": name, "args": {...}}`` (values as YAML)."""
-    name, _, rest = spec.partition(":")
-    args: dict[str, Any] = {}
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        k, sep, v = item.partition("=")
-        if not sep:
-            raise ConfigError(f"plug-in option '{item}' in '{spec}' must look like key=value")
-        args[k.strip()] = safe_load(v)
-    return {"name": name.strip(), "args": args}
+    name, args = parse_spec(spec, "plug-in")
+    return {"name": name, "args": args}
 
 
 def build_plugins(specs: list[Any]) -> list[Plugin]:

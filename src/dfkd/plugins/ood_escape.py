@@ -12,18 +12,17 @@ from ..errors import ConfigError
 from ..losses.terms import StepContext
 from ..sources.base import Batch
 from .base import Plugin, register_plugin
-from .gmm import clean_probability
+from .gmm import clean_probability, teacher_self_loss
 
 
 def ood_score(teacher_logits: torch.Tensor, kind: str = "msp", T: float = 1.0) -> torch.Tensor:
     """Per-sample OOD score (higher = more out-of-distribution), differentiable: ``msp`` —
     ``−log max softmax`` (the negative log of the max-softmax confidence); ``energy`` — the
     free energy ``−T·logsumexp(t/T)``."""
-    t = teacher_logits.float()
     if kind == "msp":
-        return torch.logsumexp(t, 1) - t.amax(1)
+        return teacher_self_loss(teacher_logits)
     if kind == "energy":
-        return -T * torch.logsumexp(t / T, 1)
+        return -T * torch.logsumexp(teacher_logits.float() / T, 1)
     raise ConfigError(f"ood_escape: score must be 'msp' or 'energy', got {kind!r}")
 
 
