@@ -295,6 +295,16 @@ def test_ood_domain_in_id_space(digits: dfkd.Data) -> None:
         load_ood_domain("digits", digits)
 
 
+def test_ood_dataset_root_is_its_own(tmp_path: Path) -> None:
+    need_mnist10k()
+    net = dfkd.create_model("lenet5", num_classes=10, in_channels=1, image_size=28)
+    r = dfkd.evaluate(net, "mnist10k", data_root=str(data_root() / "mnist10k"),
+                      ood_dataset="digits")  # fmt: skip
+    assert 0 <= r["ood_accuracy"] <= 1  # the ID root is not handed to the OOD dataset
+    with pytest.raises(DfkdError, match=str(tmp_path)):
+        load_ood_domain(f"mnist10k:root={tmp_path}", dfkd.load_dataset("digits"))
+
+
 def test_open_set_is_detected() -> None:
     fashion = Path("/usr/share/datasets/fashion-mnist")
     require_data(fashion, "Fashion-MNIST")

@@ -256,7 +256,7 @@ def evaluate(
     (:class:`dfkd.ood_metrics.DomainEval`), and the teacher's, when a teacher is given."""
     data = load_dataset(dataset, data_root)
     m = load_checked(model, data, weights, "model")
-    domains = DomainEval.build(data, ood_dataset, trigger, data_root)
+    domains = DomainEval.build(data, ood_dataset, trigger)
     logits = predict(m, data.x_test)
     res: dict[str, Any] = {
         "dataset": data.name,

@@ -312,7 +312,7 @@ def _add_domain_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ood-dataset",
         default=None,
-        metavar="NAME[:fit=pad|stretch]",
+        metavar="NAME[:fit=pad|stretch,root=DIR]",
         help="also evaluate on this dataset brought into the dataset's input space",
     )
     p.add_argument(

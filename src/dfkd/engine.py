@@ -328,7 +328,7 @@ def run(
     check_teacher(cfg, checked, teacher)
     stats = load_run_stats(cfg, checked, teacher)
     domains = DomainEval.build(
-        data, cfg.evaluate.ood_dataset, cfg.evaluate.trigger, cfg.data.root, cfg.eval_batch_size
+        data, cfg.evaluate.ood_dataset, cfg.evaluate.trigger, cfg.eval_batch_size
     )
     probe_device = next(student.parameters(), torch.empty(0)).device
     feature_pairs(checked, teacher.to(probe_device), student, data, probe_device)

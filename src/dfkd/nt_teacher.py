@@ -276,7 +276,7 @@ def train_nt_teacher(
             raise ConfigError(
                 f"NT kind '{kind}' needs an attack label: add target=N to the trigger"
             )
-    domain = load_ood_domain(ood, data, data_root) if ood else None
+    domain = load_ood_domain(ood, data) if ood else None
     if domain is not None:
         pool_x, pool_y = domain.x_train, domain.y_train
         if pool_y.max() >= data.num_classes:

@@ -51,13 +51,12 @@ class DomainEval:
         data: Data,
         ood_dataset: str | None = None,
         trigger: str | Trigger | None = None,
-        root: str | None = None,
         batch_size: int = 1000,
     ) -> DomainEval | None:
         """``None`` when neither an OOD dataset nor a trigger is given."""
         if not ood_dataset and not trigger:
             return None
-        ood = load_ood_domain(ood_dataset, data, root) if ood_dataset else None
+        ood = load_ood_domain(ood_dataset, data) if ood_dataset else None
         trig = Trigger.parse(trigger) if isinstance(trigger, str) else trigger
         if trig is not None:
             trig.check(data)
