@@ -72,6 +72,9 @@ ESCAPES = {
     "eps8-klgmm": "atesc:eps=0.0314,step=0.0078,split=kl_gmm",
     "klgmm-w0.3": "atesc:split=kl_gmm,weight=0.3",
     "klgmm-maxent": "atesc:split=kl_gmm,forget=max_entropy",
+    # the split only among the sink class's samples (a backdoor has one target class)
+    "sink-klmedian": "atesc:split=kl_median,scope=sink",
+    "sink-klgmm": "atesc:split=kl_gmm,scope=sink",
 }
 
 
@@ -89,6 +92,7 @@ def escape(names: list[str]) -> None:
              "student_accuracy": round(m["student_accuracy"], 4),
              "attack_success_rate": round(m["attack_success_rate"], 4),
              "robust_fraction": [round(r, 3) for r in robust if r is not None][::4],
+             "sink_class": [h.get("atesc/sink_class") for h in m["history"]][::4],
              "wall_s": round(m["wall_s"], 1)})  # fmt: skip
 
 

@@ -202,6 +202,25 @@ def test_atesc_splits_batch_into_distil_and_forget() -> None:
     assert plug.round_end({}) == {"robust_fraction": 0.5} and plug.robust_trace == [0.5]
 
 
+def test_atesc_sink_scope_splits_only_the_sink_class() -> None:
+    # 12 samples: classes 0, 1, 2 (four each); class 2's outputs barely move under the attack
+    clean = torch.zeros(12, 3)
+    clean[torch.arange(12), torch.arange(12) % 3] = 4.0
+    after = clean.clone()
+    moves = torch.tensor([2.0, 3.0, 0.1, 2.5, 2.0, 0.3, 3.0, 2.5, 0.2, 1.0, 1.5, 0.4])
+    after[torch.arange(12), torch.arange(12) % 3] -= moves
+    plug = ATEsc(split="kl_median", scope="sink", momentum=0.5)
+    robust = plug._sink_split(clean, after)
+    # only class-2 samples (2, 5, 8, 11) may be robust; the lower half of their shifts is
+    assert robust.nonzero().flatten().tolist() == [2, 8]
+    assert plug.round_end({})["sink_class"] == 2
+    # the sink follows a running mean: one batch where class 0 moves less does not flip it
+    robust = plug._sink_split(clean[[0, 3]], clean[[0, 3]])
+    assert plug.class_shift.argmin() == 2 and not robust.any()
+    with pytest.raises(ConfigError):
+        ATEsc(scope="class")
+
+
 def test_ood_escape_weights_and_penalty() -> None:
     t = torch.zeros(6, 3)
     t[:4, 0] = 8.0  # four confident, two uniform (flagged)

@@ -49,6 +49,7 @@ FORGET: dict[str, Any] = {
     "negative_kd": forget_negative_kd,
 }
 SPLITS = ("flip", "kl_median", "kl_gmm")
+SCOPES = ("all", "sink")
 
 
 def robust_split(
@@ -84,6 +85,11 @@ class ATEsc(Plugin):
         forget: ``uniform`` (default), ``max_entropy`` or ``negative_kd``.
         weight: λ, the weight of the forgetting loss (paper: 1).
         T, clip: temperature and bound of ``negative_kd``.
+        scope: ``all`` (default) — the split runs over the whole batch; ``sink`` — only samples
+            the teacher assigns to the *sink* class (the class whose samples move least under
+            the probe, a running mean over batches; a backdoor's target) may be robust: the
+            split runs among them, every other sample stays in KD.
+        momentum: weight of the past in the sink class's running per-class output shift.
     """
 
     def __init__(
@@ -96,16 +102,24 @@ class ATEsc(Plugin):
         weight: float = 1.0,
         T: float = 1.0,
         clip: float = 1.0,
+        scope: str = "all",
+        momentum: float = 0.9,
     ) -> None:
         super().__init__()
-        if split not in SPLITS or forget not in FORGET:
-            raise ConfigError(f"atesc: split in {SPLITS}, forget in {tuple(FORGET)}")
+        if split not in SPLITS or forget not in FORGET or scope not in SCOPES:
+            raise ConfigError(
+                f"atesc: split in {SPLITS}, forget in {tuple(FORGET)}, scope in {SCOPES}"
+            )
+        if not 0 <= momentum < 1:
+            raise ConfigError(f"atesc: momentum must be in [0, 1), got {momentum}")
         if (eps is not None and eps <= 0) or (step is not None and step <= 0):
             raise ConfigError("atesc: eps and step must be > 0 (pixel units)")
         if (iters is not None and iters < 1) or weight < 0 or T <= 0 or clip <= 0:
             raise ConfigError("atesc: iters ≥ 1, weight ≥ 0, T > 0 and clip > 0 required")
         self.eps, self.step, self.iters = eps, step, iters
         self.split, self.forget, self.weight, self.T, self.clip = split, forget, weight, T, clip
+        self.scope, self.momentum = scope, momentum
+        self.class_shift: torch.Tensor | None = None  # running mean output shift per class
         self._fractions: list[float] = []
         self.robust_trace: list[float] = []
         self._probe: PGDProbe | None = None
@@ -133,7 +147,10 @@ class ATEsc(Plugin):
     def select(self, batch: Batch) -> Batch:
         assert self._probe is not None and self._norm is not None
         _, clean, attacked = self._probe.attack(self._teacher[0], batch.x, *self._norm)
-        robust = robust_split(clean, attacked, self.split)
+        if self.scope == "all":
+            robust = robust_split(clean, attacked, self.split)
+        else:
+            robust = self._sink_split(clean, attacked)
         frac = float(robust.float().mean())
         self._fractions.append(frac)
         self.robust_trace.append(frac)
@@ -141,6 +158,26 @@ class ATEsc(Plugin):
         batch.weight = fragile if batch.weight is None else batch.weight * fragile
         batch.extras[ROBUST] = robust
         return batch
+
+    def _sink_split(self, clean: torch.Tensor, attacked: torch.Tensor) -> torch.Tensor:
+        """Robust mask restricted to the sink class (see ``scope``)."""
+        pred = clean.argmax(1)
+        shift = output_shift(clean, attacked).float()
+        c = clean.shape[1]
+        counts = torch.bincount(pred, minlength=c).float()
+        means = torch.zeros(c, device=shift.device).index_add_(0, pred, shift) / counts.clamp_min(1)
+        seen = counts > 0
+        if self.class_shift is None:
+            self.class_shift = torch.full((c,), float("nan"), device=shift.device)
+        old = self.class_shift.to(shift.device)
+        blended = torch.where(old.isnan(), means, self.momentum * old + (1 - self.momentum) * means)
+        self.class_shift = torch.where(seen, blended, old)
+        sink = int(torch.nan_to_num(self.class_shift, nan=float("inf")).argmin())
+        robust = torch.zeros_like(pred, dtype=torch.bool)
+        members = (pred == sink).nonzero().flatten()
+        if len(members) >= 2:
+            robust[members] = robust_split(clean[members], attacked[members], self.split)
+        return robust
 
     def distill_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         robust = ctx.extras.get(ROBUST)
@@ -155,11 +192,18 @@ class ATEsc(Plugin):
         out = {}
         if self._fractions:
             out["robust_fraction"] = sum(self._fractions) / len(self._fractions)
+        if self.scope == "sink" and self.class_shift is not None:
+            out["sink_class"] = float(torch.nan_to_num(self.class_shift, nan=float("inf")).argmin())
         self._fractions.clear()
         return out
 
     def get_extra_state(self) -> dict[str, torch.Tensor]:
-        return {"robust_trace": torch.tensor(self.robust_trace, dtype=torch.float64)}
+        state = {"robust_trace": torch.tensor(self.robust_trace, dtype=torch.float64)}
+        if self.class_shift is not None:
+            state["class_shift"] = self.class_shift.detach().cpu()
+        return state
 
     def set_extra_state(self, state: dict[str, torch.Tensor]) -> None:
         self.robust_trace = [float(v) for v in state["robust_trace"].tolist()]
+        if "class_shift" in state:
+            self.class_shift = state["class_shift"].clone()
