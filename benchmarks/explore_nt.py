@@ -72,9 +72,12 @@ ESCAPES = {
     "eps8-klgmm": "atesc:eps=0.0314,step=0.0078,split=kl_gmm",
     "klgmm-w0.3": "atesc:split=kl_gmm,weight=0.3",
     "klgmm-maxent": "atesc:split=kl_gmm,forget=max_entropy",
-    # the split only among the sink class's samples (a backdoor has one target class)
-    "sink-klmedian": "atesc:split=kl_median,scope=sink",
-    "sink-klgmm": "atesc:split=kl_gmm,scope=sink",
+    # the split only among the sink class's samples (a backdoor has one target class). The log's
+    # "sink-klmedian" line is from a first sink definition (the class whose outputs move least
+    # under the probe, commit 4e3f061): it picked class 1, not the backdoor's 0, and was replaced
+    # by the class the probe's attacks land in (the audit's attack sink)
+    "attack-sink-klmedian": "atesc:split=kl_median,scope=sink",
+    "attack-sink-klgmm": "atesc:split=kl_gmm,scope=sink",
 }
 
 

@@ -203,20 +203,25 @@ def test_atesc_splits_batch_into_distil_and_forget() -> None:
 
 
 def test_atesc_sink_scope_splits_only_the_sink_class() -> None:
-    # 12 samples: classes 0, 1, 2 (four each); class 2's outputs barely move under the attack
+    # 12 samples of classes 0, 1, 2 (four each); the attack sends classes 0 and 1 to class 2 (the
+    # sink) and only lowers class 2's own logit, by different amounts
+    idx = torch.arange(12)
     clean = torch.zeros(12, 3)
-    clean[torch.arange(12), torch.arange(12) % 3] = 4.0
+    clean[idx, idx % 3] = 4.0
     after = clean.clone()
-    moves = torch.tensor([2.0, 3.0, 0.1, 2.5, 2.0, 0.3, 3.0, 2.5, 0.2, 1.0, 1.5, 0.4])
-    after[torch.arange(12), torch.arange(12) % 3] -= moves
-    plug = ATEsc(split="kl_median", scope="sink", momentum=0.5)
+    after[idx % 3 != 2, 2] = 6.0
+    moves = torch.tensor([0.1, 0.3, 0.2, 0.4])
+    after[idx[2::3], 2] -= moves
+    plug = ATEsc(split="kl_median", scope="sink", momentum=0.9)
     robust = plug._sink_split(clean, after)
-    # only class-2 samples (2, 5, 8, 11) may be robust; the lower half of their shifts is
+    # only class-2 samples (2, 5, 8, 11) may be robust: the lower half of their output shifts
     assert robust.nonzero().flatten().tolist() == [2, 8]
     assert plug.round_end({})["sink_class"] == 2
-    # the sink follows a running mean: one batch where class 0 moves less does not flip it
-    robust = plug._sink_split(clean[[0, 3]], clean[[0, 3]])
-    assert plug.class_shift.argmin() == 2 and not robust.any()
+    # the sink is a running share: one batch whose attack lands in class 0 does not move it
+    lands_in_0 = clean[[1, 2]].clone()
+    lands_in_0[:, 0] = 9.0
+    robust = plug._sink_split(clean[[1, 2]], lands_in_0)
+    assert int(plug.sink_share.argmax()) == 2 and robust.tolist() == [False, False]
     with pytest.raises(ConfigError):
         ATEsc(scope="class")
 

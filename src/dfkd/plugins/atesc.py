@@ -86,10 +86,10 @@ class ATEsc(Plugin):
         weight: λ, the weight of the forgetting loss (paper: 1).
         T, clip: temperature and bound of ``negative_kd``.
         scope: ``all`` (default) — the split runs over the whole batch; ``sink`` — only samples
-            the teacher assigns to the *sink* class (the class whose samples move least under
-            the probe, a running mean over batches; a backdoor's target) may be robust: the
-            split runs among them, every other sample stays in KD.
-        momentum: weight of the past in the sink class's running per-class output shift.
+            the teacher assigns to the *sink* class (the class the probe's successful attacks
+            land in most often, a running share over batches — a backdoor's target, as in the
+            audit) may be robust: the split runs among them, every other sample stays in KD.
+        momentum: weight of the past in the running share of attacks per target class.
     """
 
     def __init__(
@@ -119,7 +119,7 @@ class ATEsc(Plugin):
         self.eps, self.step, self.iters = eps, step, iters
         self.split, self.forget, self.weight, self.T, self.clip = split, forget, weight, T, clip
         self.scope, self.momentum = scope, momentum
-        self.class_shift: torch.Tensor | None = None  # running mean output shift per class
+        self.sink_share: torch.Tensor | None = None  # running share of attacks per target class
         self._fractions: list[float] = []
         self.robust_trace: list[float] = []
         self._probe: PGDProbe | None = None
@@ -161,18 +161,16 @@ class ATEsc(Plugin):
 
     def _sink_split(self, clean: torch.Tensor, attacked: torch.Tensor) -> torch.Tensor:
         """Robust mask restricted to the sink class (see ``scope``)."""
-        pred = clean.argmax(1)
-        shift = output_shift(clean, attacked).float()
+        pred, landed = clean.argmax(1), attacked.argmax(1)
         c = clean.shape[1]
-        counts = torch.bincount(pred, minlength=c).float()
-        means = torch.zeros(c, device=shift.device).index_add_(0, pred, shift) / counts.clamp_min(1)
-        seen = counts > 0
-        if self.class_shift is None:
-            self.class_shift = torch.full((c,), float("nan"), device=shift.device)
-        old = self.class_shift.to(shift.device)
-        blended = torch.where(old.isnan(), means, self.momentum * old + (1 - self.momentum) * means)
-        self.class_shift = torch.where(seen, blended, old)
-        sink = int(torch.nan_to_num(self.class_shift, nan=float("inf")).argmin())
+        flipped = landed != pred
+        share = torch.bincount(landed[flipped], minlength=c).float() / flipped.sum().clamp_min(1)
+        if self.sink_share is None:
+            self.sink_share = share
+        elif flipped.any():
+            old = self.sink_share.to(share.device)
+            self.sink_share = self.momentum * old + (1 - self.momentum) * share
+        sink = int(self.sink_share.argmax())
         robust = torch.zeros_like(pred, dtype=torch.bool)
         members = (pred == sink).nonzero().flatten()
         if len(members) >= 2:
@@ -192,18 +190,18 @@ class ATEsc(Plugin):
         out = {}
         if self._fractions:
             out["robust_fraction"] = sum(self._fractions) / len(self._fractions)
-        if self.scope == "sink" and self.class_shift is not None:
-            out["sink_class"] = float(torch.nan_to_num(self.class_shift, nan=float("inf")).argmin())
+        if self.scope == "sink" and self.sink_share is not None:
+            out["sink_class"] = float(self.sink_share.argmax())
         self._fractions.clear()
         return out
 
     def get_extra_state(self) -> dict[str, torch.Tensor]:
         state = {"robust_trace": torch.tensor(self.robust_trace, dtype=torch.float64)}
-        if self.class_shift is not None:
-            state["class_shift"] = self.class_shift.detach().cpu()
+        if self.sink_share is not None:
+            state["sink_share"] = self.sink_share.detach().cpu()
         return state
 
     def set_extra_state(self, state: dict[str, torch.Tensor]) -> None:
         self.robust_trace = [float(v) for v in state["robust_trace"].tolist()]
-        if "class_shift" in state:
-            self.class_shift = state["class_shift"].clone()
+        if "sink_share" in state:
+            self.sink_share = state["sink_share"].clone()
