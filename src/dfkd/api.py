@@ -141,6 +141,7 @@ def distill(
     seed: int | None = None,
     teacher_weights: str | Path | None = None,
     stats: str | Path | None = None,
+    substitute: str | None = None,
     ood_dataset: str | None = None,
     trigger: str | None = None,
     data_root: str | None = None,
@@ -166,6 +167,8 @@ def distill(
             ``overrides=["plugins=[]"]`` removes the method's).
         stats: a statistics file (``dfkd stats collect``) for methods that match feature
             statistics of a teacher without BatchNorm, or spectra.
+        substitute: the unlabelled dataset of the ``substitute`` method
+            (``NAME[:fit=pad|stretch,root=DIR]``; config ``source.args.dataset``).
         ood_dataset, trigger: also evaluate the student (every evaluation, and in the metrics)
             on an OOD dataset and/or the test split with a trigger — e.g. against the trap of a
             non-transferable teacher (config ``evaluate.*``).
@@ -197,6 +200,13 @@ def distill(
     cfg = resolve_config(method, ds_name, config, overrides, **explicit)
     if plugins is not None:
         cfg.plugins = add_plugins(cfg.plugins, [_plugin_component(p) for p in plugins])
+    if substitute is not None:
+        if cfg.source.name != "substitute":
+            raise ConfigError(
+                f"--substitute names the data of method 'substitute'; method '{cfg.method}' "
+                f"draws from source '{cfg.source.name}'"
+            )
+        cfg.source.args["dataset"] = substitute
     if isinstance(student, nn.Module):
         cfg.student.name = f"python:{type(student).__module__}.{type(student).__qualname__}"
     if isinstance(teacher, nn.Module):

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from . import __version__
+from .compensation import Compensated, head_from_config
 from .data import Data
 from .errors import DfkdError
 from .io import load_tensors, read_json, save_tensors, write_json
@@ -40,11 +41,30 @@ def save_model(
     role: str,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``stem.safetensors`` and ``stem.json`` into ``out_dir``; return the card path."""
+    """Write ``stem.safetensors`` and ``stem.json`` into ``out_dir``; return the card path.
+
+    A :class:`~dfkd.compensation.Compensated` model is written as its student plus the head in
+    ``stem.<kind>.safetensors``, which the card names under ``compensation``; loading the card
+    rebuilds the pair."""
     out = Path(out_dir)
+    head = None
+    if isinstance(model, Compensated):
+        model, head = model.student, model.head
     weights = out / f"{stem}.safetensors"
-    state = {k: v for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}
-    save_tensors(weights, state, {"format": CARD_FORMAT, "role": role})
+    save_tensors(weights, _tensors(model), {"format": CARD_FORMAT, "role": role})
+    compensation = {}
+    if head is not None:
+        head_file = out / f"{stem}.{head.kind}.safetensors"
+        save_tensors(head_file, _tensors(head), {"format": CARD_FORMAT, "role": f"{role}-head"})
+        compensation = {
+            "compensation": {
+                "kind": head.kind,
+                "config": head.config(),
+                "weights": head_file.name,
+                "weights_sha256": hashlib.sha256(head_file.read_bytes()).hexdigest(),
+                "parameters": sum(p.numel() for p in head.parameters()),
+            }
+        }
     card = {
         "format": CARD_FORMAT,
         "role": role,
@@ -61,11 +81,16 @@ def save_model(
         "dfkd_version": __version__,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
+        **compensation,
         **(extra or {}),
     }
     path = out / f"{stem}.json"
     write_json(path, card)
     return path
+
+
+def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}
 
 
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
@@ -119,8 +144,15 @@ def load_card(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         )
     except KeyError as e:
         raise DfkdError(f"card '{path}' lacks the field {e}") from None
-    weights = path.parent / card["weights"]
-    return load_weights(model, weights), card
+    load_weights(model, path.parent / card["weights"])
+    comp = card.get("compensation")
+    if comp:  # a student saved with its KDCI head (kdci:keep=true)
+        if not isinstance(comp, dict) or "weights" not in comp:
+            raise DfkdError(f"card '{path}': its compensation record lacks 'weights'")
+        head = head_from_config(str(comp.get("kind")), dict(comp.get("config") or {}))
+        load_weights(head, path.parent / comp["weights"])
+        model = Compensated(model, head)
+    return model, card
 
 
 def load_model(

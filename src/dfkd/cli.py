@@ -175,6 +175,7 @@ def cmd_distill(a: argparse.Namespace) -> int:
         seed=a.seed,
         teacher_weights=a.teacher_weights,
         stats=a.stats,
+        substitute=a.substitute,
         ood_dataset=a.ood_dataset,
         trigger=a.trigger,
         data_root=a.data_root,
@@ -419,6 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--config", default=None, help="YAML file layered over the method's defaults")
     dp.add_argument(
         "--stats", default=None, help="teacher statistics file (from `dfkd stats collect`)"
+    )
+    dp.add_argument(
+        "--substitute",
+        default=None,
+        metavar="NAME[:fit=pad|stretch,root=DIR]",
+        help="unlabelled substitute dataset for --method substitute (default per dataset: "
+        "dfkd describe substitute --dataset D)",
     )
     dp.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"

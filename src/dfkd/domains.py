@@ -89,18 +89,18 @@ class OODDomain:
     close_set: bool
 
 
-def load_ood_domain(spec: str, id_data: Data) -> OODDomain:
+def load_ood_domain(spec: str, id_data: Data, what: str = "OOD dataset") -> OODDomain:
     """Load the dataset named by ``spec`` (``NAME[:fit=pad|stretch,root=DIR,...]``; other
     options go to the dataset's loader) and bring it to ``id_data``'s channels, size and
     normalisation. Its files are found at the dataset's default place unless ``root`` is given
     (never at the in-distribution dataset's root)."""
-    name, args = parse_spec(spec, "OOD dataset")
+    name, args = parse_spec(spec, what)
     root = args.pop("root", None)
     fit = args.pop("fit", "pad")
     if fit not in ("pad", "stretch"):
-        raise ConfigError(f"OOD dataset option fit must be 'pad' or 'stretch', got {fit!r}")
+        raise ConfigError(f"{what} option fit must be 'pad' or 'stretch', got {fit!r}")
     if name == id_data.name:
-        raise ConfigError(f"the OOD dataset '{name}' is the in-distribution dataset; pick another")
+        raise ConfigError(f"the {what} '{name}' is the in-distribution dataset; pick another")
     ood = load_dataset(name, None if root is None else str(root), **args)
     same_shape = ood.input_shape == id_data.input_shape
 

@@ -32,6 +32,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 from tqdm import tqdm
 
+from .compensation import Compensated, head_from_config
 from .config import RunConfig, safe_load
 from .data import Data
 from .errors import ConfigError, DfkdError, did_you_mean
@@ -362,8 +363,12 @@ def run(
         stop_after_rounds,
         on_finish,
     )
-    student.load_state_dict(st_load(weights))  # the caller's module holds the trained weights
-    metrics["student"] = student
+    trained: nn.Module = student
+    if "compensation" in metrics:  # the student with its kept compensation head
+        comp = metrics["compensation"]
+        trained = Compensated(student, head_from_config(comp["kind"], comp["config"]))
+    trained.load_state_dict(st_load(weights))  # the caller's module holds the trained weights
+    metrics["student"] = trained
     return metrics
 
 
@@ -386,11 +391,6 @@ def _loop(
     teacher = fabric.to_device(freeze(teacher))
     student_module = student
     pairs = feature_pairs(parts, teacher, fabric.to_device(student), data, fabric.device)
-    params = list(student.parameters()) + parts.plugins.parameters()
-    if pairs is not None:
-        params += list(pairs.parameters())
-    optimizer = make_optimizer(cfg, params)
-    student, optimizer = fabric.setup(student, optimizer)
     env = SourceEnv(
         fabric=fabric,
         data=data,
@@ -400,10 +400,18 @@ def _loop(
         seed=cfg.seed,
         rounds=cfg.rounds,
     )
-    parts.source.setup(env)
+    # plug-ins first: parameters they build in setup (KDCI's attention) train with the student
     parts.plugins.setup(env)
     for p in parts.plugins.plugins:
         p.to(fabric.device)
+    params = list(student.parameters()) + parts.plugins.parameters()
+    if pairs is not None:
+        params += list(pairs.parameters())
+    optimizer = make_optimizer(cfg, params)
+    student, optimizer = fabric.setup(student, optimizer)
+    parts.source.setup(env)
+    # what is evaluated and saved: the student, or the student with a kept compensation
+    deployed = parts.plugins.deployed(student_module)
 
     # teacher predictions on the evaluation split, once
     test_x = data.x_test
@@ -553,13 +561,13 @@ def _loop(
         last = r + 1 == cfg.rounds
         timers["wall_s"] = time.perf_counter() - t_start
         if (r + 1) % cfg.eval_every == 0 or last:
-            s_test = predict(student_module, test_x, cfg.eval_batch_size, fabric.device)
+            s_test = predict(deployed, test_x, cfg.eval_batch_size, fabric.device)
             row = {
                 "round": r + 1,
                 "step": step,
                 "student_accuracy": accuracy(s_test, data.y_test),
                 "agreement": agreement(s_test, t_test),
-                **(domains(student_module, fabric.device) if domains else {}),
+                **(domains(deployed, fabric.device) if domains else {}),
                 "wall_s": timers["wall_s"],
                 **round_terms,
                 **logs,
@@ -623,20 +631,26 @@ def _loop(
         "synthetic_class_histogram": (class_counts / class_counts.sum().clamp_min(1)).tolist(),
         "seed": cfg.seed,
         "student_parameters": sum(p.numel() for p in student_module.parameters()),
+        **(
+            {"compensation": {"kind": deployed.head.kind, "config": deployed.head.config()}}
+            if isinstance(deployed, Compensated)
+            else {}
+        ),
         "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
     }
     if out_dir is not None and fabric.is_global_zero and completed:
         write_history(out_dir / "history.csv", history)
         if on_finish is not None:
-            on_finish(student_module, metrics, out_dir)
+            on_finish(deployed, metrics, out_dir)
         write_json(out_dir / "metrics.json", metrics)
     if out_dir is not None:
         metrics["out"] = str(out_dir)
     metrics["history"] = history
     # plain bytes cross process boundaries safely (spawned DDP returns rank 0's result)
     weights = st_save(
-        {k: v.detach().cpu().contiguous() for k, v in student_module.state_dict().items()}
-    )
+        {k: v.detach().cpu().contiguous() for k, v in deployed.state_dict().items()
+         if isinstance(v, torch.Tensor)}
+    )  # fmt: skip
     return metrics, weights
 
 

@@ -15,6 +15,7 @@ RUN_MARKERS = (
     "metrics.json",
     "checkpoint.safetensors",
     "student.json",
+    "student.kdci.safetensors",
     "teacher.json",
     "history.csv",
     "samples.png",

@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (built-ins)
     dfq,
     kd,
     spectral,
+    substitute,
     ta_dfkd,
 )
 from .base import METHODS, Method, register_method

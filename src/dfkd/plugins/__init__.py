@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import atesc as _atesc  # noqa: F401  (registers atesc)
 from . import confidence as _confidence  # noqa: F401  (registers confidence_weighting)
 from . import gmm as _gmm  # noqa: F401  (registers gmm_selection)
+from . import kdci as _kdci  # noqa: F401  (registers kdci)
 from . import ood_escape as _ood_escape  # noqa: F401  (registers ood_escape)
 from .base import PLUGINS, Plugin, PluginSet, build_plugins, parse_plugin_spec, register_plugin
 

@@ -4,8 +4,11 @@
 ``select_synthesis(batch)`` → the same for synthesis batches (optional),
 ``synth_terms(ctx)`` → extra named synthesis loss terms, ``distill_terms(ctx)`` → extra named
 distillation loss terms, ``adjust_logits(batch, logits)`` → student logits used by the loss,
-``round_end(info)`` → values to log. A plug-in never touches the loop's state; the loop calls
-``check(method, source)`` before running, so a plug-in that does not fit fails up front.
+``round_end(info)`` → values to log, ``deployed(student)`` → the model that is evaluated and
+saved (default: the student itself; KDCI may keep its compensation). A plug-in never touches the
+loop's state; the loop calls ``check(method, source)`` before running, so a plug-in that does not
+fit fails up front. ``setup(env)`` runs before the student's optimiser is made, so parameters a
+plug-in builds there (once it knows the classes and the teacher) train with the student.
 """
 
 from __future__ import annotations
@@ -61,6 +64,11 @@ class Plugin(nn.Module):
 
     def round_end(self, info: dict[str, Any]) -> dict[str, float]:
         return {}
+
+    def deployed(self, model: nn.Module) -> nn.Module:
+        """The model to evaluate and save in place of ``model`` (the student, or what an earlier
+        plug-in made of it)."""
+        return model
 
 
 PLUGINS: Registry[Callable[..., Plugin]] = Registry("plugins")
@@ -156,6 +164,11 @@ class PluginSet:
         for p in self.plugins:
             out.update({f"{p.name}/{k}": v for k, v in p.round_end(info).items()})
         return out
+
+    def deployed(self, model: nn.Module) -> nn.Module:
+        for p in self.plugins:
+            model = p.deployed(model)
+        return model
 
     def state_dict(self) -> dict[str, Any]:
         return {p.name: p.state_dict() for p in self.plugins}

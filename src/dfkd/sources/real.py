@@ -1,4 +1,5 @@
-"""Real labelled data as a source: what classical KD distils on."""
+"""Real data as a source: the labelled training set (classical KD), or an unlabelled substitute
+dataset from another domain (sampling-based data-free KD)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from typing import Any
 import torch
 
 from ..augment import shift_flip
+from ..config import parse_spec
+from ..data import DATASETS
+from ..domains import load_ood_domain
 from ..errors import ConfigError
 from .base import Batch, Source, SourceEnv, register_source
 
@@ -47,7 +51,7 @@ class RealData(Source):
         need = batch_size
         while need > 0:
             if self.perm is None or self.pos >= len(self.perm):
-                self.perm = torch.randperm(len(self.y), generator=self.gen)
+                self.perm = torch.randperm(len(self.x), generator=self.gen)
                 self.pos = 0
             take = self.perm[self.pos : self.pos + need]
             self.pos += len(take)
@@ -55,6 +59,8 @@ class RealData(Source):
             parts.append(take)
         idx = torch.cat(parts)
         x = shift_flip(self.x[idx], self.shift, self.flip, self.fill, self.gen)
+        if self.y is None:
+            return Batch(x=self.fabric.to_device(x))
         x, y = self.fabric.to_device((x, self.y[idx]))
         return Batch(x=x, labels=y)
 
@@ -65,3 +71,40 @@ class RealData(Source):
         self.gen.set_state(state["gen"])
         self.perm = state["perm"]
         self.pos = int(state["pos"])
+
+
+@register_source("substitute")
+class SubstituteData(RealData):
+    """Unlabelled images of another dataset, brought into the teacher's input space (channels,
+    size, normalisation): the substitute data of sampling-based data-free KD. The student sees
+    only the images; their own labels are never used.
+
+    Args:
+        dataset: ``NAME[:fit=pad|stretch,root=DIR]`` — a registered dataset other than the one
+            the teacher was trained on (``dfkd list datasets``).
+        split, shift, flip: as for ``real``.
+    """
+
+    has_labels = False
+
+    def __init__(
+        self, dataset: str | None = None, split: str = "train", shift: int = 0, flip: bool = False
+    ) -> None:
+        super().__init__(split, shift, flip)
+        if not dataset:
+            raise ConfigError(
+                "source 'substitute' needs a dataset: --substitute NAME "
+                "(or --set source.args.dataset=NAME; see dfkd list datasets)"
+            )
+        name, _ = parse_spec(dataset, "substitute dataset")
+        DATASETS.get(name)  # an unknown name fails here, before any work
+        self.dataset = dataset
+
+    def setup(self, env: SourceEnv) -> None:
+        domain = load_ood_domain(self.dataset, env.data, "substitute dataset")
+        self.x = domain.x_train if self.split == "train" else domain.x_test
+        self.y = None
+        self.fill = env.data.bounds[0]
+        rank = getattr(env.fabric, "global_rank", 0)
+        self.gen = torch.Generator().manual_seed(env.seed * 1000 + rank)
+        self.fabric = env.fabric
