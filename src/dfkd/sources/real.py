@@ -38,9 +38,14 @@ class RealData(Source):
         self.perm: torch.Tensor | None = None
         self.pos = 0
 
+    def images(self, env: SourceEnv) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The split's images and labels (``None``: unlabelled)."""
+        if self.split == "train":
+            return env.data.x_train, env.data.y_train
+        return env.data.x_test, env.data.y_test
+
     def setup(self, env: SourceEnv) -> None:
-        self.x = env.data.x_train if self.split == "train" else env.data.x_test
-        self.y = env.data.y_train if self.split == "train" else env.data.y_test
+        self.x, self.y = self.images(env)
         self.fill = env.data.bounds[0]
         rank = getattr(env.fabric, "global_rank", 0)
         self.gen = torch.Generator().manual_seed(env.seed * 1000 + rank)
@@ -100,11 +105,6 @@ class SubstituteData(RealData):
         DATASETS.get(name)  # an unknown name fails here, before any work
         self.dataset = dataset
 
-    def setup(self, env: SourceEnv) -> None:
+    def images(self, env: SourceEnv) -> tuple[torch.Tensor, torch.Tensor | None]:
         domain = load_ood_domain(self.dataset, env.data, "substitute dataset")
-        self.x = domain.x_train if self.split == "train" else domain.x_test
-        self.y = None
-        self.fill = env.data.bounds[0]
-        rank = getattr(env.fabric, "global_rank", 0)
-        self.gen = torch.Generator().manual_seed(env.seed * 1000 + rank)
-        self.fabric = env.fabric
+        return (domain.x_train if self.split == "train" else domain.x_test), None
