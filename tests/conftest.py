@@ -27,6 +27,14 @@ def teacher_dir(tmp_path_factory: pytest.TempPathFactory, digits: dfkd.Data) -> 
     return out
 
 
+@pytest.fixture(scope="session")
+def digits_stats(teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The digits teacher's feature statistics file (``dfkd stats collect``)."""
+    out = tmp_path_factory.mktemp("stats") / "stats.safetensors"
+    dfkd.collect_teacher_stats(teacher_dir, "digits", None, out)
+    return out
+
+
 def require_data(path: Path, what: str) -> None:
     """Skip when a registry-installed dataset is absent locally; on CI (CI=true) it must exist."""
     if not path.exists():

@@ -138,13 +138,6 @@ def history(run: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-@pytest.fixture(scope="module")
-def digits_stats(teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("stats") / "stats.safetensors"
-    dfkd.collect_teacher_stats(teacher_dir, "digits", None, out)
-    return out
-
-
 @pytest.mark.parametrize("method", dfkd.list_methods())
 def test_kdci_composes_with_every_method(
     method: str, teacher_dir: Path, digits_stats: Path, tmp_path: Path

@@ -26,13 +26,6 @@ def needs_stats_file(method: str) -> bool:
     )
 
 
-@pytest.fixture(scope="module")
-def digits_stats(teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("stats") / "stats.safetensors"
-    dfkd.collect_teacher_stats(teacher_dir, "digits", None, out)
-    return out
-
-
 @pytest.mark.parametrize("method", dfkd.list_methods())
 def test_every_method_learns_on_digits(method: str, teacher_dir: Path, digits_stats: Path) -> None:
     stats = digits_stats if needs_stats_file(method) else None

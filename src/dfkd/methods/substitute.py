@@ -5,6 +5,7 @@ substitute and the original data is real and measurable."""
 from __future__ import annotations
 
 from .base import Method, register_method
+from .kd import KD
 
 SUBSTITUTE = register_method(
     Method(
@@ -19,23 +20,12 @@ SUBSTITUTE = register_method(
             "rounds": 20,
             "batch_size": 128,
             "distill_terms": {"kd_kl": {"weight": 1.0, "T": 4.0}},
-            "optimizer": {
-                "name": "sgd",
-                "lr": 0.05,
-                "momentum": 0.9,
-                "nesterov": True,
-                "weight_decay": 5e-4,
-                "schedule": "cosine",
-            },
+            "optimizer": dict(KD.defaults["optimizer"]),  # classical KD's recipe
         },
         presets={
             "digits": {
+                **KD.presets["digits"],
                 "source": {"name": "substitute", "args": {"dataset": "mnist10k:fit=stretch"}},
-                "rounds": 30,
-                "kd_steps": 12,
-                "batch_size": 64,
-                "eval_every": 3,
-                "checkpoint_every": 10,
             },
             "mnist10k": {
                 "source": {"name": "substitute", "args": {"dataset": "fashion-mnist"}},
