@@ -43,6 +43,19 @@ ABLATIONS = {
     "+kdci random attention": ["kdci:attention=random"],
 }
 ABLATION_METHOD = "substitute"
+# The reconstruction's options (methods.md §3.3), each a row on the methods it runs on: on the
+# sampling method every option; on the two generator methods with the paper's largest gains the
+# two that change the compensation's scale.
+OPTIONS = {
+    "+kdci fusion=concat": (["kdci:fusion=concat"], ["substitute", "dafl", "deepinversion"]),
+    "+kdci integration=mean": (["kdci:integration=mean"], ["substitute", "dafl", "deepinversion"]),
+    "+kdci N=10": (["kdci:n=10"], ["substitute"]),
+    "+kdci softmax features": (["kdci:features=softmax"], ["substitute"]),
+    "+kdci penultimate features": (["kdci:features=penultimate"], ["substitute"]),
+    "+kdci kept at test time": (["kdci:keep=true"], ["substitute"]),
+    "+kdci integration=mean, kept": (["kdci:integration=mean,keep=true"], ["substitute"]),
+}
+ORDER = [*VARIANTS, *ABLATIONS, *OPTIONS]
 
 
 def teacher(ds: str, out: Path) -> Path:
@@ -120,7 +133,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--datasets", nargs="+", choices=DATASETS, default=DATASETS)
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
-    ap.add_argument("--no-ablations", action="store_true")
+    ap.add_argument("--no-ablations", action="store_true", help="skip ablation and option rows")
     ap.add_argument("--out", default="runs/bench-kdci")
     ap.add_argument("--results", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args()
@@ -134,6 +147,8 @@ def main() -> None:
         cells = [(m, v, p) for m in args.methods for v, p in VARIANTS.items()]
         if not args.no_ablations and ABLATION_METHOD in args.methods:
             cells += [(ABLATION_METHOD, v, p) for v, p in ABLATIONS.items()]
+        if not args.no_ablations:
+            cells += [(m, v, p) for v, (p, ms) in OPTIONS.items() for m in ms if m in args.methods]
         for method, variant, plugins in cells:
             runs = []
             for seed in args.seeds:
@@ -166,6 +181,15 @@ def pm(v: list[float], scale: float = 100.0, digits: int = 2) -> str:
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
 
 
+def row_order(r: dict) -> tuple[int, int, int]:
+    """Rows by dataset, then method, then variant, in the order this script declares them."""
+
+    def index(seq: list[str], v: str) -> int:
+        return seq.index(v) if v in seq else len(seq)
+
+    return index(DATASETS, r["dataset"]), index(METHODS, r["method"]), index(ORDER, r["variant"])
+
+
 def markdown(doc: dict) -> str:
     meta = doc["meta"]
     lines = [
@@ -176,7 +200,9 @@ def markdown(doc: dict) -> str:
         f"{meta['steps']} student steps per run (each method's preset, rounds scaled), seeds "
         f"{', '.join(map(str, meta['seeds']))}. `kdci` at its defaults (N = 64 prototypes of the "
         "teacher's logits from 4,096 substitute samples, additive attention, raw student at test "
-        "time). Final accuracy (mean ± std over seeds), never selected. Class TV: total-variation "
+        "time) unless the variant names an option (`kdci:...` in the JSON's `plugins`); "
+        '"kept" rows evaluate the compensated student. Final accuracy (mean ± std over '
+        "seeds), never selected. Class TV: total-variation "
         "distance of the teacher-labelled class histogram of everything the student was "
         "distilled on from uniform (0 = balanced). Peak RSS: the process's resident-memory "
         "high-water mark during the run.",
@@ -184,7 +210,7 @@ def markdown(doc: dict) -> str:
         "| dataset | method | variant | final acc % | last-5 acc % | class TV | s | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    rows = doc["rows"]
+    rows = dict(sorted(doc["rows"].items(), key=lambda kv: row_order(kv[1])))
     for r in rows.values():
         lines.append(
             f"| {r['dataset']} | {r['method']} | {r['variant']} | {pm(r['student_accuracy'])} "

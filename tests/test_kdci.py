@@ -85,15 +85,22 @@ def naive_integration(head: KDCIHead, s: torch.Tensor) -> torch.Tensor:
         )  # fmt: skip
         lam = torch.exp(scores - scores.max())
         lam = lam / lam.sum()
+        norm = 0.0
         for i in range(head.n):
             out[b] += lam[i] * head.prototypes[i] * head.prior[i]
+            norm += float((lam[i] * head.prior[i]).detach())
+        if head.integration_kind == "mean":
+            out[b] /= norm
     return out
 
 
-@pytest.mark.parametrize(("fusion", "dim"), [("add", 10), ("add", 16), ("concat", 10)])
-def test_compensation_shapes_values_and_gradients(fusion: str, dim: int) -> None:
+@pytest.mark.parametrize(
+    ("fusion", "dim", "integration"),
+    [("add", 10, "sum"), ("add", 16, "sum"), ("concat", 10, "sum"), ("add", 10, "mean")],
+)
+def test_compensation_shapes_values_and_gradients(fusion: str, dim: int, integration: str) -> None:
     torch.manual_seed(0)
-    head = KDCIHead(10, dim, n=5, hidden=7, fusion=fusion)
+    head = KDCIHead(10, dim, n=5, hidden=7, fusion=fusion, integration=integration)
     s = torch.randn(4, 10, requires_grad=True)
     assert torch.equal(head(s), s)  # no dictionary yet: unchanged
     x, _ = blobs([10, 20, 30, 40, 50], dim=dim)
@@ -123,6 +130,23 @@ def test_compensation_ablations() -> None:
     assert torch.allclose(lam1.sum(1), torch.ones(3)) and not torch.allclose(lam1, lam2)
     with pytest.raises(ConfigError):
         KDCIHead(10, 10, fusion="mul")
+
+
+def test_mean_integration_is_a_weighted_mean_at_the_prototypes_scale() -> None:
+    torch.manual_seed(0)
+    x, _ = blobs([10, 20, 30, 40, 50], dim=10)
+    protos, prior = build_dictionary(x, 5)
+    summed, mean = KDCIHead(10, 10, n=5), KDCIHead(10, 10, n=5, integration="mean")
+    mean.load_state_dict(summed.state_dict())
+    summed.set_dictionary(protos, prior)
+    mean.set_dictionary(protos, prior)
+    s = torch.randn(3, 10)
+    lam = summed.weights(s)
+    w = lam * prior
+    assert torch.allclose(summed.integration(s), w @ protos, atol=1e-6)
+    assert torch.allclose(mean.integration(s), (w / w.sum(1, keepdim=True)) @ protos, atol=1e-5)
+    lo, hi = protos.min(0).values, protos.max(0).values  # inside the prototypes' hull
+    assert bool(((mean.integration(s) >= lo - 1e-5) & (mean.integration(s) <= hi + 1e-5)).all())
 
 
 # --- the plug-in in runs -----------------------------------------------------------------------
@@ -171,11 +195,13 @@ def test_kdci_rebuilds_and_penultimate_features(teacher_dir: Path, tmp_path: Pat
 
 def test_student_with_kept_head_round_trips(teacher_dir: Path, tmp_path: Path) -> None:
     m = dfkd.distill(teacher_dir, "lenet5_half", "dfq", "digits", out=tmp_path,
-                     plugins=[SMALL + ",keep=true"], overrides=SHORT, progress=False)  # fmt: skip
+                     plugins=[SMALL + ",keep=true,integration=mean"], overrides=SHORT,
+                     progress=False)  # fmt: skip
     card = json.loads((tmp_path / "student.json").read_text())
     comp = card["compensation"]
     assert comp["kind"] == "kdci" and (tmp_path / comp["weights"]).is_file()
     assert m["compensation"]["config"]["n"] == 8
+    assert m["compensation"]["config"]["integration"] == "mean"
     model, _ = load_model(tmp_path)
     assert isinstance(model, Compensated) and bool(model.head.built)
     x = torch.randn(5, 1, 8, 8, generator=G().manual_seed(0))
@@ -198,7 +224,8 @@ def test_kdci_resumes_identically(teacher_dir: Path, tmp_path: Path) -> None:
 
 def test_kdci_options_are_checked(teacher_dir: Path) -> None:
     for bad in ("kdci:features=pixels", "kdci:n=0", "kdci:fusion=mul", "kdci:dictionary=pca",
-                "kdci:prior=soft", "kdci:attention=none", "kdci:rebuild_every=-1"):  # fmt: skip
+                "kdci:prior=soft", "kdci:attention=none", "kdci:rebuild_every=-1",
+                "kdci:integration=max"):  # fmt: skip
         with pytest.raises(ConfigError):
             dfkd.distill(teacher_dir, "lenet5_half", "dfq", "digits", plugins=[bad])
 

@@ -5,7 +5,10 @@ Stage A, :func:`build_dictionary`: the teacher's outputs on substitute samples a
 Stage B, :class:`KDCIHead`: additive attention ``λ_i(s) = softmax_i(wᵀ tanh(W_s s + W_z z_i))``
 over the prototypes gives the prototype integration ``F = Σ_i λ_i z_i P(z_i)`` (the NWGM form of
 the backdoor adjustment ``Σ_z P(S | X, z) P(z)``), and the compensated logits are ``s + F``
-(``fusion="add"``) or ``Linear([s; F])`` (``fusion="concat"``).
+(``fusion="add"``) or ``Linear([s; F])`` (``fusion="concat"``). Because ``Σ λ_i = 1`` and
+``P(z_i) ≈ 1/N``, that ``F`` is about ``1/N`` of a prototype's scale; ``integration="mean"``
+(an option, not from the paper) divides by ``Σ_i λ_i P(z_i)``, making ``F`` a weighted mean of
+the prototypes at the logits' own scale.
 
 A head can stay with the student after training (:class:`Compensated`); model cards then carry it
 as a second safetensors file (``cards.save_model`` / ``cards.load_card``).
@@ -27,6 +30,7 @@ DICTIONARIES = ("kmeans", "random")
 PRIORS = ("cluster", "uniform")
 ATTENTIONS = ("learned", "random")
 FUSIONS = ("add", "concat")
+INTEGRATIONS = ("sum", "mean")
 
 
 def build_dictionary(
@@ -97,6 +101,8 @@ class KDCIHead(nn.Module):
         attention: ``learned`` or ``random`` (an ablation: ``λ`` = softmax of fresh Gaussian
             noise per sample, carrying no information about the input).
         prior: ``cluster`` (``P(z_i)`` = cluster share) or ``uniform`` (an ablation: 1/N).
+        integration: ``sum`` (``F = Σ λ_i z_i P(z_i)``, the reconstruction) or ``mean``
+            (``F = Σ λ_i z_i P(z_i) / Σ λ_i P(z_i)``).
 
     Until :meth:`set_dictionary` is called the head returns the logits unchanged.
     """
@@ -113,17 +119,25 @@ class KDCIHead(nn.Module):
         attention: str = "learned",
         prior: str = "cluster",
         seed: int = 0,
+        integration: str = "sum",
     ) -> None:
         super().__init__()
-        if fusion not in FUSIONS or attention not in ATTENTIONS or prior not in PRIORS:
+        if (
+            fusion not in FUSIONS
+            or attention not in ATTENTIONS
+            or prior not in PRIORS
+            or integration not in INTEGRATIONS
+        ):
             raise ConfigError(
-                f"kdci: fusion in {FUSIONS}, attention in {ATTENTIONS}, prior in {PRIORS}"
+                f"kdci: fusion in {FUSIONS}, attention in {ATTENTIONS}, prior in {PRIORS}, "
+                f"integration in {INTEGRATIONS}"
             )
         if min(num_classes, feature_dim, n, hidden) < 1:
             raise ConfigError("kdci: num_classes, feature_dim, n and hidden must be ≥ 1")
         self.num_classes, self.feature_dim = num_classes, feature_dim
         self.n, self.hidden = n, hidden
         self.fusion, self.attention, self.prior_kind, self.seed = fusion, attention, prior, seed
+        self.integration_kind = integration
         self.register_buffer("prototypes", torch.zeros(n, feature_dim))
         self.register_buffer("prior", torch.full((n,), 1.0 / n))
         self.register_buffer("built", torch.zeros((), dtype=torch.bool))
@@ -152,6 +166,7 @@ class KDCIHead(nn.Module):
             "attention": self.attention,
             "prior": self.prior_kind,
             "seed": self.seed,
+            "integration": self.integration_kind,
         }
 
     def set_dictionary(self, prototypes: torch.Tensor, prior: torch.Tensor) -> None:
@@ -177,10 +192,14 @@ class KDCIHead(nn.Module):
 
     def integration(self, s: torch.Tensor) -> torch.Tensor:
         """The prototype integration ``F(z) = Σ_i λ_i z_i P(z_i)`` for each sample, ``[B, D]``
-        (``last_weights`` keeps the λ it used, detached)."""
+        (divided by ``Σ_i λ_i P(z_i)`` when ``integration="mean"``; ``last_weights`` keeps the
+        λ it used, detached)."""
         lam = self.weights(s)
         self.last_weights = lam.detach()
-        return lam @ (self.prototypes * self.prior[:, None])
+        f = lam @ (self.prototypes * self.prior[:, None])
+        if self.integration_kind == "mean":
+            f = f / (lam @ self.prior)[:, None].clamp_min(1e-12)
+        return f
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         if not bool(self.built):

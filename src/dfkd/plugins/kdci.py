@@ -15,6 +15,7 @@ from ..compensation import (
     DICTIONARIES,
     FEATURES,
     FUSIONS,
+    INTEGRATIONS,
     PRIORS,
     Compensated,
     KDCIHead,
@@ -49,6 +50,9 @@ class KDCI(Plugin):
         pca: principal components kept before k-means++ (0: none; ≥ D: none).
         hidden: width of the additive attention.
         fusion: ``add`` (``ŝ = s + F``) or ``concat`` (``ŝ = Linear([s; F])``).
+        integration: ``sum`` (``F = Σ λᵢ zᵢ P(zᵢ)``, the reconstruction; about 1/N of a
+            prototype's scale) or ``mean`` (that sum divided by ``Σ λᵢ P(zᵢ)``: a weighted mean
+            of the prototypes, at the logits' scale).
         rebuild_every: rebuild the dictionary from the newest samples every this many rounds
             (0: build once), for sources whose distribution drifts.
         keep: keep the compensation at test time: evaluations use ``ŝ``, and the head is saved
@@ -71,6 +75,7 @@ class KDCI(Plugin):
         dictionary: str = "kmeans",
         prior: str = "cluster",
         attention: str = "learned",
+        integration: str = "sum",
     ) -> None:
         super().__init__()
         choices = {
@@ -79,6 +84,7 @@ class KDCI(Plugin):
             "dictionary": (dictionary, DICTIONARIES),
             "prior": (prior, PRIORS),
             "attention": (attention, ATTENTIONS),
+            "integration": (integration, INTEGRATIONS),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:
@@ -94,6 +100,7 @@ class KDCI(Plugin):
         self.hidden, self.fusion = hidden, fusion
         self.rebuild_every, self.keep = rebuild_every, keep
         self.dictionary, self.prior, self.attention = dictionary, prior, attention
+        self.integration = integration
         self.head: KDCIHead | None = None
         self._teacher: tuple[Any, ...] = ()  # a tuple: not registered as a sub-module
         self._feature_layer: str | None = None
@@ -122,7 +129,7 @@ class KDCI(Plugin):
                 teacher(torch.zeros(1, *env.data.input_shape, device=device))
             d = taps.inputs[self._feature_layer].flatten(1).shape[1]
         self.head = KDCIHead(c, d, self.n, self.hidden, self.fusion, self.attention, self.prior,
-                             seed=env.seed)  # fmt: skip
+                             seed=env.seed, integration=self.integration)  # fmt: skip
         self.register_buffer("bank", torch.zeros(self.samples, d))
 
     # --- stage A: the substitute samples' features and the dictionary ---------------------------
