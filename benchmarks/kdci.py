@@ -5,7 +5,9 @@ distilled into ``lenet5_half`` by ``dafl``, ``deepinversion``, ``dfq``, ``dfad``
 sampling method ``substitute`` (MNIST-10k ← Fashion-MNIST images, Fashion-MNIST ← MNIST-10k
 images), each plain and with ``kdci`` at its defaults, over three seeds at the same budget of
 student steps. Ablations of ``kdci`` (random dictionary, uniform P(z), random attention) run on
-``substitute``, the setting with a real, measurable distribution shift (and the cheapest).
+``substitute``, the setting with a real, measurable distribution shift (and the cheapest); so do
+the reconstruction's options (``OPTIONS``), the two that enlarge the compensation also on
+``dafl`` and ``deepinversion``.
 
     python benchmarks/kdci.py [--steps 600] [--seeds 0 1 2] [--datasets ...] [--methods ...]
 
