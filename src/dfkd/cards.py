@@ -51,11 +51,11 @@ def save_model(
     if isinstance(model, Compensated):
         model, head = model.student, model.head
     weights = out / f"{stem}.safetensors"
-    save_tensors(weights, _tensors(model), {"format": CARD_FORMAT, "role": role})
+    save_tensors(weights, tensor_state(model), {"format": CARD_FORMAT, "role": role})
     compensation = {}
     if head is not None:
         head_file = out / f"{stem}.{head.kind}.safetensors"
-        save_tensors(head_file, _tensors(head), {"format": CARD_FORMAT, "role": f"{role}-head"})
+        save_tensors(head_file, tensor_state(head), {"format": CARD_FORMAT, "role": f"{role}-head"})
         compensation = {
             "compensation": {
                 "kind": head.kind,
@@ -89,7 +89,8 @@ def save_model(
     return path
 
 
-def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+def tensor_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A module's state dict without its non-tensor extra state (what safetensors can hold)."""
     return {k: v for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}
 
 

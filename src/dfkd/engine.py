@@ -32,6 +32,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 from tqdm import tqdm
 
+from .cards import tensor_state
 from .compensation import Compensated, head_from_config
 from .config import RunConfig, safe_load
 from .data import Data
@@ -647,10 +648,7 @@ def _loop(
         metrics["out"] = str(out_dir)
     metrics["history"] = history
     # plain bytes cross process boundaries safely (spawned DDP returns rank 0's result)
-    weights = st_save(
-        {k: v.detach().cpu().contiguous() for k, v in deployed.state_dict().items()
-         if isinstance(v, torch.Tensor)}
-    )  # fmt: skip
+    weights = st_save({k: v.detach().cpu().contiguous() for k, v in tensor_state(deployed).items()})
     return metrics, weights
 
 

@@ -109,7 +109,7 @@ class KDCI(Plugin):
         self.since_build = 0
         self.filled = 0
         self.pos = 0
-        self._entropy: list[float] = []
+        self._entropy: list[torch.Tensor] = []  # per step, on the device (no sync per step)
 
     def setup(self, env: SourceEnv) -> None:
         c = env.data.num_classes
@@ -173,7 +173,7 @@ class KDCI(Plugin):
         out = self.head(logits)
         lam = self.head.last_weights
         assert lam is not None
-        self._entropy.append(float(-(lam * lam.clamp_min(1e-12).log()).sum(1).mean()))
+        self._entropy.append(-(lam * lam.clamp_min(1e-12).log()).sum(1).mean())
         return out
 
     def deployed(self, model: nn.Module) -> nn.Module:
@@ -190,7 +190,7 @@ class KDCI(Plugin):
         if self.builds:
             out["prior_max"] = float(self.head.prior.max())
         if self._entropy:
-            out["attention_entropy"] = sum(self._entropy) / len(self._entropy)
+            out["attention_entropy"] = float(torch.stack(self._entropy).mean())
         self._entropy.clear()
         return out
 
