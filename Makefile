@@ -32,8 +32,8 @@ test: install data                    ## the test suite (CPU, a few minutes)
 	$(BIN)/python -m pytest
 
 lint:
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 format:
 	$(BIN)/ruff format src tests benchmarks

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 import dfkd
-from dfkd.domains import Trigger, load_ood_domain
-from dfkd.robustness import PGDProbe, prediction_kept
+from dfkd.evaluation.domains import Trigger, load_ood_domain
+from dfkd.teachers.robustness import PGDProbe, prediction_kept
 
 OUT = Path("runs/explore-nt")
 LOG = Path(__file__).parent / "results" / "explore_nt.jsonl"

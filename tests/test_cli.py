@@ -344,7 +344,7 @@ def test_output_folder_conflict(
 
 
 def test_stats_collect_cli(tmp_path: Path, teacher_dir: Path, capsys) -> None:
-    from dfkd.stats import TeacherStats
+    from dfkd.teachers.stats import TeacherStats
 
     out = tmp_path / "stats.safetensors"
     args = ["stats", "collect", "--teacher", teacher_dir, "--dataset", "digits", "--out", out]

@@ -11,7 +11,7 @@ import torch
 
 import dfkd
 from dfkd.errors import ConfigError, DfkdError
-from dfkd.io import load_tensors
+from dfkd.io.files import load_tensors
 from dfkd.losses import TERMS, StepContext, l1_logits
 from dfkd.plugins import PLUGINS, Plugin
 from dfkd.sources import SOURCES, Batch, Source, SourceEnv

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from dfkd.images import class_grid, encode_png
+from dfkd.io.images import class_grid, encode_png
 
 
 @pytest.mark.parametrize("shape", [(5, 7), (4, 6, 3)])

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dfkd.cards import load_weights
 from dfkd.errors import DfkdError
-from dfkd.io import (
+from dfkd.io.cards import load_weights
+from dfkd.io.files import (
     atomic_write_bytes,
     flatten_state,
     load_state,

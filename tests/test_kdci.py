@@ -10,13 +10,13 @@ import pytest
 import torch
 
 import dfkd
-from dfkd.cards import load_model
-from dfkd.compensation import Compensated, KDCIHead, build_dictionary
 from dfkd.config import Component
 from dfkd.data.base import data_root
 from dfkd.errors import ConfigError, DfkdError
+from dfkd.io.cards import load_model
 from dfkd.methods import METHODS
 from dfkd.plugins import build_plugins
+from dfkd.plugins.compensation import Compensated, KDCIHead, build_dictionary
 
 from .conftest import assert_resume_matches, require_data
 from .test_methods import needs_stats_file

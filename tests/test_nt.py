@@ -17,12 +17,11 @@ from torch import nn
 import dfkd
 from dfkd.cli import main as cli_main
 from dfkd.data.base import data_root
-from dfkd.domains import Trigger, fit_pixels, load_ood_domain
 from dfkd.errors import ConfigError, DfkdError
+from dfkd.evaluation.domains import Trigger, fit_pixels, load_ood_domain
+from dfkd.evaluation.ood import attack_success_rate
 from dfkd.losses.ntl import gaussian_mmd, kl_to_targets, ntl_loss, style_mix
 from dfkd.losses.terms import StepContext
-from dfkd.nt_teacher import _mixing
-from dfkd.ood_metrics import attack_success_rate
 from dfkd.plugins.atesc import (
     ATEsc,
     forget_max_entropy,
@@ -31,8 +30,9 @@ from dfkd.plugins.atesc import (
     robust_split,
 )
 from dfkd.plugins.ood_escape import OODEscape, ood_flags, ood_score
-from dfkd.robustness import PGDProbe
 from dfkd.sources.base import Batch, SourceEnv
+from dfkd.teachers.nt import _mixing
+from dfkd.teachers.robustness import PGDProbe
 
 from .conftest import require_data
 

@@ -9,12 +9,12 @@ import torch
 from torch import nn
 
 import dfkd
+from dfkd.engine.pairs import FeaturePairs, auto_pairs, conv_output_shapes
 from dfkd.errors import ConfigError
 from dfkd.losses import StepContext
 from dfkd.losses.spectral import amplitude_spectrum
 from dfkd.losses.terms import spectral_pair_term
 from dfkd.models import create_model
-from dfkd.pairs import FeaturePairs, auto_pairs, conv_output_shapes
 
 from .conftest import assert_resume_matches
 

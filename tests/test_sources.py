@@ -136,8 +136,8 @@ def test_pixel_source_in_the_loop_and_resume(tmp_path: Path, teacher_dir: Path) 
     dfkd.distill(teacher_dir, out=tmp_path / "b", overrides=DI, stop_after_rounds=1, **kd)
     done = dfkd.distill(teacher_dir, out=tmp_path / "b", overrides=DI, resume=True, **kd)
     assert done["student_accuracy"] == full["student_accuracy"]
-    wa = dfkd.io.load_tensors(tmp_path / "a" / "student.safetensors")[0]
-    wb = dfkd.io.load_tensors(tmp_path / "b" / "student.safetensors")[0]
+    wa = dfkd.io.files.load_tensors(tmp_path / "a" / "student.safetensors")[0]
+    wb = dfkd.io.files.load_tensors(tmp_path / "b" / "student.safetensors")[0]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 

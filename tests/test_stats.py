@@ -10,7 +10,7 @@ import torch
 import dfkd
 from dfkd.errors import DfkdError
 from dfkd.losses.spectral import amplitude_spectrum
-from dfkd.stats import TeacherStats, collect_stats
+from dfkd.teachers.stats import TeacherStats, collect_stats
 
 
 def test_collect_matches_direct_computation(digits: dfkd.Data) -> None:
@@ -41,7 +41,7 @@ def test_round_trip_and_checks(tmp_path: Path, digits: dfkd.Data) -> None:
     with pytest.raises(DfkdError, match="7"):
         back.check(wide)
     other = tmp_path / "w.safetensors"
-    dfkd.io.save_tensors(other, {"a": torch.zeros(1)})
+    dfkd.io.files.save_tensors(other, {"a": torch.zeros(1)})
     with pytest.raises(DfkdError, match="dfkd stats collect"):
         TeacherStats.load(other)
 

@@ -8,7 +8,7 @@ import torch
 from dfkd.errors import ConfigError
 from dfkd.losses.bn import bn_stat_loss
 from dfkd.models import create_model
-from dfkd.taps import Taps, bn_layers, layer_names
+from dfkd.teachers.taps import Taps, bn_layers, layer_names
 
 
 def test_outputs_by_path_and_hooks_removed() -> None:

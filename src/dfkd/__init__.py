@@ -21,19 +21,19 @@ from .api import (
     list_plugins,
     resolve_config,
 )
-from .audit import audit_teacher
-from .cards import load_model, save_model
 from .config import RunConfig
 from .data import Data, load_dataset, register_dataset
 from .errors import ConfigError, DfkdError
+from .io.cards import load_model, save_model
 from .losses import register_term
 from .methods import Method, register_method
 from .models import create_generator, create_model, list_models, register_model
-from .nt_teacher import train_nt_teacher
 from .plugins import Plugin, register_plugin
 from .sources import Batch, Source, register_source
-from .stats import TeacherStats
-from .teacher import train_teacher
+from .teachers.audit import audit_teacher
+from .teachers.nt import train_nt_teacher
+from .teachers.stats import TeacherStats
+from .teachers.train import train_teacher
 
 __all__ = [
     "Batch",

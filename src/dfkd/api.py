@@ -12,7 +12,6 @@ from typing import Any
 
 from torch import nn
 
-from .cards import architecture_of, check_compatible, load_model, load_weights, save_model
 from .config import (
     Component,
     RunConfig,
@@ -22,19 +21,20 @@ from .config import (
     parse_overrides,
 )
 from .data import DATASETS, Data, load_dataset
-from .domains import TRIGGERS
 from .engine import run, seed_all
 from .errors import ConfigError, DfkdError
+from .evaluation.domains import TRIGGERS
+from .evaluation.metrics import accuracy, agreement, predict
+from .evaluation.ood import DomainEval
+from .io.cards import architecture_of, check_compatible, load_model, load_weights, save_model
+from .io.runs import check_out_dir
 from .losses.terms import TERMS
 from .methods import METHODS
-from .metrics import accuracy, agreement, predict
 from .models import MODELS, create_model, is_factory_string
-from .nt_teacher import NT_KINDS
-from .ood_metrics import DomainEval
 from .plugins import PLUGINS, parse_plugin_spec
-from .runs import check_out_dir
 from .sources import SOURCES
-from .stats import TeacherStats, collect_stats
+from .teachers.nt import NT_KINDS
+from .teachers.stats import TeacherStats, collect_stats
 
 PluginSpec = str | dict[str, Any] | Component
 

@@ -67,7 +67,7 @@ def cmd_describe(a: argparse.Namespace) -> int:
 
 
 def cmd_teacher_train(a: argparse.Namespace) -> int:
-    from .teacher import train_teacher
+    from .teachers.train import train_teacher
 
     card = train_teacher(
         a.dataset,
@@ -101,7 +101,7 @@ _DOMAIN_ROWS = ("ood_accuracy", "ood_teacher_agreement", "triggered_accuracy",
 
 
 def _domain_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
-    from .ood_metrics import METRICS
+    from .evaluation.ood import METRICS
 
     rows = []
     for key, label in ((k, METRICS[k]) for k in _DOMAIN_ROWS):
@@ -113,7 +113,7 @@ def _domain_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
 
 def cmd_teacher_train_nt(a: argparse.Namespace) -> int:
     from .config import parse_overrides
-    from .nt_teacher import train_nt_teacher
+    from .teachers.nt import train_nt_teacher
 
     card = train_nt_teacher(
         a.kind,
@@ -251,7 +251,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 
 def cmd_audit(a: argparse.Namespace) -> int:
-    from .audit import audit_teacher, format_report
+    from .teachers.audit import audit_teacher, format_report
 
     r = audit_teacher(
         a.teacher, a.dataset, probes=a.probes, steps=a.steps, seed=a.seed, data_root=a.data_root
@@ -263,7 +263,7 @@ def cmd_audit(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     from .api import distill
     from .methods import METHODS
-    from .teacher import train_teacher
+    from .teachers.train import train_teacher
 
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(a.out or f"runs/demo-{stamp}")

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..losses.kd import kl_div
 from ..losses.terms import StepContext
-from ..robustness import PGDProbe, output_shift, prediction_kept
 from ..sources.base import Batch, SourceEnv
+from ..teachers.robustness import PGDProbe, output_shift, prediction_kept
 from .base import Plugin, register_plugin
 from .gmm import clean_probability
 

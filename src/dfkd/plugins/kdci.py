@@ -10,7 +10,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..compensation import (
+from ..errors import ConfigError
+from ..sources.base import Batch, SourceEnv
+from ..teachers.taps import Taps, last_linear
+from .base import Plugin, register_plugin
+from .compensation import (
     ATTENTIONS,
     DICTIONARIES,
     FEATURES,
@@ -22,10 +26,6 @@ from ..compensation import (
     build_dictionary,
     soft_features,
 )
-from ..errors import ConfigError
-from ..sources.base import Batch, SourceEnv
-from ..taps import Taps, last_linear
-from .base import Plugin, register_plugin
 
 
 @register_plugin("kdci")

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from ..augment import shift_flip
+from ..data.augment import shift_flip
 from ..errors import ConfigError
 from ..models import create_generator
 from ..schedules import cosine_decay

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..augment import shift_flip
+from ..data.augment import shift_flip
 from ..errors import ConfigError
 from .bank import MemoryBank
 from .base import Batch, Source, SourceEnv, register_source

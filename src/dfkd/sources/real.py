@@ -7,11 +7,11 @@ from typing import Any
 
 import torch
 
-from ..augment import shift_flip
 from ..config import parse_spec
 from ..data import DATASETS
-from ..domains import load_ood_domain
+from ..data.augment import shift_flip
 from ..errors import ConfigError
+from ..evaluation.domains import load_ood_domain
 from .base import Batch, Source, SourceEnv, register_source
 
 

@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .augment import random_flip, random_shift
-from .cards import architecture_of, save_model
-from .data import Data, load_dataset
-from .errors import ConfigError
-from .metrics import accuracy, predict
-from .models import create_model
-from .runs import check_out_dir, clear_run_files
+from ..data import Data, load_dataset
+from ..data.augment import random_flip, random_shift
+from ..errors import ConfigError
+from ..evaluation.metrics import accuracy, predict
+from ..io.cards import architecture_of, save_model
+from ..io.runs import check_out_dir, clear_run_files
+from ..models import create_model
 
 
 def freeze(model: nn.Module) -> nn.Module:

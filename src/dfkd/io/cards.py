@@ -11,12 +11,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__
-from .compensation import Compensated, head_from_config
-from .data import Data
-from .errors import DfkdError
-from .io import load_tensors, read_json, save_tensors, write_json
-from .models import create_model, is_factory_string
+from .. import __version__
+from ..data import Data
+from ..errors import DfkdError
+from ..models import create_model, is_factory_string
+from ..plugins.compensation import Compensated, head_from_config
+from .files import load_tensors, read_json, save_tensors, write_json
 
 CARD_FORMAT = "dfkd-model-card/1"
 

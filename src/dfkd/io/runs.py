@@ -7,8 +7,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from .errors import DfkdError
-from .io import atomic_write_text
+from ..errors import DfkdError
+from .files import atomic_write_text
 
 RUN_MARKERS = (
     "config.yaml",

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .errors import ConfigError
-from .taps import resolve_layers
+from ..errors import ConfigError
+from ..teachers.taps import resolve_layers
 
 
 @torch.no_grad()

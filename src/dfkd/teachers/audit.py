@@ -24,16 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cards import card_path, load_model
-from .data import load_dataset
-from .domains import from_pixels
-from .errors import DfkdError
-from .losses.bn import bn_stat_loss
-from .losses.priors import total_variation
-from .plugins.atesc import ATEsc
+from ..data import load_dataset
+from ..errors import DfkdError
+from ..evaluation.domains import from_pixels
+from ..io.cards import card_path, load_model
+from ..losses.bn import bn_stat_loss
+from ..losses.priors import total_variation
+from ..plugins.atesc import ATEsc
 from .robustness import PGDProbe
 from .taps import Taps, bn_layers
-from .teacher import freeze
+from .train import freeze
 
 
 @dataclass

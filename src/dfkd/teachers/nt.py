@@ -24,16 +24,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .cards import architecture_of, load_model, save_model
-from .data import Data, load_dataset
-from .domains import Trigger, load_ood_domain
-from .errors import ConfigError
-from .losses.ntl import gaussian_mmd, ntl_loss, style_mix
-from .metrics import accuracy, predict
-from .models import create_model
-from .ood_metrics import DomainEval
-from .registry import Registry
-from .runs import check_out_dir, clear_run_files
+from ..data import Data, load_dataset
+from ..errors import ConfigError
+from ..evaluation.domains import Trigger, load_ood_domain
+from ..evaluation.metrics import accuracy, predict
+from ..evaluation.ood import DomainEval
+from ..io.cards import architecture_of, load_model, save_model
+from ..io.runs import check_out_dir, clear_run_files
+from ..losses.ntl import gaussian_mmd, ntl_loss, style_mix
+from ..models import create_model
+from ..registry import Registry
 from .taps import Taps, bn_layers, last_linear
 
 

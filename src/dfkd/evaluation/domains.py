@@ -16,10 +16,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .config import parse_spec
-from .data import Data, load_dataset
-from .errors import ConfigError
-from .registry import Registry
+from ..config import parse_spec
+from ..data import Data, load_dataset
+from ..errors import ConfigError
+from ..registry import Registry
 
 # --- spec strings ------------------------------------------------------------------------------
 

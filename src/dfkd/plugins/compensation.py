@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 FEATURES = ("logits", "softmax", "penultimate")
 DICTIONARIES = ("kmeans", "random")

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ConfigError, did_you_mean
-from .losses.bn import channel_stats
+from ..errors import ConfigError, did_you_mean
+from ..losses.bn import channel_stats
 
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 

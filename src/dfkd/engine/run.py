@@ -32,26 +32,26 @@ from safetensors.torch import save as st_save
 from torch import nn
 from tqdm import tqdm
 
-from .cards import tensor_state
-from .compensation import Compensated, head_from_config
-from .config import RunConfig, safe_load
-from .data import Data
-from .errors import ConfigError, DfkdError, did_you_mean
-from .images import save_class_grid
-from .io import atomic_write_text, load_state, save_state, write_json
-from .losses.terms import TERMS, StepContext
-from .methods import METHODS, Method
-from .metrics import accuracy, agreement, last_k_mean, predict
-from .ood_metrics import METRICS as OOD_METRICS
-from .ood_metrics import DomainEval
+from ..config import RunConfig, safe_load
+from ..data import Data
+from ..errors import ConfigError, DfkdError, did_you_mean
+from ..evaluation.metrics import accuracy, agreement, last_k_mean, predict
+from ..evaluation.ood import METRICS as OOD_METRICS
+from ..evaluation.ood import DomainEval
+from ..io.cards import tensor_state
+from ..io.files import atomic_write_text, load_state, save_state, write_json
+from ..io.images import save_class_grid
+from ..io.runs import check_out_dir, clear_run_files, write_history
+from ..losses.terms import TERMS, StepContext
+from ..methods import METHODS, Method
+from ..plugins import PluginSet, build_plugins
+from ..plugins.compensation import Compensated, head_from_config
+from ..schedules import cosine_decay
+from ..sources import Batch, Source, SourceEnv, build_source
+from ..teachers.stats import TeacherStats
+from ..teachers.taps import Taps, bn_layers, last_linear
+from ..teachers.train import freeze
 from .pairs import FeaturePairs
-from .plugins import PluginSet, build_plugins
-from .runs import check_out_dir, clear_run_files, write_history
-from .schedules import cosine_decay
-from .sources import Batch, Source, SourceEnv, build_source
-from .stats import TeacherStats
-from .taps import Taps, bn_layers, last_linear
-from .teacher import freeze
 
 CHECKPOINT = "checkpoint.safetensors"
 

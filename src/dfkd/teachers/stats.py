@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data import Data
-from .errors import DfkdError
-from .io import load_tensors, save_tensors
-from .losses.spectral import amplitude_spectrum
+from ..data import Data
+from ..errors import DfkdError
+from ..io.files import load_tensors, save_tensors
+from ..losses.spectral import amplitude_spectrum
 from .taps import Taps, layer_names
 
 STATS_FORMAT = "dfkd-stats/1"

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data import Data
+from ..data import Data
 from .domains import OODDomain, Trigger, load_ood_domain
 from .metrics import accuracy, agreement, predict
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import atomic_write_bytes
+from .files import atomic_write_bytes
 
 
 def encode_png(image: np.ndarray) -> bytes:
