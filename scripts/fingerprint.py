@@ -1,6 +1,6 @@
 """Fingerprint of the engine's behaviour: fixed-seed digits runs of several methods, with their
 final metrics and the SHA-256 of the student's weights. Run it before and after a refactor and
-compare the two JSON files (``diff`` or ``--compare``); identical hashes mean identical arithmetic.
+compare the two JSON files (``--compare``); identical hashes mean identical weights.
 
     python scripts/fingerprint.py --out /tmp/before.json
     python scripts/fingerprint.py --out /tmp/after.json --compare /tmp/before.json
@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 import dfkd
 
@@ -37,15 +38,25 @@ def fingerprint(work: Path) -> dict[str, dict]:
     torch.set_num_threads(2)
     teacher = work / "teacher"
     dfkd.train_teacher("digits", "lenet5", epochs=6, out=teacher, batch_size=64, progress=False)
-    digest = hashlib.sha256((teacher / "teacher.safetensors").read_bytes()).hexdigest()
-    out: dict[str, dict] = {"teacher": {"sha256": digest}}
+    out: dict[str, dict] = {"teacher": {"sha256": weights_digest(teacher / "teacher")}}
     for label, method, plugins in RUNS:
         run_dir = work / label.replace("+", "_")
         m = dfkd.distill(teacher, "lenet5_half", method, "digits", out=run_dir, plugins=plugins,
                          seed=0, progress=False)  # fmt: skip
-        weights = (run_dir / "student.safetensors").read_bytes()
-        out[label] = {k: m[k] for k in KEYS} | {"sha256": hashlib.sha256(weights).hexdigest()}
+        out[label] = {k: m[k] for k in KEYS} | {"sha256": weights_digest(run_dir / "student")}
     return out
+
+
+def weights_digest(stem: Path) -> str:
+    """SHA-256 of a safetensors file's tensors (names, dtypes, shapes, bytes) — not of the file,
+    whose metadata order varies between processes."""
+    h = hashlib.sha256()
+    tensors = load_file(stem.with_suffix(".safetensors"))
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def compare(now: dict, was: dict) -> list[str]:

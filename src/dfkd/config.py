@@ -184,7 +184,9 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _convert(value: Any, tp: Any, where: str) -> Any:
+def _convert(value: Any, tp: Any, where: str, what: str = "config") -> Any:
+    """``value`` checked against type ``tp`` (and converted where lossless: int → float, a
+    list → tuple); a mismatch is a one-line error naming ``what '{where}'``."""
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
@@ -197,24 +199,26 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             if a is type(None):
                 continue
             try:
-                return _convert(value, a, where)
+                return _convert(value, a, where, what)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"config '{where}': bad value {value!r}")
+        raise ConfigError(errors[0] if errors else f"{what} '{where}': bad value {value!r}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"config '{where}' must be a mapping, got {type(value).__name__}")
+            raise ConfigError(f"{what} '{where}' must be a mapping, got {type(value).__name__}")
         return from_dict(tp, value, where)  # type: ignore[arg-type]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"config '{where}' must be a mapping, got {type(value).__name__}")
+            raise ConfigError(f"{what} '{where}' must be a mapping, got {type(value).__name__}")
         _, vt = typing.get_args(tp)
-        return {str(k): _convert(v, vt, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): _convert(v, vt, f"{where}.{k}", what) for k, v in value.items()}
     if origin is list:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config '{where}' must be a list, got {type(value).__name__}")
+            raise ConfigError(f"{what} '{where}' must be a list, got {type(value).__name__}")
         (et,) = typing.get_args(tp)
-        return [_convert(v, et, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_convert(v, et, f"{where}[{i}]", what) for i, v in enumerate(value)]
+    if origin is tuple:
+        return _convert_tuple(value, tp, where, what)
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -232,8 +236,32 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     else:
         return value
     raise ConfigError(
-        f"config '{where}' must be {_type_name(tp)}, got {type(value).__name__} {value!r}"
+        f"{what} '{where}' must be {_type_name(tp)}, got {type(value).__name__} {value!r}"
     )
+
+
+def _convert_tuple(value: Any, tp: Any, where: str, what: str) -> tuple[Any, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{what} '{where}' must be a list, got {type(value).__name__}")
+    args = typing.get_args(tp)
+    if len(args) == 2 and args[1] is Ellipsis:
+        args = (args[0],) * len(value)
+    if len(args) != len(value):
+        raise ConfigError(f"{what} '{where}' must have {len(args)} items, got {len(value)}")
+    pairs = enumerate(zip(value, args, strict=True))
+    return tuple(_convert(v, a, f"{where}[{i}]", what) for i, (v, a) in pairs)
+
+
+def convert_args(fn: Any, args: dict[str, Any], what: str) -> dict[str, Any]:
+    """Keyword arguments for ``fn`` (a function or a class) checked and converted against its
+    type hints by the config's strict converter; a bad value is one line naming ``what``
+    and the option. Unannotated parameters pass unchanged."""
+    target = fn.__init__ if isinstance(fn, type) else fn
+    try:
+        hints = typing.get_type_hints(target)
+    except (NameError, TypeError):
+        hints = {}
+    return {k: _convert(v, hints.get(k, Any), k, f"{what} option") for k, v in args.items()}
 
 
 def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:

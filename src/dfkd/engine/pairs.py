@@ -21,7 +21,7 @@ def _probe(
     model: nn.Module,
     modules: Sequence[tuple[str, nn.Module]],
     input_shape: Sequence[int],
-    device: torch.device | str,
+    device: torch.device | str | None,
 ) -> dict[str, tuple[int, ...]]:
     """``path → output shape (without batch)`` of ``modules`` from one eval-mode forward pass on
     zeros; the model's mode is restored and no BatchNorm statistics change."""
@@ -33,6 +33,8 @@ def _probe(
             shapes[path] = tuple(out.shape[1:])
 
         handles.append(m.register_forward_hook(hook))
+    if device is None:
+        device = next(model.parameters(), torch.empty(0)).device
     was_training = model.training
     model.eval()
     try:
@@ -45,7 +47,7 @@ def _probe(
 
 
 def conv_output_shapes(
-    model: nn.Module, input_shape: Sequence[int], device: torch.device | str = "cpu"
+    model: nn.Module, input_shape: Sequence[int], device: torch.device | str | None = None
 ) -> dict[str, tuple[int, ...]]:
     """``path → (C, H, W)`` of every ``nn.Conv2d`` output, in forward order."""
     convs = [(n, m) for n, m in model.named_modules() if n and isinstance(m, nn.Conv2d)]
@@ -56,7 +58,7 @@ def auto_pairs(
     teacher: nn.Module,
     student: nn.Module,
     input_shape: Sequence[int],
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
 ) -> list[tuple[str, str]]:
     """Pair the last convolution of each spatial resolution that both models produce.
 
@@ -89,7 +91,8 @@ class FeaturePairs(nn.Module):
         input_shape: ``(C, H, W)`` of one input.
         layers: ``[(teacher_path, student_path), ...]``; ``None`` pairs automatically
             (:func:`auto_pairs`).
-        device: where to probe the shapes and place the adapters.
+        device: where to probe the shapes and place the adapters (``None``: each model is
+            probed where it lives, and the adapters are made on the CPU).
     """
 
     def __init__(
@@ -98,7 +101,7 @@ class FeaturePairs(nn.Module):
         student: nn.Module,
         input_shape: Sequence[int],
         layers: Sequence[Sequence[str]] | None = None,
-        device: torch.device | str = "cpu",
+        device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
         if layers is None:
@@ -123,7 +126,13 @@ class FeaturePairs(nn.Module):
                 adapters.append(nn.Identity())
             else:
                 adapters.append(nn.Conv2d(ss[0], ts[0], 1, bias=False))
-        self.adapters = nn.ModuleList(adapters).to(device)
+        self.adapters = nn.ModuleList(adapters).to(device or "cpu")
+
+    def reset_parameters(self) -> None:
+        """Re-initialise the adapters from the global RNG (the run seeds it first)."""
+        for a in self.adapters:
+            if isinstance(a, nn.Conv2d):
+                a.reset_parameters()
 
     @property
     def teacher_paths(self) -> list[str]:
@@ -144,7 +153,10 @@ class FeaturePairs(nn.Module):
 
 
 def _shapes_of(
-    model: nn.Module, paths: list[str], input_shape: Sequence[int], device: torch.device | str
+    model: nn.Module,
+    paths: list[str],
+    input_shape: Sequence[int],
+    device: torch.device | str | None,
 ) -> list[tuple[int, ...]]:
     shapes = _probe(model, resolve_layers(model, paths), input_shape, device)
     for p in paths:

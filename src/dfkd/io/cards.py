@@ -15,7 +15,7 @@ from .. import __version__
 from ..data import Data
 from ..errors import DfkdError
 from ..models import create_model, is_factory_string
-from ..plugins.compensation import Compensated, head_from_config
+from ..models.heads import Headed, rebuild
 from .files import load_tensors, read_json, save_tensors, write_json
 
 CARD_FORMAT = "dfkd-model-card/1"
@@ -43,28 +43,16 @@ def save_model(
 ) -> Path:
     """Write ``stem.safetensors`` and ``stem.json`` into ``out_dir``; return the card path.
 
-    A :class:`~dfkd.compensation.Compensated` model is written as its student plus the head in
-    ``stem.<kind>.safetensors``, which the card names under ``compensation``; loading the card
+    A :class:`~dfkd.models.heads.Headed` model is written as its student plus the head in
+    ``stem.<kind>.safetensors``, which the card names under ``head``; loading the card
     rebuilds the pair."""
     out = Path(out_dir)
-    head = None
-    if isinstance(model, Compensated):
-        model, head = model.student, model.head
+    head_record = {}
+    if isinstance(model, Headed):
+        head_record = {"head": _save_head(out, stem, role, model)}
+        model = model.student
     weights = out / f"{stem}.safetensors"
     save_tensors(weights, tensor_state(model), {"format": CARD_FORMAT, "role": role})
-    compensation = {}
-    if head is not None:
-        head_file = out / f"{stem}.{head.kind}.safetensors"
-        save_tensors(head_file, tensor_state(head), {"format": CARD_FORMAT, "role": f"{role}-head"})
-        compensation = {
-            "compensation": {
-                "kind": head.kind,
-                "config": head.config(),
-                "weights": head_file.name,
-                "weights_sha256": hashlib.sha256(head_file.read_bytes()).hexdigest(),
-                "parameters": sum(p.numel() for p in head.parameters()),
-            }
-        }
     card = {
         "format": CARD_FORMAT,
         "role": role,
@@ -81,12 +69,25 @@ def save_model(
         "dfkd_version": __version__,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
-        **compensation,
+        **head_record,
         **(extra or {}),
     }
     path = out / f"{stem}.json"
     write_json(path, card)
     return path
+
+
+def _save_head(out: Path, stem: str, role: str, model: Headed) -> dict[str, Any]:
+    """Write a deployed head beside the student; return the card's record of it."""
+    head = model.head
+    head_file = out / f"{stem}.{head.kind}.safetensors"
+    save_tensors(head_file, tensor_state(head), {"format": CARD_FORMAT, "role": f"{role}-head"})
+    return {
+        **model.record(),
+        "weights": head_file.name,
+        "weights_sha256": hashlib.sha256(head_file.read_bytes()).hexdigest(),
+        "parameters": sum(p.numel() for p in head.parameters()),
+    }
 
 
 def tensor_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -146,13 +147,12 @@ def load_card(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     except KeyError as e:
         raise DfkdError(f"card '{path}' lacks the field {e}") from None
     load_weights(model, path.parent / card["weights"])
-    comp = card.get("compensation")
-    if comp:  # a student saved with its KDCI head (kdci:keep=true)
-        if not isinstance(comp, dict) or "weights" not in comp:
-            raise DfkdError(f"card '{path}': its compensation record lacks 'weights'")
-        head = head_from_config(str(comp.get("kind")), dict(comp.get("config") or {}))
-        load_weights(head, path.parent / comp["weights"])
-        model = Compensated(model, head)
+    record = card.get("head") or card.get("compensation")  # "compensation": cards of dfkd ≤ 0.1
+    if record:  # a student saved with a head (e.g. kdci:keep=true)
+        if not isinstance(record, dict) or "weights" not in record:
+            raise DfkdError(f"card '{path}': its head record lacks 'weights'")
+        model = rebuild(model, record)
+        load_weights(model.head, path.parent / record["weights"])
     return model, card
 
 

@@ -154,10 +154,7 @@ class ATEsc(Plugin):
         frac = float(robust.float().mean())
         self._fractions.append(frac)
         self.robust_trace.append(frac)
-        fragile = (~robust).float()
-        batch.weight = fragile if batch.weight is None else batch.weight * fragile
-        batch.extras[ROBUST] = robust
-        return batch
+        return batch.weighted((~robust).float()).with_extras(**{ROBUST: robust})
 
     def _sink_split(self, clean: torch.Tensor, attacked: torch.Tensor) -> torch.Tensor:
         """Robust mask restricted to the sink class (see ``scope``)."""

@@ -1,14 +1,19 @@
-"""The plug-in seam: five hooks that receive values and return values.
+"""The plug-in seam: hooks that receive values and return values.
 
-``select(batch)`` → batch (keep / weight / split samples; ``batch.teacher_logits`` is filled),
-``select_synthesis(batch)`` → the same for synthesis batches (optional),
-``synth_terms(ctx)`` → extra named synthesis loss terms, ``distill_terms(ctx)`` → extra named
-distillation loss terms, ``adjust_logits(batch, logits)`` → student logits used by the loss,
-``round_end(info)`` → values to log, ``deployed(student)`` → the model that is evaluated and
-saved (default: the student itself; KDCI may keep its compensation). A plug-in never touches the
-loop's state; the loop calls ``check(method, source)`` before running, so a plug-in that does not
-fit fails up front. ``setup(env)`` runs before the student's optimiser is made, so parameters a
-plug-in builds there (once it knows the classes and the teacher) train with the student.
+``select(batch)`` → a new batch (keep / weight / split samples; ``batch.teacher_logits`` is
+filled), ``select_synthesis(batch)`` → the same for synthesis batches (optional),
+``observe(batch)`` → nothing (read-only: sees every distillation batch the student trains on),
+``synth_terms(ctx)`` / ``distill_terms(ctx)`` → extra named loss terms,
+``adjust_logits(batch, logits)`` → student logits used by the loss, ``round_end(info)`` → values
+to log, ``deployed(student)`` → the model that is evaluated and saved (default: the student
+itself; a plug-in may wrap it with a registered head, :class:`dfkd.models.heads.Headed`).
+
+Batches are immutable, so a plug-in cannot change what the loop or another plug-in holds. What
+a plug-in needs from the teacher beyond its logits it declares in ``needs`` (e.g.
+``("teacher_features",)``) and the loop computes it, under the run's precision. The loop calls
+``check(method, source)`` before running, so a plug-in that does not fit fails up front;
+``setup(env)`` runs before the student's optimiser is made, so parameters a plug-in builds there
+train with the student. Options are checked and converted against the constructor's type hints.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import parse_spec
+from ..config import convert_args, parse_spec
 from ..errors import ConfigError
 from ..losses.terms import StepContext
 from ..registry import Registry
@@ -36,6 +41,9 @@ class Plugin(nn.Module):
     """
 
     name: str = "plugin"
+    #: what the plug-in needs the loop to compute on distillation batches
+    #: (``"teacher_features"``: ``batch.teacher_features``)
+    needs: tuple[str, ...] = ()
 
     def check(self, method: Any, source: Source) -> str | None:
         """Return why this plug-in cannot run with ``method``/``source``, or ``None`` if it can."""
@@ -46,6 +54,10 @@ class Plugin(nn.Module):
 
     def select(self, batch: Batch) -> Batch:
         return batch
+
+    def observe(self, batch: Batch) -> None:
+        """Sees each distillation batch after selection (read-only; for plug-ins that only
+        record what the student trains on)."""
 
     def select_synthesis(self, batch: Batch) -> Batch | None:
         """Selection for a synthesis batch (``batch.teacher_logits`` filled, no gradient; the
@@ -96,7 +108,7 @@ def build_plugins(specs: list[Any]) -> list[Plugin]:
                 raise ConfigError(
                     f"plug-in '{spec.name}' takes no option '{k}' (takes {sorted(params)})"
                 )
-        plugin = factory(**spec.args)
+        plugin = factory(**convert_args(factory, dict(spec.args), f"plug-in '{spec.name}'"))
         plugin.name = spec.name
         out.append(plugin)
     return out
@@ -124,10 +136,19 @@ class PluginSet:
     def parameters(self) -> list[nn.Parameter]:
         return [q for p in self.plugins for q in p.parameters() if q.requires_grad]
 
+    @property
+    def needs(self) -> set[str]:
+        """Everything the plug-ins need the loop to compute."""
+        return {n for p in self.plugins for n in p.needs}
+
     def select(self, batch: Batch) -> Batch:
         for p in self.plugins:
             batch = p.select(batch)
         return batch
+
+    def observe(self, batch: Batch) -> None:
+        for p in self.plugins:
+            p.observe(batch)
 
     @property
     def selects_synthesis(self) -> bool:

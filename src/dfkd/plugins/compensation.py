@@ -10,8 +10,8 @@ the backdoor adjustment ``Σ_z P(S | X, z) P(z)``), and the compensated logits a
 (an option, not from the paper) divides by ``Σ_i λ_i P(z_i)``, making ``F`` a weighted mean of
 the prototypes at the logits' own scale.
 
-A head can stay with the student after training (:class:`Compensated`); model cards then carry it
-as a second safetensors file (``cards.save_model`` / ``cards.load_card``).
+A head can stay with the student after training (registered as head ``kdci``, deployed as
+:class:`dfkd.models.heads.Headed`); model cards then carry it as a second safetensors file.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..models.heads import register_head
 
 FEATURES = ("logits", "softmax", "penultimate")
 DICTIONARIES = ("kmeans", "random")
@@ -87,6 +88,7 @@ def build_dictionary(
     return protos.float(), (counts / m).float()
 
 
+@register_head("kdci")
 class KDCIHead(nn.Module):
     """Compensates student logits with a confounder dictionary (see the module docstring).
 
@@ -209,28 +211,6 @@ class KDCIHead(nn.Module):
             assert self.project is not None
             return self.project(torch.cat([s, f], 1))
         return s + (f if self.project is None else self.project(f))
-
-
-class Compensated(nn.Module):
-    """A student whose logits pass through a compensation head: ``head(student(x))``."""
-
-    def __init__(self, student: nn.Module, head: KDCIHead) -> None:
-        super().__init__()
-        self.student = student
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.student(x))
-
-
-def head_from_config(kind: str, config: dict[str, Any]) -> KDCIHead:
-    """Rebuild a compensation head from what a model card records."""
-    if kind != "kdci":
-        raise ConfigError(f"unknown compensation head '{kind}' (this dfkd knows 'kdci')")
-    try:
-        return KDCIHead(**config)
-    except TypeError as e:
-        raise ConfigError(f"compensation head record does not fit KDCIHead: {e}") from None
 
 
 def soft_features(logits: torch.Tensor, kind: str) -> torch.Tensor:

@@ -21,6 +21,11 @@ def confidence_weights(
     return w / w.mean().clamp_min(1e-12) if normalize else w
 
 
+def _mean(values: list[torch.Tensor]) -> float:
+    """Mean of per-step device scalars, read back once."""
+    return float(torch.stack(values).mean()) if values else 0.0
+
+
 @register_plugin("confidence_weighting")
 class ConfidenceWeighting(Plugin):
     """Weights every distillation term by the teacher's max-softmax confidence on the sample.
@@ -38,30 +43,26 @@ class ConfidenceWeighting(Plugin):
                 "confidence_weighting: power must be ≥ 0 and min_confidence in [0, 1)"
             )
         self.power, self.normalize, self.min_confidence = power, normalize, min_confidence
-        self._kept: list[float] = []
-        self._mean_w: list[float] = []
+        self._kept: list[torch.Tensor] = []  # per step, on the device (no sync per step)
+        self._mean_w: list[torch.Tensor] = []
 
     def select(self, batch: Batch) -> Batch:
         t = batch.teacher_logits
         assert t is not None
         if self.min_confidence > 0:
             keep = torch.softmax(t.float(), dim=1).amax(dim=1) >= self.min_confidence
-            self._kept.append(float(keep.float().mean()))
+            self._kept.append(keep.float().mean())
             batch = batch.subset(keep)
             t = batch.teacher_logits
             if len(batch) == 0:
                 return batch
-        w = confidence_weights(t, self.power, self.normalize)
-        if batch.weight is not None:
-            w = w * batch.weight
-        self._mean_w.append(float(torch.softmax(t.float(), 1).amax(1).mean()))
-        batch.weight = w
-        return batch
+        self._mean_w.append(torch.softmax(t.float(), 1).amax(1).mean())
+        return batch.weighted(confidence_weights(t, self.power, self.normalize))
 
     def round_end(self, info: dict[str, Any]) -> dict[str, float]:
-        out = {"teacher_confidence": sum(self._mean_w) / max(1, len(self._mean_w))}
+        out = {"teacher_confidence": _mean(self._mean_w)}
         if self._kept:
-            out["kept_fraction"] = sum(self._kept) / len(self._kept)
+            out["kept_fraction"] = _mean(self._kept)
         self._kept.clear()
         self._mean_w.clear()
         return out

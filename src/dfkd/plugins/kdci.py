@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..models.heads import Headed
 from ..sources.base import Batch, SourceEnv
-from ..teachers.taps import Taps, last_linear
 from .base import Plugin, register_plugin
 from .compensation import (
     ATTENTIONS,
@@ -21,7 +21,6 @@ from .compensation import (
     FUSIONS,
     INTEGRATIONS,
     PRIORS,
-    Compensated,
     KDCIHead,
     build_dictionary,
     soft_features,
@@ -35,9 +34,10 @@ class KDCI(Plugin):
 
     Stage A: the teacher's features of the most recent ``samples`` distillation samples (the
     substitute data as the student sees it: a real substitute set, a memory bank or fresh
-    generator draws) are kept in a ring buffer; once it is full, at the end of a round, they are
-    clustered into ``n`` prototypes (:func:`dfkd.compensation.build_dictionary`). Before that the
-    logits pass unchanged (a warm-up). Stage B: :class:`dfkd.compensation.KDCIHead`.
+    generator draws; the plug-in observes every batch the student trains on) are kept in a ring
+    buffer; once it is full, at the end of a round, they are clustered into ``n`` prototypes
+    (:func:`dfkd.plugins.compensation.build_dictionary`). Before that the logits pass
+    unchanged (a warm-up). Stage B: :class:`dfkd.plugins.compensation.KDCIHead`.
 
     Logs per round: ``builds`` (dictionaries built so far), ``prior_max`` (the largest
     prototype share) and ``attention_entropy`` (mean entropy of λ, in nats).
@@ -102,8 +102,6 @@ class KDCI(Plugin):
         self.dictionary, self.prior, self.attention = dictionary, prior, attention
         self.integration = integration
         self.head: KDCIHead | None = None
-        self._teacher: tuple[Any, ...] = ()  # a tuple: not registered as a sub-module
-        self._feature_layer: str | None = None
         self._seed = 0
         self.builds = 0
         self.since_build = 0
@@ -111,23 +109,17 @@ class KDCI(Plugin):
         self.pos = 0
         self._entropy: list[torch.Tensor] = []  # per step, on the device (no sync per step)
 
+    @property
+    def needs(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("teacher_features",) if self.features == "penultimate" else ()
+
     def setup(self, env: SourceEnv) -> None:
         c = env.data.num_classes
-        teacher = env.teacher
-        self._teacher = (teacher,)
         self._seed = env.seed
         d = c
         if self.features == "penultimate":
-            self._feature_layer = last_linear(teacher)
-            if self._feature_layer is None:
-                raise ConfigError(
-                    "kdci: features=penultimate needs a teacher with a final nn.Linear; "
-                    "use features=logits"
-                )
-            device = next(teacher.parameters()).device
-            with torch.no_grad(), Taps(teacher, inputs=[self._feature_layer]) as taps:
-                teacher(torch.zeros(1, *env.data.input_shape, device=device))
-            d = taps.inputs[self._feature_layer].flatten(1).shape[1]
+            assert env.teacher_features_dim is not None  # the loop fills it for our needs
+            d = env.teacher_features_dim
         self.head = KDCIHead(c, d, self.n, self.hidden, self.fusion, self.attention, self.prior,
                              seed=env.seed, integration=self.integration)  # fmt: skip
         self.register_buffer("bank", torch.zeros(self.samples, d))
@@ -135,20 +127,18 @@ class KDCI(Plugin):
     # --- stage A: the substitute samples' features and the dictionary ---------------------------
 
     def _features(self, batch: Batch) -> torch.Tensor:
-        if self._feature_layer is None:
-            assert batch.teacher_logits is not None
-            return soft_features(batch.teacher_logits.detach(), self.features)
-        with torch.no_grad(), Taps(self._teacher[0], inputs=[self._feature_layer]) as taps:
-            self._teacher[0](batch.x.detach())
-        return taps.inputs[self._feature_layer].flatten(1).float()
+        if self.features == "penultimate":
+            assert batch.teacher_features is not None
+            return batch.teacher_features.detach().flatten(1).float()
+        assert batch.teacher_logits is not None
+        return soft_features(batch.teacher_logits.detach(), self.features)
 
-    def select(self, batch: Batch) -> Batch:
+    def observe(self, batch: Batch) -> None:
         v = self._features(batch)[-self.samples :]
         idx = (self.pos + torch.arange(len(v))) % self.samples
         self.bank[idx.to(self.bank.device)] = v.to(self.bank.device)
         self.pos = (self.pos + len(v)) % self.samples
         self.filled = min(self.samples, self.filled + len(v))
-        return batch
 
     def build(self) -> None:
         """Cluster the buffered features into the head's dictionary."""
@@ -178,7 +168,7 @@ class KDCI(Plugin):
 
     def deployed(self, model: nn.Module) -> nn.Module:
         assert self.head is not None
-        return Compensated(model, self.head) if self.keep else model
+        return Headed(model, self.head) if self.keep else model
 
     def round_end(self, info: dict[str, Any]) -> dict[str, float]:
         assert self.head is not None

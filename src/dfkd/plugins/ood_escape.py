@@ -82,7 +82,8 @@ class OODEscape(Plugin):
             )
         self.score, self.threshold, self.quantile = score, threshold, quantile
         self.penalty, self.power, self.ood_weight, self.T = penalty, power, ood_weight, T
-        self._log: dict[str, list[float]] = {"synth": [], "distill": [], "confidence": []}
+        # per-step values, on the device (read back once per round)
+        self._log: dict[str, list[torch.Tensor]] = {"synth": [], "distill": [], "confidence": []}
 
     def _flags(self, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return ood_flags(scores, self.threshold, self.quantile)
@@ -92,7 +93,7 @@ class OODEscape(Plugin):
             return {}
         s = ood_score(ctx.teacher_logits, self.score, self.T)
         flags, cut = self._flags(s)
-        self._log["synth"].append(float(flags.float().mean()))
+        self._log["synth"].append(flags.float().mean())
         return {"penalty": self.penalty * torch.relu(s - cut).mean()}
 
     def select(self, batch: Batch) -> Batch:
@@ -102,15 +103,14 @@ class OODEscape(Plugin):
         conf = torch.softmax(t.float(), 1).amax(1)
         w = conf.pow(self.power) * torch.where(flags, self.ood_weight, 1.0)
         w = w / w.mean().clamp_min(1e-12)
-        batch.weight = w if batch.weight is None else batch.weight * w
-        self._log["distill"].append(float(flags.float().mean()))
-        self._log["confidence"].append(float(conf.mean()))
-        return batch
+        self._log["distill"].append(flags.float().mean())
+        self._log["confidence"].append(conf.mean())
+        return batch.weighted(w)
 
     def round_end(self, info: dict[str, Any]) -> dict[str, float]:
         names = {"synth": "synth_ood_fraction", "distill": "ood_fraction",
                  "confidence": "teacher_confidence"}  # fmt: skip
-        out = {names[k]: sum(v) / len(v) for k, v in self._log.items() if v}
+        out = {names[k]: float(torch.stack(v).mean()) for k, v in self._log.items() if v}
         for v in self._log.values():
             v.clear()
         return out

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -15,26 +16,47 @@ from ..errors import ConfigError, DfkdError
 from ..registry import Registry
 
 
-@dataclass
+@dataclass(frozen=True)
 class Batch:
-    """Inputs for one step, with what is known about them.
+    """Inputs for one step, with what is known about them. Immutable: plug-ins and the loop
+    return a new batch (:meth:`replace`, :meth:`weighted`, :meth:`with_extras`, :meth:`subset`)
+    instead of changing the one they were given.
 
     Attributes:
         x: normalised images ``B×C×H×W``.
         labels: ground truth when the source has it (real data), else ``None``.
         weight: per-sample weights set by plug-ins (``None`` = all 1).
         teacher_logits: filled in by the loop once the teacher has seen ``x``.
-        extras: anything a source or plug-in wants to pass along (e.g. noise ``z``).
+        teacher_features: the teacher's penultimate features (the input of its last linear
+            layer), filled in by the loop when a plug-in declares ``needs=("teacher_features",)``.
+        extras: anything a source or plug-in wants to pass along (e.g. noise ``z``); read-only.
     """
 
     x: torch.Tensor
     labels: torch.Tensor | None = None
     weight: torch.Tensor | None = None
     teacher_logits: torch.Tensor | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    teacher_features: torch.Tensor | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.extras, MappingProxyType):
+            object.__setattr__(self, "extras", MappingProxyType(dict(self.extras)))
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+    def replace(self, **changes: Any) -> Batch:
+        """A copy with ``changes`` applied."""
+        return replace(self, **changes)
+
+    def weighted(self, w: torch.Tensor) -> Batch:
+        """A copy whose per-sample weights are multiplied by ``w``."""
+        return self.replace(weight=w if self.weight is None else self.weight * w)
+
+    def with_extras(self, **values: Any) -> Batch:
+        """A copy with ``values`` added to :attr:`extras`."""
+        return self.replace(extras={**self.extras, **values})
 
     def subset(self, index: torch.Tensor) -> Batch:
         """The samples at ``index`` (a boolean mask or integer indices)."""
@@ -50,6 +72,7 @@ class Batch:
             labels=pick(self.labels),
             weight=pick(self.weight),
             teacher_logits=pick(self.teacher_logits),
+            teacher_features=pick(self.teacher_features),
             extras={k: pick(v) for k, v in self.extras.items()},
         )
 
@@ -83,13 +106,22 @@ class Batch:
             labels=join([b.labels for b in batches]),
             weight=weight,
             teacher_logits=join([b.teacher_logits for b in batches]),
+            teacher_features=join([b.teacher_features for b in batches]),
             extras=extras,
         )
 
 
 @dataclass
 class SourceEnv:
-    """What a source may use when it is set up."""
+    """What a source or plug-in may use when it is set up.
+
+    Attributes:
+        teacher: the frozen teacher on the run's device; its forward runs under the run's
+            precision (autocast), so a plug-in that probes it (a PGD attack) computes as the
+            loop does.
+        teacher_features_dim: width of the teacher's penultimate features (set when a plug-in
+            declares ``needs=("teacher_features",)``).
+    """
 
     fabric: Any
     data: Data
@@ -98,6 +130,7 @@ class SourceEnv:
     batch_size: int
     seed: int
     rounds: int = 1
+    teacher_features_dim: int | None = None
 
 
 class Source:

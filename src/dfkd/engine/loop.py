@@ -1,0 +1,187 @@
+"""The loop every method runs. A round is::
+
+    for g_steps:  synthesis_step()   # draw from the source, score with the teacher, update it
+    for kd_steps: distill_step()     # sample, select, train the student on the teacher
+    end_round()                      # log, evaluate, checkpoint
+
+Classical KD is this loop with a real-data source and ``g_steps = 0``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import RunConfig
+from ..losses.terms import StepContext
+from ..sources import Batch
+from ..teachers.taps import Taps, last_linear
+from .objective import TermMeter, frozen, needs_of, teacher_taps, weighted_sum
+from .optim import lr_at, set_lr
+from .parts import RunParts, synthesis_needs_student
+from .report import Reporter, short
+from .state import RunState
+
+
+@dataclass
+class Loop:
+    """One process's view of a run: its parts on the device, the state, and the reporter."""
+
+    cfg: RunConfig
+    parts: RunParts
+    fabric: Any
+    teacher: nn.Module
+    student: nn.Module  # as set up by Fabric (DDP-wrapped under DDP)
+    student_module: nn.Module  # the plain module: its weights are the student's
+    deployed: nn.Module  # what is evaluated and saved
+    state: RunState
+    report: Reporter
+    meter: TermMeter = field(default_factory=TermMeter)
+    shown: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def fit(self, stop_after_rounds: int | None = None) -> None:
+        """Run the remaining rounds (or ``stop_after_rounds`` of them, then checkpoint)."""
+        bar = self.report.progress_bar(self.state.round)
+        t_start = time.perf_counter() - self.state.timers["wall_s"]
+        done = 0
+        while self.state.round < self.cfg.rounds:
+            self._timed("synthesis_s", self.synthesis_step, self.cfg.g_steps)
+            self._timed("distill_s", self.distill_step, self.cfg.kd_steps)
+            self.state.timers["wall_s"] = time.perf_counter() - t_start
+            done += 1
+            stop = stop_after_rounds is not None and done >= stop_after_rounds
+            bar.set_postfix(**self.end_round(stop))
+            bar.update(1)
+            if stop:
+                break
+        bar.close()
+
+    def _timed(self, timer: str, step: Any, n: int) -> None:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            step()
+        self.state.timers[timer] += time.perf_counter() - t0
+
+    # --- synthesis -------------------------------------------------------------------------------
+
+    def synthesis_step(self) -> None:
+        """One update of the source on the synthesis terms (and plug-ins' terms)."""
+        self.student.eval()
+        batch = self.parts.source.draw()
+        if self.parts.plugins.selects_synthesis:  # plug-ins pick what the terms see
+            batch = self.parts.plugins.select_synthesis(self._with_teacher(batch))
+            if len(batch) == 0:
+                return
+        needs = needs_of(self.parts.synth_terms)
+        with self.fabric.autocast(), teacher_taps(self.teacher, needs, self.parts.stats) as taps:
+            t_logits = self.teacher(batch.x)
+            s_logits = None
+            if synthesis_needs_student(self.parts):
+                with frozen(self.student_module):
+                    s_logits = self.student_module(batch.x)
+        ctx = StepContext("synth", batch.x, t_logits, s_logits, batch.labels, batch.weight,
+                          taps=taps.as_context() if taps else {}, extras=batch.extras)  # fmt: skip
+        loss, values = weighted_sum(
+            self.parts.synth_terms, ctx, self.parts.plugins.synth_terms(ctx)
+        )
+        self.parts.source.update(loss)
+        self.meter.add({**values, "loss": loss}, "synth/")
+
+    def _with_teacher(self, batch: Batch) -> Batch:
+        """``batch`` with the teacher's logits (no gradient; detached inputs)."""
+        with torch.no_grad(), self.fabric.autocast():
+            return batch.replace(teacher_logits=self.teacher(batch.x.detach()))
+
+    # --- distillation ----------------------------------------------------------------------------
+
+    def distill_step(self) -> None:
+        """One student step on a (selected) batch from the source."""
+        self.student.train()
+        batch = self.distill_batch()
+        if len(batch) == 0:
+            return
+        self.parts.plugins.observe(batch)
+        self._record(batch)
+        s_logits, taps = self._student_forward(batch)
+        ctx = StepContext("distill", batch.x, batch.teacher_logits, s_logits, batch.labels,
+                          batch.weight, taps=taps, extras=batch.extras)  # fmt: skip
+        loss, values = weighted_sum(
+            self.parts.distill_terms, ctx, self.parts.plugins.distill_terms(ctx)
+        )
+        set_lr(self.state.optimizer, lr_at(self.state.step, self.total_steps, self.cfg))
+        self.state.optimizer.zero_grad(set_to_none=True)
+        self.fabric.backward(loss)
+        self.state.optimizer.step()
+        self.state.step += 1
+        self.meter.add({**values, "loss": loss})
+
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.rounds * self.cfg.kd_steps
+
+    def distill_batch(self) -> Batch:
+        """A distillation batch after the plug-ins' selection, refilled to ``batch_size`` from
+        up to ``fill_selected`` further draws."""
+        kept: list[Batch] = []
+        for _ in range(1 + self.cfg.fill_selected):
+            b = self._labelled(self.parts.source.sample(self.cfg.batch_size))
+            kept.append(self.parts.plugins.select(b))
+            if sum(len(k) for k in kept) >= self.cfg.batch_size:
+                break
+        batch = Batch.cat(kept)
+        if len(batch) > self.cfg.batch_size and self.cfg.fill_selected:
+            batch = batch.subset(torch.arange(self.cfg.batch_size, device=batch.x.device))
+        return batch
+
+    def _labelled(self, batch: Batch) -> Batch:
+        """``batch`` with the teacher's logits, and its penultimate features when a plug-in
+        declared that need (one forward, under autocast, no gradient)."""
+        if "teacher_features" not in self.parts.plugins.needs:
+            return self._with_teacher(batch)
+        layer = last_linear(self.teacher)
+        with torch.no_grad(), self.fabric.autocast(), Taps(self.teacher, inputs=[layer]) as tp:
+            logits = self.teacher(batch.x)
+        return batch.replace(teacher_logits=logits, teacher_features=tp.inputs[layer])
+
+    def _record(self, batch: Batch) -> None:
+        """Count the teacher's classes of what the student trains on (on the device)."""
+        assert batch.teacher_logits is not None
+        predicted = batch.teacher_logits.argmax(1)
+        counts = self.state.class_counts
+        counts += torch.bincount(predicted, minlength=len(counts)).to(counts.device)
+        self.shown = (batch.x.detach(), predicted)
+
+    def _student_forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Adjusted student logits and, when terms pair layers, the paired features."""
+        pairs = self.parts.pairs
+        if pairs is None:
+            return self.parts.plugins.adjust_logits(batch, self.student(batch.x)), {}
+        with torch.no_grad(), Taps(self.teacher, layers=pairs.teacher_paths) as tt:
+            self.teacher(batch.x)
+        with Taps(self.student_module, layers=pairs.student_paths) as st:
+            s_logits = self.parts.plugins.adjust_logits(batch, self.student(batch.x))
+        return s_logits, {"pairs": pairs(st.outputs, tt.outputs)}
+
+    # --- end of a round --------------------------------------------------------------------------
+
+    def end_round(self, stopping: bool = False) -> dict[str, str]:
+        """Log the round; evaluate and checkpoint when due. Returns the progress-bar fields."""
+        r, st = self.state.round, self.state
+        logs = {**self.parts.source.round_end(r),
+                **self.parts.plugins.round_end({"round": r, "step": st.step})}  # fmt: skip
+        st.last_terms = self.meter.means()
+        st.round = r + 1
+        last = st.round == self.cfg.rounds
+        fields = short(st.last_terms)
+        if st.round % self.cfg.eval_every == 0 or last:
+            row = self.report.evaluate(self.deployed, st, logs)
+            self.report.save_samples(self.shown)
+            fields = {"acc": f"{row['student_accuracy']:.3f}", **fields}
+        due = st.round % self.cfg.checkpoint_every == 0 or last or stopping
+        if self.report.out_dir is not None and due:
+            self.report.checkpoint(st)
+        return fields

@@ -1,0 +1,141 @@
+"""Assembling a run: every name in the config resolved and every part checked against the
+others, the teacher and the data — once, before any work or output, and without touching the
+caller's models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import RunConfig
+from ..data import Data
+from ..errors import ConfigError
+from ..evaluation.ood import DomainEval
+from ..methods import METHODS, Method
+from ..plugins import PluginSet, build_plugins
+from ..sources import Source, build_source
+from ..teachers.stats import TeacherStats
+from ..teachers.taps import bn_layers, last_linear
+from .objective import BoundTerm, bind_terms, needs_of
+from .optim import check_optimizer
+from .pairs import FeaturePairs
+
+
+@dataclass
+class RunParts:
+    """Everything built and checked before the loop starts."""
+
+    method: Method
+    source: Source
+    plugins: PluginSet
+    synth_terms: list[BoundTerm]
+    distill_terms: list[BoundTerm]
+    stats: TeacherStats | None = None
+    domains: DomainEval | None = None
+    pairs: FeaturePairs | None = None
+
+
+def build_parts(cfg: RunConfig) -> RunParts:
+    """Resolve every name in ``cfg`` and check that the parts fit together."""
+    method = METHODS.get(cfg.method)
+    check_optimizer(cfg)
+    source = build_source(cfg.source.name, cfg.source.args)
+    synth = bind_terms(cfg.synth_terms, "synth")
+    distill = bind_terms(cfg.distill_terms, "distill")
+    if cfg.g_steps > 0 and not source.synthesizes:
+        raise ConfigError(f"source '{cfg.source.name}' does not synthesise; set g_steps: 0")
+    if cfg.g_steps > 0 and not synth:
+        raise ConfigError("g_steps > 0 but synth_terms is empty; name at least one synthesis term")
+    if cfg.kd_steps > 0 and not distill:
+        raise ConfigError("distill_terms is empty; name at least one distillation term")
+    for t in distill + synth:
+        if "labels" in t.needs and not source.has_labels:
+            raise ConfigError(
+                f"term '{t.name}' needs labels but source '{cfg.source.name}' has none"
+            )
+    plugins = PluginSet(build_plugins(cfg.plugins))
+    plugins.check(method, source)
+    return RunParts(method, source, plugins, synth, distill)
+
+
+def assemble(cfg: RunConfig, teacher: nn.Module, student: nn.Module, data: Data) -> RunParts:
+    """:func:`build_parts`, then the checks that need the models and data: what the terms and
+    plug-ins need from the teacher, the statistics file, extra evaluation domains and the
+    feature pairs (built on the models' own devices; neither model is moved or changed)."""
+    parts = build_parts(cfg)
+    check_teacher(cfg, parts, teacher)
+    parts.stats = load_run_stats(cfg, parts, teacher)
+    parts.domains = DomainEval.build(
+        data, cfg.evaluate.ood_dataset, cfg.evaluate.trigger, cfg.eval_batch_size
+    )
+    parts.pairs = feature_pairs(parts, teacher, student, data)
+    return parts
+
+
+def check_teacher(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> None:
+    """Refuse, before any work, terms and plug-ins that need what this teacher lacks."""
+    has_bn, has_linear = bool(bn_layers(teacher)), last_linear(teacher) is not None
+    for t in parts.synth_terms:
+        if "teacher_stats" in t.needs and not has_bn and not cfg.stats:
+            raise ConfigError(
+                f"term '{t.name}' needs statistics, but the teacher has no BatchNorm and no "
+                "--stats file was given; collect one with `dfkd stats collect`, or use a method "
+                "that needs no statistics (dfad, dafl)"
+            )
+        if "teacher_bn" in t.needs and not has_bn:
+            raise ConfigError(
+                f"term '{t.name}' matches BatchNorm statistics but the teacher has no BatchNorm; "
+                "collect a statistics file with `dfkd stats collect` and use it, or use a method "
+                "that needs no statistics"
+            )
+        if "teacher_features" in t.needs and not has_linear:
+            raise ConfigError(
+                f"term '{t.name}' needs the teacher's penultimate features, but the teacher "
+                "has no nn.Linear layer"
+            )
+    for p in parts.plugins.plugins:
+        if "teacher_features" in p.needs and not has_linear:
+            raise ConfigError(
+                f"plug-in '{p.name}' needs the teacher's penultimate features, but the teacher "
+                "has no final nn.Linear layer"
+            )
+
+
+def load_run_stats(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> TeacherStats | None:
+    """The run's statistics file, checked against the teacher; an error when a term needs one
+    and none was given."""
+    needing = [t.name for t in parts.synth_terms if "teacher_layers" in t.needs]
+    if needing and not cfg.stats:
+        raise ConfigError(
+            f"term '{needing[0]}' matches a statistics file; give one with --stats FILE (make it "
+            "with `dfkd stats collect`), or use a method that needs no statistics"
+        )
+    if not cfg.stats:
+        return None
+    stats = TeacherStats.load(cfg.stats)
+    stats.check(teacher)
+    return stats
+
+
+def feature_pairs(
+    parts: RunParts, teacher: nn.Module, student: nn.Module, data: Data
+) -> FeaturePairs | None:
+    """The teacher/student layer pairs (with adapters, on the CPU) the distillation terms
+    need, or ``None``."""
+    users = [t for t in parts.distill_terms if "feature_pairs" in t.needs]
+    if not users:
+        return None
+    layers = next((t.kwargs["layers"] for t in users if t.kwargs.get("layers")), None)
+    return FeaturePairs(teacher, student, data.input_shape, layers)
+
+
+def synthesis_needs_student(parts: RunParts) -> bool:
+    """Whether synthesis steps forward the student (its terms or any plug-in may use it)."""
+    return bool(parts.plugins) or "student" in needs_of(parts.synth_terms)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters live (the CPU for a model without parameters)."""
+    return next(model.parameters(), torch.empty(0)).device

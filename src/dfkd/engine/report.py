@@ -1,0 +1,151 @@
+"""Reporting: evaluations, the progress bar, ``history.csv``, ``samples.png``, the final
+metrics and the run's output files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..config import RunConfig
+from ..data import Data
+from ..evaluation.metrics import accuracy, agreement, last_k_mean, predict
+from ..evaluation.ood import METRICS as OOD_METRICS
+from ..evaluation.ood import DomainEval
+from ..io.files import atomic_write_text, save_state, write_json
+from ..io.images import save_class_grid
+from ..io.runs import clear_run_files, write_history
+from ..models.heads import Headed
+from .state import RunState
+
+CHECKPOINT = "checkpoint.safetensors"
+FinishHook = Callable[[nn.Module, dict[str, Any], Path], None]
+
+
+@dataclass
+class Reporter:
+    """Evaluates the deployed model on the test split (and extra domains) and writes the run's
+    files; only the global-zero process writes."""
+
+    cfg: RunConfig
+    data: Data
+    fabric: Any
+    domains: DomainEval | None
+    out_dir: Path | None
+    t_test: torch.Tensor
+    teacher_accuracy: float
+    teacher_domain: dict[str, float]
+
+    @classmethod
+    def build(
+        cls, cfg: RunConfig, data: Data, fabric: Any, teacher: nn.Module,
+        domains: DomainEval | None, out_dir: Path | None,
+    ) -> Reporter:  # fmt: skip
+        """Predict the teacher on the evaluation split once."""
+        with fabric.autocast():
+            t_test = predict(teacher, data.x_test, cfg.eval_batch_size, fabric.device)
+        bound = domains.bind_teacher(teacher, fabric.device) if domains else {}
+        return cls(cfg, data, fabric, domains, out_dir, t_test,
+                   accuracy(t_test, data.y_test), bound)  # fmt: skip
+
+    @property
+    def writes(self) -> bool:
+        return self.out_dir is not None and self.fabric.is_global_zero
+
+    def progress_bar(self, start_round: int) -> tqdm:
+        show = self.cfg.progress and self.fabric.is_global_zero
+        return tqdm(total=self.cfg.rounds, initial=start_round, desc=self.cfg.method,
+                    unit="round", disable=None if show else True, dynamic_ncols=True)  # fmt: skip
+
+    def start(self, clear_old: bool) -> None:
+        """A new run: the folder, cleared of an overwritten run's files, and ``config.yaml``."""
+        if not self.writes:
+            return
+        assert self.out_dir is not None
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if clear_old:
+            clear_run_files(self.out_dir)
+        atomic_write_text(self.out_dir / "config.yaml", self.cfg.to_yaml())
+
+    def evaluate(self, model: nn.Module, state: RunState, logs: dict[str, float]) -> dict:
+        """One row of the evaluation curve (appended to ``state.history``)."""
+        s_test = predict(model, self.data.x_test, self.cfg.eval_batch_size, self.fabric.device)
+        row = {
+            "round": state.round,
+            "step": state.step,
+            "student_accuracy": accuracy(s_test, self.data.y_test),
+            "agreement": agreement(s_test, self.t_test),
+            **(self.domains(model, self.fabric.device) if self.domains else {}),
+            "wall_s": state.timers["wall_s"],
+            **state.last_terms,
+            **logs,
+        }
+        state.history.append(row)
+        return row
+
+    def save_samples(self, shown: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+        """``samples.png``: the last distillation batch, by the teacher's predicted class."""
+        if self.writes and shown is not None:
+            assert self.out_dir is not None
+            x, predicted = shown
+            save_class_grid(self.out_dir / "samples.png", self.data.denormalize(x.float()),
+                            predicted.cpu(), self.data.num_classes)  # fmt: skip
+
+    def checkpoint(self, state: RunState) -> None:
+        """Write the run state (every process takes part in the barrier)."""
+        assert self.out_dir is not None
+        blob = state.state_dict()
+        if self.fabric.is_global_zero:
+            save_state(self.out_dir / CHECKPOINT, blob)
+        self.fabric.barrier()
+
+    def metrics(
+        self, state: RunState, student: nn.Module, deployed: nn.Module, teacher: nn.Module
+    ) -> dict:
+        """The final metrics (figures of the last evaluation; nothing selected)."""
+        final = state.history[-1] if state.history else {}
+        completed = bool(final) and final["round"] == self.cfg.rounds
+        counts = state.class_counts.cpu()
+        return {
+            "method": self.cfg.method,
+            "dataset": self.data.name,
+            "completed": completed,
+            "teacher_accuracy": self.teacher_accuracy,
+            "student_accuracy": final.get("student_accuracy", float("nan")),
+            "agreement": final.get("agreement", float("nan")),
+            "acc_last5": last_k_mean([h["student_accuracy"] for h in state.history], 5),
+            **({**self.domains.describe(), **self.teacher_domain} if self.domains else {}),
+            **{k: final[k] for k in OOD_METRICS if k in final},
+            "rounds": state.round,
+            "steps": state.step,
+            **{k: round(v, 3) for k, v in state.timers.items()},
+            "loss_terms": state.last_terms,
+            # teacher-predicted class shares of everything the student was distilled on
+            "synthetic_class_histogram": (counts / counts.sum().clamp_min(1)).tolist(),
+            "seed": self.cfg.seed,
+            "student_parameters": sum(p.numel() for p in student.parameters()),
+            **({"head": deployed.record()} if isinstance(deployed, Headed) else {}),
+            "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
+        }
+
+    def finish(
+        self, metrics: dict, state: RunState, deployed: nn.Module, on_finish: FinishHook | None
+    ) -> None:
+        """``history.csv``, the student's files and, last, ``metrics.json`` (a finished run)."""
+        if not (self.writes and metrics["completed"]):
+            return
+        assert self.out_dir is not None
+        write_history(self.out_dir / "history.csv", state.history)
+        if on_finish is not None:
+            on_finish(deployed, metrics, self.out_dir)
+        write_json(self.out_dir / "metrics.json", metrics)
+
+
+def short(terms: dict[str, float]) -> dict[str, str]:
+    """The first few logged values, formatted for the progress bar."""
+    return {k.replace("/", "_"): f"{v:.3g}" for k, v in list(terms.items())[:6]}
