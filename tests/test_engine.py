@@ -167,16 +167,18 @@ class Probe(Plugin):
     def __init__(self, factor: float = 0.5) -> None:
         super().__init__()
         self.factor = factor
-        self.calls = {"select": 0, "adjust": 0, "terms": 0, "round_end": 0}
+        self.calls = {"select": 0, "observe": 0, "adjust": 0, "terms": 0, "round_end": 0}
         self.seen_sizes: list[int] = []
 
     def select(self, batch: Batch) -> Batch:
         self.calls["select"] += 1
         assert batch.teacher_logits is not None
         keep = torch.arange(len(batch)) < int(len(batch) * self.factor)
-        out = batch.subset(keep)
-        out.weight = torch.ones(len(out))
-        return out
+        return batch.subset(keep).replace(weight=torch.ones(int(keep.sum())))
+
+    def observe(self, batch: Batch) -> None:
+        self.calls["observe"] += 1
+        self.seen_sizes.append(len(batch))
 
     def adjust_logits(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor:
         self.calls["adjust"] += 1
@@ -221,9 +223,10 @@ def test_plugin_hooks_are_called_and_their_values_used(
         overrides=FAST,
         plugins=["test_probe:factor=0.5"],
     )
-    probe = probe_plugins[-1]  # the instance the loop built (an earlier one only validated)
-    assert probe.calls == {"select": 24, "adjust": 24, "terms": 24, "round_end": 6}
-    assert set(probe.seen_sizes) == {16}  # half of batch 32 reached the student
+    assert len(probe_plugins) == 1  # the parts are assembled once
+    probe = probe_plugins[-1]
+    assert probe.calls == {"select": 24, "observe": 24, "adjust": 24, "terms": 24, "round_end": 6}
+    assert set(probe.seen_sizes) == {16}  # half of batch 32 reached the student (and observe)
     assert "test_probe/penalty" in m["loss_terms"]
     assert "test_probe/kept" in (tmp_path / "p" / "history.csv").read_text().splitlines()[0]
 

@@ -16,7 +16,8 @@ from dfkd.errors import ConfigError, DfkdError
 from dfkd.io.cards import load_model
 from dfkd.methods import METHODS
 from dfkd.plugins import build_plugins
-from dfkd.plugins.compensation import Compensated, KDCIHead, build_dictionary
+from dfkd.models.heads import Headed
+from dfkd.plugins.compensation import KDCIHead, build_dictionary
 
 from .conftest import assert_resume_matches, require_data
 from .test_methods import needs_stats_file
@@ -175,7 +176,7 @@ def test_kdci_composes_with_every_method(
     last = history(tmp_path)[-1]
     assert float(last["kdci/builds"]) >= 1 and 0 < float(last["kdci/prior_max"]) <= 1
     assert 0 < float(last["kdci/attention_entropy"]) <= torch.log(torch.tensor(8.0)).item() + 1e-6
-    assert "compensation" not in json.loads((tmp_path / "student.json").read_text())
+    assert "head" not in json.loads((tmp_path / "student.json").read_text())
 
 
 @pytest.mark.parametrize("other", ["gmm_selection", "atesc", "ood_escape", "confidence_weighting"])
@@ -198,15 +199,15 @@ def test_student_with_kept_head_round_trips(teacher_dir: Path, tmp_path: Path) -
                      plugins=[SMALL + ",keep=true,integration=mean"], overrides=SHORT,
                      progress=False)  # fmt: skip
     card = json.loads((tmp_path / "student.json").read_text())
-    comp = card["compensation"]
+    comp = card["head"]
     assert comp["kind"] == "kdci" and (tmp_path / comp["weights"]).is_file()
-    assert m["compensation"]["config"]["n"] == 8
-    assert m["compensation"]["config"]["integration"] == "mean"
+    assert m["head"]["config"]["n"] == 8
+    assert m["head"]["config"]["integration"] == "mean"
     model, _ = load_model(tmp_path)
-    assert isinstance(model, Compensated) and bool(model.head.built)
+    assert isinstance(model, Headed) and bool(model.head.built)
     x = torch.randn(5, 1, 8, 8, generator=G().manual_seed(0))
     trained = m["student"].eval()
-    assert isinstance(trained, Compensated)
+    assert isinstance(trained, Headed)
     with torch.no_grad():
         assert torch.allclose(model.eval()(x), trained(x), atol=1e-6)
         assert not torch.allclose(model(x), model.student(x))  # the head changes the answer
@@ -241,7 +242,8 @@ def test_substitute_method_distils_through_another_dataset(
     m = dfkd.distill(teacher_dir, "lenet5_half", "substitute", "digits", out=tmp_path,
                      substitute="mnist10k:fit=stretch", overrides=["rounds=10"],
                      progress=False)  # fmt: skip
-    assert m["completed"] and m["synthesis_s"] < 0.1 and m["student_accuracy"] > 0.3
+    assert m["completed"] and m["student_accuracy"] > 0.3
+    assert not any(k.startswith("synth/") for k in m["loss_terms"])  # nothing synthesised
     cfg = (tmp_path / "config.yaml").read_text()
     assert "mnist10k:fit=stretch" in cfg
 

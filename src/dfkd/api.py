@@ -14,26 +14,25 @@ from torch import nn
 
 from .config import (
     Component,
+    Layer,
     RunConfig,
     build_config,
     load_yaml,
     normalize_components,
     parse_overrides,
+    plugin_layer,
+    substitute_layer,
 )
 from .data import DATASETS, Data, load_dataset
 from .engine import run, seed_all
 from .errors import ConfigError, DfkdError
-from .evaluation.domains import TRIGGERS
 from .evaluation.metrics import accuracy, agreement, predict
 from .evaluation.ood import DomainEval
 from .io.cards import architecture_of, check_compatible, load_model, load_weights, save_model
 from .io.runs import check_out_dir
-from .losses.terms import TERMS
 from .methods import METHODS
-from .models import MODELS, create_model, is_factory_string
+from .models import create_model, is_factory_string
 from .plugins import PLUGINS, parse_plugin_spec
-from .sources import SOURCES
-from .teachers.nt import NT_KINDS
 from .teachers.stats import TeacherStats, collect_stats
 
 PluginSpec = str | dict[str, Any] | Component
@@ -44,10 +43,16 @@ def resolve_config(
     dataset: str | None = None,
     config: str | Path | dict[str, Any] | None = None,
     overrides: Sequence[str] = (),
+    *,
+    plugins: Sequence[PluginSpec] | None = None,
+    substitute: str | None = None,
+    saved: dict[str, Any] | None = None,
     **explicit: Any,
 ) -> RunConfig:
-    """Build the run config: method defaults → dataset preset → ``config`` → ``overrides`` →
-    explicit values (``None`` values are ignored)."""
+    """Build the run config from its layers, lowest first: method defaults → dataset preset →
+    ``saved`` (a resumed run's ``config.yaml``) → ``config`` → ``overrides`` → explicit values
+    (``None`` values are ignored) → ``plugins`` (appended, or merged into a plug-in of the same
+    name) → ``substitute`` (the substitute source's dataset)."""
     if isinstance(config, (str, Path)):
         user = load_yaml(config)
     else:
@@ -58,12 +63,19 @@ def resolve_config(
         top["method"] = method
     if dataset is not None:
         top.setdefault("data", {})["name"] = dataset
-    chosen = {**user, **over, **top}
-    name = chosen.get("method", RunConfig.method)
-    m = METHODS.get(name)
-    data_layer = {**(user.get("data") or {}), **(over.get("data") or {}), **(top.get("data") or {})}
+    base = normalize_components(copy.deepcopy(saved or {}))
+    chosen = {**base, **user, **over, **top}
+    m = METHODS.get(chosen.get("method", RunConfig.method))
+    data_layer = {}
+    for layer in (base, user, over, top):
+        data_layer.update(layer.get("data") or {})
     ds = data_layer.get("name", m.defaults.get("data", {}).get("name", "digits"))
-    return build_config(m.defaults, m.presets.get(ds, {}), user, over, top)
+    layers: list[Layer] = [m.defaults, m.presets.get(ds, {}), base, user, over, top]
+    if plugins:
+        layers.append(plugin_layer([_plugin_component(p) for p in plugins]))
+    if substitute is not None:
+        layers.append(substitute_layer(substitute))
+    return build_config(*layers)
 
 
 def load_checked(
@@ -83,19 +95,6 @@ def _plugin_component(p: PluginSpec) -> dict[str, Any]:
     if isinstance(p, dict):
         return {"name": p["name"], "args": dict(p.get("args", {}))}
     raise DfkdError(f"plug-in {p!r} must be a name, 'name:key=value' or a dict")
-
-
-def add_plugins(current: list[Component], extra: list[dict[str, Any]]) -> list[Component]:
-    """The method's plug-ins plus ``extra``: a plug-in already present keeps its place and takes
-    the new arguments (merged over its own); others are appended."""
-    out = [Component(c.name, dict(c.args)) for c in current]
-    for e in extra:
-        same = next((c for c in out if c.name == e["name"]), None)
-        if same is None:
-            out.append(Component(e["name"], dict(e["args"])))
-        else:
-            same.args.update(e["args"])
-    return out
 
 
 @dataclass
@@ -129,9 +128,9 @@ class SaveStudent:
 
 
 def distill(
-    teacher: str | Path | nn.Module,
-    student: str | nn.Module = "lenet5_half",
-    method: str | None = "kd",
+    teacher: str | Path | nn.Module | None = None,
+    student: str | nn.Module | None = None,
+    method: str | None = None,
     dataset: str | Data | None = None,
     *,
     out: str | Path | None = None,
@@ -153,11 +152,17 @@ def distill(
 ) -> dict[str, Any]:
     """Distil ``teacher`` into ``student`` with ``method`` and return the final metrics.
 
+    Every argument becomes a layer of the run's config (:func:`resolve_config`), so the
+    ``config.yaml`` written to ``out`` alone re-creates the run. With ``resume=True`` the saved
+    ``config.yaml`` is the base layer: ``distill(out=DIR, resume=True)`` continues the run, and
+    an argument that contradicts the saved config is refused, naming the difference.
+
     Args:
         teacher: a model card (``teacher.json`` or its folder), ``module:factory`` / registry name
-            with ``teacher_weights``, or an ``nn.Module``.
-        student: a registry name, ``module:factory``, or an initialised ``nn.Module``.
-        method: registered method (``dfkd.list_methods()``).
+            with ``teacher_weights``, or an ``nn.Module`` (default: the config's ``teacher``).
+        student: a registry name, ``module:factory``, or an initialised ``nn.Module``
+            (default: the config's ``student``, ``lenet5_half``).
+        method: registered method (``dfkd.list_methods()``; default: the config's, ``kd``).
         dataset: registered dataset name or a :class:`Data`; its test split is evaluated.
         out: output folder for config, metrics, history, checkpoint and the student's card.
         config: YAML path or dict layered over the method's defaults.
@@ -186,69 +191,72 @@ def distill(
         "seed": seed,
         "progress": progress,
         "stats": None if stats is None else str(stats),
+        "teacher": _model_name(teacher),
+        "teacher_weights": None if teacher_weights is None else str(teacher_weights),
+        "evaluate": {k: v for k, v in (("ood_dataset", ood_dataset), ("trigger", trigger)) if v}
+        or None,
+        "data": {"root": data_root} if data_root is not None else None,
     }
-    if isinstance(student, str):
-        explicit["student"] = {"name": student}
-    if isinstance(teacher, (str, Path)):
-        explicit["teacher"] = str(teacher)
-    if data_root is not None:
-        explicit["data"] = {"root": data_root}
-    extra_eval = {"ood_dataset": ood_dataset, "trigger": trigger}
-    if any(v is not None for v in extra_eval.values()):
-        explicit["evaluate"] = {k: v for k, v in extra_eval.items() if v is not None}
+    if student is not None:
+        explicit["student"] = {"name": _model_name(student)}
+    saved = load_yaml(Path(out) / "config.yaml") if resume and out is not None else None
     ds_name = dataset.name if isinstance(dataset, Data) else dataset
-    cfg = resolve_config(method, ds_name, config, overrides, **explicit)
-    if plugins is not None:
-        cfg.plugins = add_plugins(cfg.plugins, [_plugin_component(p) for p in plugins])
-    if substitute is not None:
-        if cfg.source.name != "substitute":
-            raise ConfigError(
-                f"--substitute names the data of method 'substitute'; method '{cfg.method}' "
-                f"draws from source '{cfg.source.name}'"
-            )
-        cfg.source.args["dataset"] = substitute
-    if isinstance(student, nn.Module):
-        cfg.student.name = f"python:{type(student).__module__}.{type(student).__qualname__}"
-    if isinstance(teacher, nn.Module):
-        cfg.teacher = f"python:{type(teacher).__module__}.{type(teacher).__qualname__}"
-
+    cfg = resolve_config(method, ds_name, config, overrides, plugins=plugins,
+                         substitute=substitute, saved=saved, **explicit)  # fmt: skip
     data = (
         dataset
         if isinstance(dataset, Data)
         else load_dataset(cfg.data.name, cfg.data.root, **cfg.data.args)
     )
-    t_model = load_checked(teacher, data, teacher_weights, "teacher")
+    t_model = _teacher_model(teacher, cfg, data)
     seed_all(cfg.seed)
-    if isinstance(student, nn.Module):
-        s_model, s_arch = student, architecture_of(student, None, None)
-    else:
-        c, h, w = data.input_shape
-        s_model = create_model(
-            cfg.student.name,
-            num_classes=data.num_classes,
-            in_channels=c,
-            image_size=(h, w),
-            **cfg.student.args,
-        )
-        s_arch = {"name": cfg.student.name, "args": dict(cfg.student.args)}
-        if cfg.student.weights:
-            load_weights(s_model, cfg.student.weights)
-    check_compatible(s_model, {}, data, "student")
+    s_model, s_arch = _student_model(student, cfg, data)
     cmd = command or " ".join(shlex.quote(a) for a in sys.argv)
-
     save_student = SaveStudent(s_arch, data, cfg.teacher, cfg.method, cmd)
+    return run(cfg, t_model, s_model, data, out, resume=resume, overwrite=overwrite,
+               stop_after_rounds=stop_after_rounds, on_finish=save_student)  # fmt: skip
 
-    return run(
-        cfg,
-        t_model,
-        s_model,
-        data,
-        out,
-        resume=resume,
-        overwrite=overwrite,
-        stop_after_rounds=stop_after_rounds,
-        on_finish=save_student,
-    )
+
+def _model_name(model: str | Path | nn.Module | None) -> str | None:
+    """How the config records a model given as a name, a path or a Python module."""
+    if model is None:
+        return None
+    if isinstance(model, nn.Module):
+        return f"python:{type(model).__module__}.{type(model).__qualname__}"
+    return str(model)
+
+
+def _teacher_model(teacher: str | Path | nn.Module | None, cfg: RunConfig, data: Data) -> nn.Module:
+    """The teacher: the module given, or loaded from the config's ``teacher`` (and weights)."""
+    if isinstance(teacher, nn.Module):
+        return load_checked(teacher, data, None, "teacher")
+    if cfg.teacher is None:
+        raise ConfigError("no teacher: pass --teacher CARD (or a module:factory with weights)")
+    if cfg.teacher.startswith("python:"):
+        raise ConfigError(
+            f"the run's teacher was a Python module ({cfg.teacher[7:]}); pass the module again"
+        )
+    return load_checked(cfg.teacher, data, cfg.teacher_weights, "teacher")
+
+
+def _student_model(
+    student: str | nn.Module | None, cfg: RunConfig, data: Data
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The initialised student and its architecture record (for its card)."""
+    if isinstance(student, nn.Module):
+        check_compatible(student, {}, data, "student")
+        return student, architecture_of(student, None, None)
+    if cfg.student.name.startswith("python:"):
+        raise ConfigError(
+            f"the run's student was a Python module ({cfg.student.name[7:]}); pass it again"
+        )
+    c, h, w = data.input_shape
+    model = create_model(cfg.student.name, num_classes=data.num_classes, in_channels=c,
+                         image_size=(h, w), **cfg.student.args)  # fmt: skip
+    if cfg.student.weights:
+        load_weights(model, cfg.student.weights)
+    check_compatible(model, {}, data, "student")
+    return model, {"name": cfg.student.name, "args": dict(cfg.student.args)}
 
 
 def evaluate(
@@ -329,17 +337,6 @@ def list_plugins(pattern: str = "*") -> list[str]:
     """Registered plug-in names."""
     return PLUGINS.names(pattern)
 
-
-REGISTRIES = {
-    "methods": METHODS,
-    "models": MODELS,
-    "datasets": DATASETS,
-    "plugins": PLUGINS,
-    "terms": TERMS,
-    "sources": SOURCES,
-    "triggers": TRIGGERS,
-    "nt_kinds": NT_KINDS,
-}
 
 __all__ = [
     "collect_teacher_stats",

@@ -30,12 +30,19 @@ def print_table(rows: list[tuple[str, str]], title: str | None = None) -> None:
     print("-" * (width + 24))
 
 
-def cmd_list(a: argparse.Namespace) -> int:
-    from .api import REGISTRIES
+def registries() -> dict[str, Any]:
+    """Every registry ``dfkd list`` shows, by kind (all of dfkd imported, so all registered)."""
+    import dfkd  # noqa: F401
 
-    kinds = [a.kind] if a.kind else list(REGISTRIES)
+    from .registry import registries as made
+
+    return made()
+
+
+def cmd_list(a: argparse.Namespace) -> int:
+    kinds = [a.kind] if a.kind else list(registries())
     for kind in kinds:
-        reg = REGISTRIES[kind]
+        reg = registries()[kind]
         print(f"{kind}:")
         if not len(reg):
             print("  (none registered)")
@@ -163,6 +170,8 @@ def _metrics_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
 def cmd_distill(a: argparse.Namespace) -> int:
     from .api import distill
 
+    if a.method is None and not a.resume:
+        raise DfkdError("name a method (dfkd list methods), or continue a run with --resume")
     m = distill(
         a.teacher,
         a.student,
@@ -333,20 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     sp = sub.add_parser("list", help="list registered methods, models, datasets, plug-ins, ...")
-    sp.add_argument(
-        "kind",
-        nargs="?",
-        choices=[
-            "methods",
-            "models",
-            "datasets",
-            "plugins",
-            "terms",
-            "sources",
-            "triggers",
-            "nt_kinds",
-        ],
-    )
+    sp.add_argument("kind", nargs="?", choices=list(registries()))
     sp.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'lenet*'")
     sp.set_defaults(fn=cmd_list)
 
@@ -405,9 +401,14 @@ def build_parser() -> argparse.ArgumentParser:
     tn.set_defaults(fn=cmd_teacher_train_nt)
 
     dp = sub.add_parser("distill", help="distil a teacher into a student")
-    dp.add_argument("method", help="registered method (dfkd list methods)")
     dp.add_argument(
-        "--teacher", required=True, help="teacher card (.json or folder) or module:factory"
+        "method", nargs="?", default=None,
+        help="registered method (dfkd list methods); with --resume, the saved run's",
+    )  # fmt: skip
+    dp.add_argument(
+        "--teacher",
+        default=None,
+        help="teacher card (.json or folder) or module:factory; with --resume, the saved run's",
     )
     dp.add_argument(
         "--teacher-weights", default=None, help="safetensors weights for a module:factory teacher"

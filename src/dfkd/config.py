@@ -12,6 +12,7 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -97,6 +98,7 @@ class RunConfig:
     method: str = "kd"
     seed: int = 0
     teacher: str | None = None
+    teacher_weights: str | None = None
     stats: str | None = None
     data: DataConfig = field(default_factory=DataConfig)
     student: ModelConfig = field(default_factory=ModelConfig)
@@ -362,11 +364,49 @@ def merge_layer(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
     return deep_merge(base, layer)
 
 
-def build_config(*layers: dict[str, Any]) -> RunConfig:
-    """Merge ``layers`` over the dataclass defaults and build a validated :class:`RunConfig`."""
+#: A config layer: a partial config merged over the layers below it, or an operation on the
+#: merged config so far (what ``--plugin`` and ``--substitute`` are).
+Layer = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def build_config(*layers: Layer) -> RunConfig:
+    """Apply ``layers`` over the dataclass defaults and build a validated :class:`RunConfig`."""
     merged: dict[str, Any] = RunConfig().to_dict()
     for layer in layers:
-        merged = merge_layer(merged, layer)
+        merged = layer(copy.deepcopy(merged)) if callable(layer) else merge_layer(merged, layer)
     cfg = from_dict(RunConfig, merged)
     cfg.validate()
     return cfg
+
+
+def plugin_layer(specs: list[dict[str, Any]]) -> Layer:
+    """The layer of ``--plugin`` flags: each plug-in is appended to the run's list, or — when
+    the list already names it (a method's own) — its arguments are merged over the existing
+    ones, in place."""
+
+    def apply(cfg: dict[str, Any]) -> dict[str, Any]:
+        current = normalize_components({"plugins": cfg.get("plugins") or []})["plugins"]
+        for spec in specs:
+            same = next((c for c in current if c["name"] == spec["name"]), None)
+            if same is None:
+                current.append({"name": spec["name"], "args": dict(spec.get("args") or {})})
+            else:
+                same["args"] = {**(same.get("args") or {}), **(spec.get("args") or {})}
+        return {**cfg, "plugins": current}
+
+    return apply
+
+
+def substitute_layer(spec: str) -> Layer:
+    """The layer of ``--substitute``: the dataset of a ``substitute`` source."""
+
+    def apply(cfg: dict[str, Any]) -> dict[str, Any]:
+        source = cfg.get("source") or {}
+        if source.get("name") != "substitute":
+            raise ConfigError(
+                f"--substitute names the data of method 'substitute'; method "
+                f"'{cfg.get('method')}' draws from source '{source.get('name')}'"
+            )
+        return merge_layer(cfg, {"source": {"args": {"dataset": spec}}})
+
+    return apply

@@ -31,8 +31,11 @@ class Registry(Generic[T]):
     """
 
     def __init__(self, kind: str) -> None:
+        if kind in _ALL:
+            raise ValueError(f"a registry of {kind} already exists")
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
+        _ALL[kind] = self
 
     def register(
         self, name: str, obj: T | None = None, *, doc: str | None = None, **tags: Any
@@ -88,6 +91,14 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {len(self)} entries)"
+
+
+_ALL: dict[str, Registry[Any]] = {}
+
+
+def registries() -> dict[str, Registry[Any]]:
+    """Every registry made so far, by kind, in order of creation (``dfkd list`` shows these)."""
+    return dict(_ALL)
 
 
 def _first_line(doc: str | None) -> str:

@@ -51,6 +51,22 @@ class Data:
     std: tuple[float, ...]
     class_names: list[str] = field(default_factory=list)
 
+    @classmethod
+    def input_space(
+        cls,
+        name: str,
+        shape: tuple[int, int, int],
+        num_classes: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+    ) -> Data:
+        """A dataset with no samples: only the input space a model expects (shape, classes,
+        normalisation) — what a model card says, for work that needs no data."""
+        empty = torch.empty(0, *shape)
+        none = torch.empty(0, dtype=torch.long)
+        return cls(name, empty, none, empty, none, num_classes, tuple(mean), tuple(std),
+                   [str(i) for i in range(num_classes)])  # fmt: skip
+
     @property
     def channels(self) -> int:
         return int(self.x_train.shape[1])

@@ -19,9 +19,10 @@ from ..teachers.stats import TeacherStats
 from ..teachers.taps import Taps, last_linear
 
 
-@dataclass(frozen=True)
+@dataclass
 class BoundTerm:
-    """A registered term with its weight and hyper-parameters."""
+    """A registered term with its weight and hyper-parameters (not a frozen dataclass, which
+    Fabric's process launcher refuses to pass; nothing changes one after binding)."""
 
     name: str
     fn: Callable[..., torch.Tensor]

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..config import RunConfig
 from ..errors import ConfigError, did_you_mean
-from ..schedules import cosine_decay
+from ..schedules import cosine_decay, set_lr
 
 SCHEDULES = ("constant", "cosine")
 
@@ -62,7 +62,4 @@ def lr_at(step: int, total: int, cfg: RunConfig) -> float:
     return cosine_decay(o.lr, (step - o.warmup_steps) / max(1, total - o.warmup_steps), o.min_lr)
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set every parameter group's learning rate."""
-    for g in optimizer.param_groups:
-        g["lr"] = lr
+__all__ = ["OPTIMIZERS", "SCHEDULES", "lr_at", "make_optimizer", "set_lr"]

@@ -13,7 +13,7 @@ from ..config import RunConfig
 from ..data import Data
 from ..errors import ConfigError
 from ..evaluation.ood import DomainEval
-from ..methods import METHODS, Method
+from ..methods import METHODS
 from ..plugins import PluginSet, build_plugins
 from ..sources import Source, build_source
 from ..teachers.stats import TeacherStats
@@ -25,9 +25,8 @@ from .pairs import FeaturePairs
 
 @dataclass
 class RunParts:
-    """Everything built and checked before the loop starts."""
+    """Everything built and checked before the loop starts (passed to every process)."""
 
-    method: Method
     source: Source
     plugins: PluginSet
     synth_terms: list[BoundTerm]
@@ -55,9 +54,14 @@ def build_parts(cfg: RunConfig) -> RunParts:
             raise ConfigError(
                 f"term '{t.name}' needs labels but source '{cfg.source.name}' has none"
             )
+        if "targets" in t.needs and not source.has_targets:
+            raise ConfigError(
+                f"term '{t.name}' needs target classes; source '{cfg.source.name}' gives none "
+                "(set source.args.targets=true on the pixels source)"
+            )
     plugins = PluginSet(build_plugins(cfg.plugins))
     plugins.check(method, source)
-    return RunParts(method, source, plugins, synth, distill)
+    return RunParts(source, plugins, synth, distill)
 
 
 def assemble(cfg: RunConfig, teacher: nn.Module, student: nn.Module, data: Data) -> RunParts:

@@ -19,6 +19,7 @@ from .generator import (
     information_entropy_loss,
     one_hot_loss,
 )
+from .kd import cross_entropy
 from .priors import input_gradient_penalty, l2_prior, total_variation
 from .spectral import spectral_stat_loss
 from .terms import StepContext, register_term
@@ -28,6 +29,16 @@ from .terms import StepContext, register_term
 def one_hot_term(ctx: StepContext) -> torch.Tensor:
     """Teacher cross-entropy against its own argmax (class prior of DAFL / DFQ)."""
     return one_hot_loss(ctx.teacher_logits)
+
+
+@register_term("class_target", phase="synth", needs=("targets",))
+def class_target_term(ctx: StepContext) -> torch.Tensor:
+    """Teacher cross-entropy against the target class the source gave each image
+    (DeepInversion's original class prior; needs a source with ``targets``)."""
+    targets = ctx.extras.get("targets")
+    if targets is None:
+        raise DfkdError("term 'class_target' needs target classes; use source pixels:targets=true")
+    return cross_entropy(ctx.teacher_logits, targets)
 
 
 @register_term("info_entropy", phase="synth")

@@ -134,7 +134,8 @@ class SourceEnv:
 
 
 class Source:
-    """Base class. Subclasses set ``synthesizes`` and ``has_labels`` and implement what they need.
+    """Base class. Subclasses set ``synthesizes``, ``has_labels`` (and ``has_targets``) and
+    implement what they need.
 
     ``draw()`` returns a differentiable synthetic batch and ``update(loss)`` steps the source's
     own parameters (synthesis phase); ``sample(n)`` returns a batch without gradient (distillation
@@ -145,6 +146,8 @@ class Source:
 
     synthesizes: bool = False
     has_labels: bool = False
+    #: whether synthetic batches carry target classes (``batch.extras["targets"]``)
+    has_targets: bool = False
 
     def setup(self, env: SourceEnv) -> None:
         """Called once before the loop."""

@@ -29,6 +29,11 @@ class PixelInversion(Source):
         replay_shift: random translation (up to this many pixels, black fill) of the images the
             student replays from the bank; 0 = none. The teacher labels the augmented image.
         replay_flip: random horizontal flips of the replayed images.
+        init: initial pixels — ``normal`` (Gaussian noise of ``init_std`` in normalised units)
+            or ``uniform`` (uniform noise over the pixel range ``[0, 1]``, normalised).
+        targets: give each image of the batch a target class (``0, 1, …`` in turn) in
+            ``batch.extras["targets"]``, for the ``class_target`` term (DeepInversion's original
+            form; the audit's inverted probes).
     """
 
     synthesizes = True
@@ -44,9 +49,14 @@ class PixelInversion(Source):
         init_std: float = 1.0,
         replay_shift: int = 0,
         replay_flip: bool = False,
+        init: str = "normal",
+        targets: bool = False,
     ) -> None:
         if replay_shift < 0:
             raise ConfigError(f"source 'pixels': replay_shift must be ≥ 0, got {replay_shift}")
+        if init not in ("normal", "uniform"):
+            raise ConfigError(f"source 'pixels': init must be 'normal' or 'uniform', got {init!r}")
+        self.init, self.has_targets = init, bool(targets)
         self.lr, self.betas, self.jitter, self.flip = lr, tuple(betas), jitter, flip
         self.bank_capacity, self.synth_batch_size, self.init_std = bank, synth_batch_size, init_std
         self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
@@ -61,9 +71,15 @@ class PixelInversion(Source):
         self.bank = MemoryBank(self.bank_capacity)
         self.pixels: torch.Tensor | None = None
         self.steps_on_batch = 0
+        n = self.shape[0]
+        self.targets = env.fabric.to_device(torch.arange(n) % env.data.num_classes)
 
     def _fresh(self) -> None:
-        x = torch.randn(self.shape, generator=self.gen) * self.init_std
+        if self.init == "uniform":
+            low, high = self.low.cpu(), self.high.cpu()
+            x = low + torch.rand(self.shape, generator=self.gen) * (high - low)
+        else:
+            x = torch.randn(self.shape, generator=self.gen) * self.init_std
         self.pixels = self.fabric.to_device(x).requires_grad_(True)
         self.opt = torch.optim.Adam([self.pixels], lr=self.lr, betas=self.betas)
         self.steps_on_batch = 0
@@ -77,7 +93,7 @@ class PixelInversion(Source):
             x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
         if self.flip and bool(torch.rand(1, generator=self.gen) < 0.5):
             x = x.flip(3)
-        return Batch(x=x)
+        return Batch(x=x, extras={"targets": self.targets} if self.has_targets else {})
 
     def update(self, loss: torch.Tensor) -> None:
         self.opt.zero_grad(set_to_none=True)

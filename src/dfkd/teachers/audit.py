@@ -16,102 +16,85 @@ teacher toward every class, with its BatchNorm statistics when it has them):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..data import load_dataset
+from ..data import Data, load_dataset
+from ..engine.objective import bind_terms, needs_of, teacher_taps, weighted_sum
 from ..errors import DfkdError
 from ..evaluation.domains import from_pixels
 from ..io.cards import card_path, load_model
-from ..losses.bn import bn_stat_loss
-from ..losses.priors import total_variation
+from ..losses.terms import StepContext
 from ..plugins.atesc import ATEsc
+from ..sources import SourceEnv, build_source
 from .robustness import PGDProbe
-from .taps import Taps, bn_layers
+from .taps import bn_layers
 from .train import freeze
-
-
-@dataclass
-class InputSpace:
-    """What the audit needs to know about the teacher's inputs."""
-
-    shape: tuple[int, int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    num_classes: int
-
-    def normalize(self, p: torch.Tensor) -> torch.Tensor:
-        return from_pixels(p, self.mean, self.std)
-
-    @property
-    def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.normalize(torch.zeros(1, self.shape[0], 1, 1)), self.normalize(
-            torch.ones(1, self.shape[0], 1, 1)
-        )
 
 
 def load_for_audit(
     teacher: str | Path | nn.Module, dataset: str | None = None, data_root: str | None = None
-) -> tuple[nn.Module, InputSpace]:
-    """The teacher and its input space: from its card (no data needed), or from ``dataset``'s
-    metadata for a ``module:factory`` teacher or a module."""
+) -> tuple[nn.Module, Data]:
+    """The teacher and its input space: from its card (no data is read), or from
+    ``dataset`` for a ``module:factory`` teacher or a module."""
     cp = None if isinstance(teacher, nn.Module) else card_path(str(teacher))
     if cp is not None and dataset is None:
         model, card = load_model(str(teacher))
         norm = card.get("normalization") or {}
         if "mean" not in norm:
             raise DfkdError(f"card '{cp}' has no normalization; pass --dataset")
-        space = InputSpace(
-            tuple(card["input_shape"]),
-            tuple(norm["mean"]),
-            tuple(norm["std"]),
-            card["num_classes"],
-        )
+        space = Data.input_space(card.get("dataset") or "card", tuple(card["input_shape"]),
+                                 card["num_classes"], norm["mean"], norm["std"])  # fmt: skip
         return model, space
     if dataset is None:
         raise DfkdError("this teacher has no card; pass --dataset to give its input shape")
     data = load_dataset(dataset, data_root)
     model, _ = load_model(teacher if isinstance(teacher, nn.Module) else str(teacher), data)
-    return model, InputSpace(data.input_shape, data.mean, data.std, data.num_classes)
+    return model, data
 
 
-def noise_probes(space: InputSpace, n: int, gen: torch.Generator) -> torch.Tensor:
+def noise_probes(space: Data, n: int, gen: torch.Generator) -> torch.Tensor:
     """Uniform pixel noise, normalised."""
-    return space.normalize(torch.rand(n, *space.shape, generator=gen))
+    return from_pixels(torch.rand(n, *space.input_shape, generator=gen), space.mean, space.std)
+
+
+#: The inversion of the audit's probes: a pixel source with a target class per image, and the
+#: terms (with weights) it is optimised on.
+PROBE_SOURCE = {"lr": 0.1, "betas": [0.9, 0.999], "jitter": 0, "init": "uniform",
+                "targets": True}  # fmt: skip
+PROBE_TERMS = {"class_target": {"weight": 1.0}, "tv": {"weight": 1e-3},
+               "bn_stats": {"weight": 0.1}}  # fmt: skip
 
 
 def inverted_probes(
-    teacher: nn.Module, space: InputSpace, n: int, gen: torch.Generator, steps: int = 100
+    teacher: nn.Module, space: Data, n: int, seed: int = 0, steps: int = 100
 ) -> torch.Tensor:
-    """Images optimised from noise toward classes ``0, 1, …`` in turn (cross-entropy, a small
-    total-variation prior, and the teacher's BatchNorm statistics when it has them)."""
-    low, high = space.bounds
-    x = space.normalize(torch.rand(n, *space.shape, generator=gen)).requires_grad_(True)
-    y = torch.arange(n) % space.num_classes
-    opt = torch.optim.Adam([x], lr=0.1)
-    use_bn = bool(bn_layers(teacher))
+    """Images inverted from uniform noise toward classes ``0, 1, …`` in turn by the engine's
+    pixel source and synthesis terms (:data:`PROBE_SOURCE`, :data:`PROBE_TERMS`; the BatchNorm
+    term only when the teacher has BatchNorm)."""
+    from lightning_fabric import Fabric
+
+    specs = {k: v for k, v in PROBE_TERMS.items() if k != "bn_stats" or bn_layers(teacher)}
+    terms = bind_terms(specs, "synth")
+    source = build_source("pixels", {**PROBE_SOURCE, "synth_batch_size": n})
+    fabric = Fabric(accelerator="cpu", devices=1)
+    source.setup(SourceEnv(fabric=fabric, data=space, teacher=teacher, student=teacher,
+                           batch_size=n, seed=seed))  # fmt: skip
     for _ in range(steps):
-        with Taps(teacher, bn=use_bn) as taps:
-            loss = F.cross_entropy(teacher(x), y) + 1e-3 * total_variation(x)
-            if use_bn:
-                loss = loss + 0.1 * bn_stat_loss(
-                    list(taps.bn.values()), list(taps.bn_refs.values())
-                )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            x.copy_(torch.max(torch.min(x, high), low))
-    return x.detach()
+        batch = source.draw()
+        with teacher_taps(teacher, needs_of(terms)) as taps:
+            t_logits = teacher(batch.x)
+        ctx = StepContext("synth", batch.x, t_logits, taps=taps.as_context() if taps else {},
+                          extras=batch.extras)  # fmt: skip
+        source.update(weighted_sum(terms, ctx, {})[0])
+    return source.draw().x.detach()
 
 
 def probe_signals(
-    teacher: nn.Module, x: torch.Tensor, space: InputSpace, probe: PGDProbe
+    teacher: nn.Module, x: torch.Tensor, space: Data, probe: PGDProbe
 ) -> dict[str, float]:
     """The audit's signals on one probe set (see the module docstring)."""
     low, high = space.bounds
@@ -189,17 +172,17 @@ def audit_teacher(
     model, space = load_for_audit(teacher, dataset, data_root)
     model = freeze(model)
     gen = torch.Generator().manual_seed(seed)
-    probe = ATEsc.default_probe(min(space.shape[1:]))
+    probe = ATEsc.default_probe(min(space.image_size))
     bns = bn_layers(model)
     sets = {
         "noise": noise_probes(space, probes, gen),
-        "inverted": inverted_probes(model, space, probes, gen, steps),
+        "inverted": inverted_probes(model, space, probes, seed, steps),
     }
     signals = {k: probe_signals(model, x, space, probe) for k, x in sets.items()}
     return {
         "teacher": str(teacher) if not isinstance(teacher, nn.Module) else type(teacher).__name__,
         "batchnorm_layers": len(bns),
-        "input_shape": list(space.shape),
+        "input_shape": list(space.input_shape),
         "probe": {
             "eps": probe.eps,
             "step": probe.step,

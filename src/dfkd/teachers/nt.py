@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import shlex
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,18 +21,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from ..data import Data, load_dataset
 from ..errors import ConfigError
 from ..evaluation.domains import Trigger, load_ood_domain
 from ..evaluation.metrics import accuracy, predict
 from ..evaluation.ood import DomainEval
-from ..io.cards import architecture_of, load_model, save_model
-from ..io.runs import check_out_dir, clear_run_files
+from ..io.cards import load_model
+from ..io.runs import check_out_dir
 from ..losses.ntl import gaussian_mmd, ntl_loss, style_mix
 from ..models import create_model
 from ..registry import Registry
+from .fit import fit_classifier, save_teacher, unwrap
 from .taps import Taps, bn_layers, last_linear
 
 
@@ -301,35 +300,18 @@ def train_nt_teacher(
                            **(model_args or {}))  # fmt: skip
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     net, opt = fabric.setup(net, opt)
-    n = len(data.y_train)
-    steps = epochs * math.ceil(n / batch_size)
-    t0, step = time.perf_counter(), 0
-    logs: dict[str, float] = {}
-    bar = tqdm(range(epochs), desc=f"NT teacher ({kind})", disable=None if progress else True,
-               leave=False)  # fmt: skip
-    for _ in bar:
-        net.train()
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
-            if len(idx) < 2:
-                continue
-            j = torch.randint(len(pool_y), (len(idx),), generator=gen)
-            b = NTInputs(
-                *fabric.to_device((data.x_train[idx], data.y_train[idx], pool_x[j], pool_t[j])),
-                step=step,
-            )
-            for g in opt.param_groups:
-                g["lr"] = lr * lr_decay**step
-            parts = nt.loss(net, b, data.num_classes)
-            opt.zero_grad(set_to_none=True)
-            fabric.backward(parts["loss"])
-            opt.step()
-            step += 1
-            logs = {k: float(v.detach()) for k, v in parts.items()}
-        bar.set_postfix(**{k: f"{v:.3g}" for k, v in logs.items()})
-    train_s = time.perf_counter() - t0
-    module = net.module if hasattr(net, "module") else net
+
+    def step_loss(idx: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        j = torch.randint(len(pool_y), (len(idx),), generator=gen)
+        batch = (data.x_train[idx], data.y_train[idx], pool_x[j], pool_t[j])
+        return nt.loss(net, NTInputs(*fabric.to_device(batch), step=step), data.num_classes)
+
+    fit = fit_classifier(
+        fabric, net, opt, step_loss, n=len(data.y_train), epochs=epochs, batch_size=batch_size,
+        gen=gen, lr_at=lambda step: lr * lr_decay**step, desc=f"NT teacher ({kind})",
+        progress=progress, min_batch=2,
+    )  # fmt: skip
+    module = unwrap(net)
     module.eval()
     evaluator = DomainEval(data, domain, trig)
     nt_metrics = {k.removeprefix("teacher_"): v for k, v in evaluator.bind_teacher(module).items()}
@@ -351,20 +333,15 @@ def train_nt_teacher(
             "lr_decay": lr_decay,
             "init": str(init) if init else None,
             "seed": seed,
-            "steps": step,
-            "planned_steps": steps,
-            "wall_s": round(train_s, 2),
-            "final_terms": logs,
+            "steps": fit.steps,
+            "planned_steps": epochs * math.ceil(len(data.y_train) / batch_size),
+            "wall_s": round(fit.wall_s, 2),
+            "final_terms": fit.logs,
         },
         "command": command or " ".join(shlex.quote(a) for a in sys.argv),
     }
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if overwrite:
-            clear_run_files(out_dir)
-        path = save_model(out_dir, "teacher", module.cpu(), role="teacher", data=data,
-                          architecture=architecture_of(module, model, model_args),
-                          extra=card)  # fmt: skip
-        card = {**card, "path": str(path)}
+        card = save_teacher(out_dir, module, data, card, model=model, model_args=model_args,
+                            overwrite=overwrite)  # fmt: skip
     card["model"] = module
     return card

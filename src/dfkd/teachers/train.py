@@ -5,22 +5,20 @@ from __future__ import annotations
 import math
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from ..data import Data, load_dataset
 from ..data.augment import random_flip, random_shift
 from ..errors import ConfigError
 from ..evaluation.metrics import accuracy, predict
-from ..io.cards import architecture_of, save_model
-from ..io.runs import check_out_dir, clear_run_files
+from ..io.runs import check_out_dir
 from ..models import create_model
+from .fit import fit_classifier, save_teacher, unwrap
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -77,40 +75,24 @@ def train_teacher(
         net.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True
     )
     net, opt = fabric.setup(net, opt)
-    n = len(data.y_train)
-    steps_per_epoch = math.ceil(n / batch_size)
-    total = epochs * steps_per_epoch
     low, _ = data.bounds
-    t0 = time.perf_counter()
-    step = 0
-    bar = tqdm(
-        range(epochs),
-        desc=f"teacher {model} on {data.name}",
-        disable=None if progress else True,
-        leave=False,
-    )
-    for _ in bar:
-        net.train()
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
-            x, y = data.x_train[idx], data.y_train[idx]
-            x = random_shift(x, shift, low, gen)
-            if flip:
-                x = random_flip(x, gen)
-            x, y = fabric.to_device((x, y))
-            for g in opt.param_groups:
-                g["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / total))
-            loss = F.cross_entropy(net(x), y)
-            opt.zero_grad(set_to_none=True)
-            fabric.backward(loss)
-            opt.step()
-            step += 1
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-    train_s = time.perf_counter() - t0
-    logits = predict(net.module if hasattr(net, "module") else net, data.x_test)
-    acc = accuracy(logits, data.y_test)
-    module = net.module if hasattr(net, "module") else net
+    total = epochs * math.ceil(len(data.y_train) / batch_size)
+
+    def step_loss(idx: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        x, y = data.x_train[idx], data.y_train[idx]
+        x = random_shift(x, shift, low, gen)
+        if flip:
+            x = random_flip(x, gen)
+        x, y = fabric.to_device((x, y))
+        return {"loss": F.cross_entropy(net(x), y)}
+
+    fit = fit_classifier(
+        fabric, net, opt, step_loss, n=len(data.y_train), epochs=epochs, batch_size=batch_size,
+        gen=gen, lr_at=lambda step: 0.5 * lr * (1 + math.cos(math.pi * step / total)),
+        desc=f"teacher {model} on {data.name}", progress=progress,
+    )  # fmt: skip
+    module = unwrap(net)
+    acc = accuracy(predict(module, data.x_test), data.y_test)
     card: dict[str, Any] = {
         "test_accuracy": acc,
         "train": {
@@ -121,24 +103,13 @@ def train_teacher(
             "shift": shift,
             "flip": flip,
             "seed": seed,
-            "steps": step,
-            "wall_s": round(train_s, 2),
+            "steps": fit.steps,
+            "wall_s": round(fit.wall_s, 2),
         },
         "command": command or " ".join(shlex.quote(a) for a in sys.argv),
     }
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if overwrite:
-            clear_run_files(out_dir)
-        path = save_model(
-            out_dir,
-            "teacher",
-            module.cpu(),
-            role="teacher",
-            data=data,
-            architecture=architecture_of(module, model, model_args),
-            extra=card,
-        )
-        card = {**card, "path": str(path)}
+        card = save_teacher(out_dir, module, data, card, model=model, model_args=model_args,
+                            overwrite=overwrite)  # fmt: skip
     card["model"] = module
     return card
