@@ -15,8 +15,8 @@ from dfkd.data.base import data_root
 from dfkd.errors import ConfigError, DfkdError
 from dfkd.io.cards import load_model
 from dfkd.methods import METHODS
-from dfkd.plugins import build_plugins
 from dfkd.models.heads import Headed
+from dfkd.plugins import build_plugins
 from dfkd.plugins.compensation import KDCIHead, build_dictionary
 
 from .conftest import assert_resume_matches, require_data
