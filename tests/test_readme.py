@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import dfkd
 from dfkd.losses import TERMS
 from dfkd.plugins import PLUGINS
 
@@ -30,8 +31,15 @@ def test_readme_extension_example_runs(teacher_dir: Path) -> None:
     code = block.replace('"runs/t-mnist"', repr(str(teacher_dir))).replace('"mnist10k"', '"digits"')
     code = code.replace("overrides=[", 'overrides=["rounds=2", "kd_steps=3", ')
     code = code.replace("plugins=[", "progress=False, plugins=[")
+    scope: dict = {}
     try:
-        exec(compile(code, "README.md", "exec"), {})
+        exec(compile(code, "README.md", "exec"), scope)
+        metrics = scope["metrics"]
+        assert metrics["completed"] and metrics["steps"] == 6
+        assert metrics["loss_terms"]["logit_norm"] > 0  # the new term is in the objective
+        with pytest.raises(dfkd.ConfigError, match="option 'threshold' must be float"):
+            dfkd.distill(teacher_dir, "lenet5_half", "kd", "digits",
+                         plugins=["keep_confident:threshold=abc"])  # fmt: skip
     finally:
         TERMS.unregister("logit_norm")
         PLUGINS.unregister("keep_confident")
@@ -39,16 +47,12 @@ def test_readme_extension_example_runs(teacher_dir: Path) -> None:
 
 @pytest.mark.parametrize("pattern", [r"dfkd\.(\w+)\("])
 def test_readme_python_api_names_exist(pattern: str) -> None:
-    import dfkd
-
     for block in _python_blocks():
         for name in re.findall(pattern, block):
             assert hasattr(dfkd, name), name
 
 
 def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dfkd
-
     (block,) = [b for b in _python_blocks() if "collect_teacher_stats" in b]
     code = block.replace('"mnist10k"', '"digits"').replace("epochs=20", "epochs=3")
     code = code.replace("image_size=28", "image_size=8").replace("dfkd.distill(", "short(")

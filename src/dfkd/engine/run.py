@@ -95,9 +95,11 @@ def saved_state(cfg: RunConfig, out_dir: Path) -> dict[str, Any] | None:
 
 
 def config_diff(a: Any, b: Any, path: str = "") -> str | None:
-    """The first key where two config dicts differ, as ``'key' (saved …, now …)``."""
+    """The first key where two config dicts differ, as ``'key' (saved …, now …)``; plain values
+    are compared before nested sections, so a changed ``method`` is named as such."""
     if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b)):
+        keys = set(a) | set(b)
+        for k in sorted(keys, key=lambda k: (isinstance(a.get(k, b.get(k)), dict), k)):
             d = config_diff(a.get(k), b.get(k), f"{path}.{k}" if path else k)
             if d:
                 return d
