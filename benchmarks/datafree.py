@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import results_doc, run_meta
+from common import header, pct, results_doc, run_meta
 
 import dfkd
 
@@ -61,10 +61,6 @@ KEEP = (
     "distill_s",
     "synthetic_class_histogram",
 )
-
-
-def pct(v: float) -> str:
-    return f"{100 * v:.2f}"
 
 
 def balance(hist: list[float]) -> float:
@@ -149,15 +145,16 @@ def merge(old: dict | None, new: dict) -> dict:
 
 def markdown(meta: dict, rows: dict) -> str:
     lines = [
-        "# Data-free benchmark",
-        "",
-        f"Command: `{meta['command']}` (torch {meta['torch']}, {meta['threads']} threads, "
-        f"{meta['machine']}). Student `{STUDENT}`, seed 0, each method's registered preset for "
-        "the dataset (no overrides). Final test-split evaluation, no checkpoint selection; "
-        "`last5` = mean of the last five evaluations. `balance` = normalised entropy of the "
-        "teacher-predicted class shares of the synthetic data (1 = balanced). KD = classical KD "
-        "on the real training data (the ceiling).",
-        "",
+        *header(
+            "Data-free benchmark",
+            meta,
+            f"Student `{STUDENT}`, seed 0, each method's registered preset for "
+            "the dataset (no overrides). Final test-split evaluation, no checkpoint selection; "
+            "`last5` = mean of the last five evaluations. `balance` = normalised entropy of the "
+            "teacher-predicted class shares of the synthetic data (1 = balanced). KD = classical "
+            "KD "
+            "on the real training data (the ceiling).",
+        ),
     ]
     for name, r in rows.items():
         kd = r.get("kd")

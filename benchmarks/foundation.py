@@ -16,7 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
-from common import run_meta
+from common import pct, run_meta
 
 import dfkd
 
@@ -28,10 +28,6 @@ SETTINGS = [
     # ... and a stronger, augmented teacher: shows where the small student's capacity ends
     ("fashion-mnist", "lenet5", 30, 2, "lenet5_half"),
 ]
-
-
-def pct(v: float) -> str:
-    return f"{100 * v:.2f}"
 
 
 def main() -> None:

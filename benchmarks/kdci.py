@@ -28,8 +28,16 @@ import statistics
 import time
 from pathlib import Path
 
-from common import results_doc, run_meta
-from teacher_agnostic import EPOCHS, budget_overrides, budget_rounds, finished_run
+from common import (
+    TEACHER_EPOCHS,
+    budget_overrides,
+    budget_rounds,
+    finished_run,
+    header,
+    pm,
+    results_doc,
+    run_meta,
+)
 
 import dfkd
 
@@ -64,7 +72,7 @@ ORDER = [*VARIANTS, *ABLATIONS, *OPTIONS]
 def teacher(ds: str, out: Path) -> Path:
     path = out / ds / "teachers" / "lenet5-s0"
     if not (path / "teacher.json").exists():
-        dfkd.train_teacher(ds, "lenet5", EPOCHS[ds], path, seed=0, progress=False)
+        dfkd.train_teacher(ds, "lenet5", TEACHER_EPOCHS[ds], path, seed=0, progress=False)
     return path
 
 
@@ -187,13 +195,6 @@ def main() -> None:
     print((res / "kdci.md").read_text())
 
 
-def pm(v: list[float] | None, scale: float = 100.0, digits: int = 2) -> str:
-    if v is None:
-        return "–"
-    mean, std = v
-    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
-
-
 def row_order(r: dict) -> tuple[int, int, int]:
     """Rows by dataset, then method, then variant, in the order this script declares them."""
 
@@ -206,22 +207,24 @@ def row_order(r: dict) -> tuple[int, int, int]:
 def markdown(doc: dict) -> str:
     meta = doc["meta"]
     lines = [
-        "# KDCI on every method",
-        "",
-        f"Command: `{meta['command']}` (torch {meta['torch']}, {meta['threads']} threads, "
-        f"{meta['machine']}). Teacher `lenet5` (seed 0), student `lenet5_half`, "
-        f"{meta['steps']} student steps per run (each method's preset, rounds scaled), seeds "
-        f"{', '.join(map(str, meta['seeds']))}. `kdci` at its defaults (N = 64 prototypes of the "
-        "teacher's logits from 4,096 substitute samples, additive attention, raw student at test "
-        "time) unless the variant names an option (`kdci:...` in the JSON's `plugins`); "
-        '"kept" rows evaluate the compensated student. Final accuracy (mean ± std over '
-        "seeds), never selected. Class TV: total-variation "
-        "distance of the teacher-labelled class histogram of everything the student was "
-        "distilled on from uniform (0 = balanced). Peak RSS: the process's resident-memory "
-        "high-water mark during the run. P(z) max and λ entropy: the largest prototype share "
-        "and the mean entropy of the attention (nats; log N when uniform: 4.16 at N = 64, "
-        "2.30 at N = 10) in the last round, as `kdci` logs them.",
-        "",
+        *header(
+            "KDCI on every method",
+            meta,
+            f"Teacher `lenet5` (seed 0), student `lenet5_half`, "
+            f"{meta['steps']} student steps per run (each method's preset, rounds scaled), seeds "
+            f"{', '.join(map(str, meta['seeds']))}. `kdci` at its defaults (N = 64 prototypes of "
+            "the "
+            "teacher's logits from 4,096 substitute samples, additive attention, raw student at "
+            "test "
+            "time) unless the variant names an option (`kdci:...` in the JSON's `plugins`); "
+            '"kept" rows evaluate the compensated student. Final accuracy (mean ± std over '
+            "seeds), never selected. Class TV: total-variation "
+            "distance of the teacher-labelled class histogram of everything the student was "
+            "distilled on from uniform (0 = balanced). Peak RSS: the process's resident-memory "
+            "high-water mark during the run. P(z) max and λ entropy: the largest prototype share "
+            "and the mean entropy of the attention (nats; log N when uniform: 4.16 at N = 64, "
+            "2.30 at N = 10) in the last round, as `kdci` logs them.",
+        ),
         "| dataset | method | variant | final acc % | last-5 acc % | class TV | s | peak RSS MB "
         "| P(z) max | λ entropy |",
         "|---|---|---|---|---|---|---|---|---|---|",

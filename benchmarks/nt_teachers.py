@@ -19,8 +19,8 @@ import json
 import time
 from pathlib import Path
 
-from common import results_doc, run_meta
-from teacher_agnostic import budget_overrides, budget_rounds, finished_run
+import common
+from common import budget_overrides, budget_rounds, finished_run, header, results_doc, run_meta
 
 import dfkd
 
@@ -171,20 +171,21 @@ def main() -> None:
 
 
 def pct(v: float | None) -> str:
-    return "–" if v is None or v != v else f"{100 * v:.1f}"
+    return common.pct(v, 1)
 
 
 def markdown(doc: dict) -> str:
     meta = doc["meta"]
     lines = [
-        "# Non-transferable teachers: the OOD trap and the escapes",
-        "",
-        f"Command: `{meta['command']}` (torch {meta['torch']}, {meta['threads']} threads, "
-        f"{meta['machine']}). MNIST-10k, teachers `lenet5`, students `lenet5_half`, "
-        f"{meta['steps']} student steps per run (each method's MNIST-10k preset, rounds scaled). "
-        "Final evaluation only. OOD domains: sklearn digits in MNIST framing (close-set), "
-        "Fashion-MNIST (open-set); triggers: `grid` watermark, `square:target=0` backdoor.",
-        "",
+        *header(
+            "Non-transferable teachers: the OOD trap and the escapes",
+            meta,
+            f"MNIST-10k, teachers `lenet5`, students `lenet5_half`, "
+            f"{meta['steps']} student steps per run (each method's MNIST-10k preset, rounds "
+            "scaled). "
+            "Final evaluation only. OOD domains: sklearn digits in MNIST framing (close-set), "
+            "Fashion-MNIST (open-set); triggers: `grid` watermark, `square:target=0` backdoor.",
+        ),
         "## Teachers",
         "",
         "| teacher | ID acc | digits acc | fashion: agree w/ ordinary | grid-marked acc "

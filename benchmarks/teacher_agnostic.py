@@ -18,12 +18,19 @@ of rounds) already under ``--out`` are reused, so a cut-off run continues where 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 from pathlib import Path
 
-from common import results_doc, run_meta
+from common import (
+    TEACHER_EPOCHS,
+    budget_overrides,
+    budget_rounds,
+    finished_run,
+    header,
+    results_doc,
+    run_meta,
+)
 
 import dfkd
 
@@ -34,7 +41,7 @@ TEACHERS = [
     ("mlp", 0, {"bn": True}),
     ("mlp", 1, {"bn": True}),
 ]
-EPOCHS = {"mnist10k": 20, "fashion-mnist": 10}
+EPOCHS = TEACHER_EPOCHS
 METHODS = ["dafl", "dfq", "dfad", "ta_dfkd"]
 STUDENT = "lenet5_half"
 COLORS = {"dafl": "#1f77b4", "dfq": "#ff7f0e", "dfad": "#2ca02c", "ta_dfkd": "#d62728"}
@@ -42,32 +49,6 @@ COLORS = {"dafl": "#1f77b4", "dfq": "#ff7f0e", "dfad": "#2ca02c", "ta_dfkd": "#d
 
 def teacher_name(model: str, seed: int) -> str:
     return f"{model}-s{seed}"
-
-
-def budget_rounds(method: str, dataset: str, steps: int) -> int:
-    """Rounds such that the method takes ``steps`` student steps (its own kd_steps per round)."""
-    return max(1, steps // dfkd.resolve_config(method, dataset).kd_steps)
-
-
-def budget_overrides(method: str, dataset: str, steps: int) -> list[str]:
-    """The overrides that give the method the budget of :func:`budget_rounds`."""
-    rounds = budget_rounds(method, dataset, steps)
-    every = max(1, rounds // 20)
-    return [f"rounds={rounds}", f"eval_every={every}", f"checkpoint_every={every}"]
-
-
-def finished_run(path: Path, rounds: int) -> dict | None:
-    """The metrics (with ``history``) of a completed run of ``rounds`` rounds in ``path``."""
-    mpath = path / "metrics.json"
-    if not mpath.exists():
-        return None
-    m = json.loads(mpath.read_text())
-    if not m.get("completed") or m.get("rounds") != rounds:
-        return None
-    with (path / "history.csv").open() as f:
-        m["history"] = [{"step": int(r["step"]), "student_accuracy": float(r["student_accuracy"])}
-                        for r in csv.DictReader(f)]  # fmt: skip
-    return m
 
 
 def svg_plot(curves: dict[str, list[list[tuple[int, float]]]], title: str) -> str:
@@ -169,14 +150,15 @@ def run_dataset(ds: str, out: Path, steps: int, res: Path) -> dict:
 def markdown(doc: dict) -> str:
     meta = doc["meta"]
     lines = [
-        "# Teacher-agnostic benchmark",
-        "",
-        f"Command: `{meta['command']}` (torch {meta['torch']}, {meta['threads']} threads, "
-        f"{meta['machine']}). Student `{STUDENT}`; teachers `lenet5` seeds 0–2 and an MLP with "
-        "BatchNorm seeds 0–1; each method's CPU preset for the dataset with the same number of "
-        "student steps. Final test-split evaluation (no checkpoint selection); `last5` = mean of "
-        "the last five evaluations; std across the five teachers.",
-        "",
+        *header(
+            "Teacher-agnostic benchmark",
+            meta,
+            f"Student `{STUDENT}`; teachers `lenet5` seeds 0–2 and an MLP with "
+            "BatchNorm seeds 0–1; each method's CPU preset for the dataset with the same number of "
+            "student steps. Final test-split evaluation (no checkpoint selection); `last5` = mean "
+            "of "
+            "the last five evaluations; std across the five teachers.",
+        ),
     ]
     for ds, row in doc["rows"].items():
         t = ", ".join(f"{n} {100 * a:.2f}" for n, a in row["teachers"].items())

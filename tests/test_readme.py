@@ -64,3 +64,18 @@ def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     exec(compile(code, "README.md", "exec"), {"short": short})
     assert (tmp_path / "runs" / "dfq-mnist" / "metrics.json").is_file()
     assert (tmp_path / "runs" / "t-nobn" / "stats.safetensors").is_file()
+
+
+def test_benchmarks_readme_quotes_committed_results() -> None:
+    """Every table row of benchmarks/README.md is a row of a committed results page, and every
+    command and log it names exists."""
+    bench = Path(__file__).parents[1] / "benchmarks"
+    pages = "\n".join(p.read_text() for p in (bench / "results").glob("*.md")).splitlines()
+    rows = [line for line in (bench / "README.md").read_text().splitlines() if line.startswith("|")]
+    assert len(rows) > 20 and all(r in pages for r in rows), [r for r in rows if r not in pages]
+    for doc in (bench / "README.md", bench / "explore" / "README.md"):
+        text = doc.read_text()
+        for script in re.findall(r"python (benchmarks/[\w/]+\.py)", text):
+            assert (bench.parent / script).is_file(), script
+    for log in re.findall(r"`([\w-]+\.jsonl)`", (bench / "explore" / "README.md").read_text()):
+        assert (bench / "explore" / log).is_file(), log

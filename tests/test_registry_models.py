@@ -84,7 +84,7 @@ def test_bn_and_nobn_variants_differ() -> None:
 def test_unknown_model_and_bad_argument() -> None:
     with pytest.raises(ConfigError, match="did you mean 'lenet5'"):
         create_model("lenet6")
-    with pytest.raises(ConfigError, match="takes no argument 'depth'"):
+    with pytest.raises(ConfigError, match="takes no option 'depth'"):
         create_model("lenet5", depth=3)
     with pytest.raises(ConfigError, match="is a generator"):
         create_model("dafl_generator")

@@ -340,12 +340,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dfkd", description="Data-free knowledge distillation.")
     p.add_argument("--version", action="version", version=f"dfkd {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_list(sub)
+    _add_describe(sub)
+    tp = _add_teacher_train(sub)
+    _add_teacher_train_nt(tp)
+    _add_distill(sub)
+    _add_stats(sub)
+    _add_eval(sub)
+    _add_audit(sub)
+    _add_demo(sub)
+    return p
 
+
+def _add_list(sub: Any) -> None:
+    """``dfkd list``."""
     sp = sub.add_parser("list", help="list registered methods, models, datasets, plug-ins, ...")
     sp.add_argument("kind", nargs="?", choices=list(registries()))
     sp.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'lenet*'")
     sp.set_defaults(fn=cmd_list)
 
+
+def _add_describe(sub: Any) -> None:
+    """``dfkd describe``."""
     dsc = sub.add_parser("describe", help="print the resolved config a method would run with")
     dsc.add_argument("method")
     dsc.add_argument("--dataset", default=None)
@@ -353,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     dsc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     dsc.set_defaults(fn=cmd_describe)
 
+
+def _add_teacher_train(sub: Any) -> Any:
+    """``dfkd teacher`` and ``dfkd teacher train``."""
     tp = sub.add_parser("teacher", help="teacher commands").add_subparsers(
         dest="teacher_cmd", required=True
     )
@@ -370,7 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--overwrite", action="store_true")
     tt.add_argument("--quiet", action="store_true")
     tt.set_defaults(fn=cmd_teacher_train)
+    return tp
 
+
+def _add_teacher_train_nt(tp: Any) -> None:
+    """``dfkd teacher train-nt``."""
     tn = tp.add_parser("train-nt", help="train a non-transferable teacher (NTL, CUTI, ...)")
     tn.add_argument("--kind", required=True, help="ntl | cuti | watermark | backdoor")
     tn.add_argument("--dataset", required=True, help="the in-distribution dataset")
@@ -400,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     tn.add_argument("--quiet", action="store_true")
     tn.set_defaults(fn=cmd_teacher_train_nt)
 
+
+def _add_distill(sub: Any) -> None:
+    """``dfkd distill``."""
     dp = sub.add_parser("distill", help="distil a teacher into a student")
     dp.add_argument(
         "method", nargs="?", default=None,
@@ -454,6 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--quiet", action="store_true", help="no progress bar")
     dp.set_defaults(fn=cmd_distill)
 
+
+def _add_stats(sub: Any) -> None:
+    """``dfkd stats collect``."""
     stp = sub.add_parser("stats", help="teacher feature statistics").add_subparsers(
         dest="stats_cmd", required=True
     )
@@ -473,6 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--overwrite", action="store_true")
     sc.set_defaults(fn=cmd_stats_collect)
 
+
+def _add_eval(sub: Any) -> None:
+    """``dfkd eval``."""
     ep = sub.add_parser("eval", help="test accuracy of a model (and agreement with a teacher)")
     ep.add_argument("--model", required=True, help="model card (.json or folder) or module:factory")
     ep.add_argument("--weights", default=None)
@@ -483,6 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--json", action="store_true")
     ep.set_defaults(fn=cmd_eval)
 
+
+def _add_audit(sub: Any) -> None:
+    """``dfkd audit``."""
     au = sub.add_parser("audit", help="look for signs of a non-transferable teacher (no data)")
     au.add_argument("--teacher", required=True, help="teacher card (.json or folder)")
     au.add_argument("--dataset", default=None, help="only for a teacher without a card")
@@ -493,6 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--json", action="store_true")
     au.set_defaults(fn=cmd_audit)
 
+
+def _add_demo(sub: Any) -> None:
+    """``dfkd demo``."""
     mp = sub.add_parser("demo", help="end to end on sklearn digits: teacher, distillation, table")
     mp.add_argument("--out", default=None, help="default: runs/demo-<timestamp>")
     mp.add_argument("--method", default="deepinversion", help="default: deepinversion (data-free)")
@@ -509,7 +547,6 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--overwrite", action="store_true")
     mp.add_argument("--quiet", action="store_true")
     mp.set_defaults(fn=cmd_demo)
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import re
 import types
 import typing
@@ -252,6 +253,23 @@ def _convert_tuple(value: Any, tp: Any, where: str, what: str) -> tuple[Any, ...
         raise ConfigError(f"{what} '{where}' must have {len(args)} items, got {len(value)}")
     pairs = enumerate(zip(value, args, strict=True))
     return tuple(_convert(v, a, f"{where}[{i}]", what) for i, (v, a) in pairs)
+
+
+def checked_args(
+    fn: Any, args: dict[str, Any], what: str, skip: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Options for a registered part's ``fn`` (a function or class): unknown names and values of
+    the wrong type are one-line errors naming ``what`` and the option; values are converted by
+    :func:`convert_args`. Parameters in ``skip`` are the caller's, not options."""
+    target = fn.__init__ if isinstance(fn, type) else fn
+    params = [p for p in inspect.signature(target).parameters.values()
+              if p.name not in ("self", *skip)]  # fmt: skip
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        names = sorted(p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL)
+        for k in args:
+            if k not in names:
+                raise ConfigError(f"{what} takes no option '{k}' (takes {names})")
+    return convert_args(fn, args, what)
 
 
 def convert_args(fn: Any, args: dict[str, Any], what: str) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError
+from ..config import checked_args
 from ..registry import Registry
 
 DATASETS: Registry[Callable[..., Data]] = Registry("datasets")
@@ -152,8 +151,5 @@ def load_dataset(
     if isinstance(name, Data):
         return name
     fn = DATASETS.get(name)
-    params = inspect.signature(fn).parameters
-    for k in options:
-        if k not in params:
-            raise ConfigError(f"dataset '{name}' takes no option '{k}' (options: {sorted(params)})")
+    options = checked_args(fn, options, f"dataset '{name}'", skip=("root",))
     return fn(root=None if root is None else str(root), **options)

@@ -3,7 +3,6 @@ mean of every term kept on the device (read back once per round)."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import convert_args
+from ..config import checked_args
 from ..errors import ConfigError
 from ..losses.terms import TERMS, StepContext
 from ..teachers.stats import TeacherStats
@@ -47,13 +46,7 @@ def bind_terms(specs: dict[str, dict[str, Any]], phase: str) -> list[BoundTerm]:
             )
         kwargs = dict(raw)
         weight = float(kwargs.pop("weight", 1.0))
-        params = list(inspect.signature(entry.obj).parameters)[1:]
-        for k in kwargs:
-            if k not in params:
-                raise ConfigError(
-                    f"term '{group}.{name}' takes no option '{k}' (takes {[*params, 'weight']})"
-                )
-        kwargs = convert_args(entry.obj, kwargs, f"term '{group}.{name}'")
+        kwargs = checked_args(entry.obj, kwargs, f"term '{group}.{name}'", skip=("ctx",))
         if weight != 0.0:
             out.append(BoundTerm(name, entry.obj, weight, kwargs, tuple(entry.tags["needs"])))
     return out

@@ -8,7 +8,6 @@ pattern stamped on ID images (a watermark, or a backdoor patch with an attack la
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,19 +15,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..config import parse_spec
+from ..config import checked_args, parse_spec
 from ..data import Data, load_dataset
 from ..errors import ConfigError
 from ..registry import Registry
 
 # --- spec strings ------------------------------------------------------------------------------
-
-
-def _check_args(fn: Callable[..., Any], args: dict[str, Any], what: str, name: str) -> None:
-    params = [p for p in inspect.signature(fn).parameters if p != "x"]
-    for k in args:
-        if k not in params:
-            raise ConfigError(f"{what} '{name}' takes no option '{k}' (takes {sorted(params)})")
 
 
 # --- pixel space helpers -----------------------------------------------------------------------
@@ -172,7 +164,7 @@ class Trigger:
         target = args.pop("target", None)
         if target is not None and (not isinstance(target, int) or target < 0):
             raise ConfigError(f"trigger target must be a class index ≥ 0, got {target!r}")
-        _check_args(fn, args, "trigger", name)
+        args = checked_args(fn, args, f"trigger '{name}'", skip=("x",))
         return cls(name, args, target)
 
     @property

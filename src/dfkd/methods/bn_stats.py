@@ -49,7 +49,7 @@ BN_STATS = register_method(
             "mnist10k": cpu_pixels(25, lr=0.1, jitter=1),
             # Fashion-MNIST: the ~10k inverted images are replayed ~50 times each; shifted and
             # mirrored replays lift the student from 68.7 to 80.6 %
-            # (benchmarks/results/explore_fashion.jsonl)
+            # (benchmarks/explore/fashion.jsonl)
             "fashion-mnist": cpu_pixels(
                 40, lr=0.1, jitter=1, flip=True, replay_shift=2, replay_flip=True
             ),

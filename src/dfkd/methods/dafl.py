@@ -50,7 +50,7 @@ DAFL = register_method(
             },
             # DAFL decays the student's rate (here: cosine). On this budget the student declines
             # as a fast generator drifts from natural-looking samples; a slower generator and a
-            # replay bank of its last 64 batches hold it (benchmarks/results/explore_tune.jsonl)
+            # replay bank of its last 64 batches hold it (benchmarks/explore/mnist10k-tune.jsonl)
             "mnist10k": {
                 **cpu_generator(400, lr=0.002, bank=16384),
                 "optimizer": {"lr": 0.01, "schedule": "cosine"},

@@ -35,7 +35,7 @@ DFAD = register_method(
                 "optimizer": {"lr": 0.1},
             },
             # CPU budget: plain DFAD never draws some classes here (83 % on MNIST-10k, see
-            # benchmarks/results/explore_dfad.jsonl); the class-balance term of the CMI
+            # benchmarks/explore/mnist10k-dfad.jsonl); the class-balance term of the CMI
             # benchmark (info_entropy, as in DFQ) keeps the generator's classes even
             "mnist10k": {
                 **cpu_generator(200),
@@ -44,7 +44,7 @@ DFAD = register_method(
             },
             # Fashion-MNIST: the seed's KL form with a decaying generator rate (65.9 % vs 56.6 %
             # for L1 with a constant rate) and a replay bank of the last 64 generator batches
-            # (70.7 %; benchmarks/results/explore_fashion.jsonl)
+            # (70.7 %; benchmarks/explore/fashion.jsonl)
             "fashion-mnist": {
                 **cpu_generator(300, lr_schedule="cosine", bank=16384),
                 "synth_terms": {

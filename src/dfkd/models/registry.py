@@ -9,6 +9,7 @@ from typing import Any
 
 from torch import nn
 
+from ..config import checked_args
 from ..errors import ConfigError, DfkdError
 from ..registry import Registry
 
@@ -77,10 +78,7 @@ def create_model(
     if is_factory_string(name):
         return call_filtered(resolve_factory(name), f"model '{name}'", **common, **kwargs)
     entry = MODELS.entry(name)
-    params = inspect.signature(entry.obj).parameters
-    for k in kwargs:
-        if k not in params:
-            raise ConfigError(f"model '{name}' takes no argument '{k}' (takes {sorted(params)})")
+    kwargs = checked_args(entry.obj, kwargs, f"model '{name}'", skip=tuple(common))
     if entry.tags.get("kind") == "generator":
         raise ConfigError(f"'{name}' is a generator; use create_generator('{name}', ...)")
     return call_filtered(entry.obj, f"model '{name}'", **common, **kwargs)

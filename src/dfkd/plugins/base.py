@@ -18,14 +18,13 @@ train with the student. Options are checked and converted against the constructo
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..config import convert_args, parse_spec
+from ..config import checked_args, parse_spec
 from ..errors import ConfigError
 from ..losses.terms import StepContext
 from ..registry import Registry
@@ -102,13 +101,7 @@ def build_plugins(specs: list[Any]) -> list[Plugin]:
     out = []
     for spec in specs:
         factory = PLUGINS.get(spec.name)
-        params = inspect.signature(factory).parameters
-        for k in spec.args:
-            if k not in params:
-                raise ConfigError(
-                    f"plug-in '{spec.name}' takes no option '{k}' (takes {sorted(params)})"
-                )
-        plugin = factory(**convert_args(factory, dict(spec.args), f"plug-in '{spec.name}'"))
+        plugin = factory(**checked_args(factory, dict(spec.args), f"plug-in '{spec.name}'"))
         plugin.name = spec.name
         out.append(plugin)
     return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -11,8 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config import checked_args
 from ..data import Data
-from ..errors import ConfigError, DfkdError
+from ..errors import DfkdError
 from ..registry import Registry
 
 
@@ -186,8 +186,4 @@ def register_source(name: str, **tags: Any):
 def build_source(name: str, args: dict[str, Any]) -> Source:
     """Instantiate a registered source, checking ``args`` against its signature."""
     factory = SOURCES.get(name)
-    params = inspect.signature(factory).parameters
-    for k in args:
-        if k not in params:
-            raise ConfigError(f"source '{name}' takes no argument '{k}' (takes {sorted(params)})")
-    return factory(**args)
+    return factory(**checked_args(factory, dict(args), f"source '{name}'"))

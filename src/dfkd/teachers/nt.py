@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import checked_args
 from ..data import Data, load_dataset
 from ..errors import ConfigError
-from ..evaluation.domains import Trigger, load_ood_domain
+from ..evaluation.domains import OODDomain, Trigger, load_ood_domain
 from ..evaluation.metrics import accuracy, predict
 from ..evaluation.ood import DomainEval
 from ..io.cards import load_model
@@ -214,6 +215,38 @@ class Backdoor(NTKind):
         return {"loss": ce_id + self.gamma * ce_bd, "ce_id": ce_id.detach(), "ce_trigger": ce_bd}
 
 
+def check_domain_flags(kind: str, cls: type[NTKind], ood: str | None, trigger: str | None) -> None:
+    """Refuse an OOD dataset / trigger the kind does not take, before anything is read."""
+    if cls.needs == "ood" and not ood:
+        raise ConfigError(f"NT kind '{kind}' needs an OOD dataset; pass --ood NAME")
+    if cls.needs == "ood" and trigger:
+        raise ConfigError(f"NT kind '{kind}' takes an OOD dataset, not a trigger")
+    if cls.needs == "trigger" and ood:
+        raise ConfigError(f"NT kind '{kind}' makes its OOD images with a trigger; drop --ood")
+
+
+def nt_domain(
+    kind: str, data: Data, ood: str | None, trigger: str | None
+) -> tuple[OODDomain | None, Trigger | None]:
+    """The kind's OOD training domain: another dataset brought into ``data``'s input space, or
+    a trigger (checked against the data, with an attack label where the kind needs one)."""
+    cls = NT_KINDS.get(kind)
+    if cls.needs == "trigger":
+        trig = Trigger.parse(trigger or cls.default_trigger or "")
+        trig.check(data)
+        if cls.needs_target and trig.target is None:
+            raise ConfigError(
+                f"NT kind '{kind}' needs an attack label: add target=N to the trigger"
+            )
+        return None, trig
+    domain = load_ood_domain(ood or "", data)
+    if domain.y_train.max() >= data.num_classes:
+        raise ConfigError(
+            f"OOD dataset '{ood}' has labels beyond the {data.num_classes} ID classes"
+        )
+    return domain, None
+
+
 def train_nt_teacher(
     kind: str,
     dataset: str | Data = "mnist10k",
@@ -256,32 +289,15 @@ def train_nt_teacher(
     from lightning_fabric import Fabric
 
     cls = NT_KINDS.get(kind)
-    nt = cls(**(options or {}))
+    nt = cls(**checked_args(cls, dict(options or {}), f"NT kind '{kind}'"))
     if epochs < 1 or batch_size < 2 or lr <= 0 or not 0 < lr_decay <= 1:
         raise ConfigError("epochs ≥ 1, batch_size ≥ 2, lr > 0 and 0 < lr_decay ≤ 1 required")
-    if cls.needs == "ood" and not ood:
-        raise ConfigError(f"NT kind '{kind}' needs an OOD dataset; pass --ood NAME")
-    if cls.needs == "ood" and trigger:
-        raise ConfigError(f"NT kind '{kind}' takes an OOD dataset, not a trigger")
-    if cls.needs == "trigger" and ood:
-        raise ConfigError(f"NT kind '{kind}' makes its OOD images with a trigger; drop --ood")
+    check_domain_flags(kind, cls, ood, trigger)
     out_dir = check_out_dir(out, overwrite=overwrite) if out is not None else None
     data = load_dataset(dataset, data_root)
-    trig = None
-    if cls.needs == "trigger":
-        trig = Trigger.parse(trigger or cls.default_trigger or "")
-        trig.check(data)
-        if cls.needs_target and trig.target is None:
-            raise ConfigError(
-                f"NT kind '{kind}' needs an attack label: add target=N to the trigger"
-            )
-    domain = load_ood_domain(ood, data) if ood else None
+    domain, trig = nt_domain(kind, data, ood, trigger)
     if domain is not None:
         pool_x, pool_y = domain.x_train, domain.y_train
-        if pool_y.max() >= data.num_classes:
-            raise ConfigError(
-                f"OOD dataset '{ood}' has labels beyond the {data.num_classes} ID classes"
-            )
     else:
         assert trig is not None
         pool_x, pool_y = trig.apply(data.x_train, data), data.y_train

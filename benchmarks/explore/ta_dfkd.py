@@ -1,11 +1,15 @@
 """Exploration, not a results benchmark: one ta_dfkd run with its MNIST-10k CPU preset, logging
 the accuracy curve and the GMM kept fraction (issue 4's first check before its teacher-agnostic
 benchmark, benchmarks/teacher_agnostic.py). Needs the teacher of `python benchmarks/datafree.py`.
-Committed output: benchmarks/results/explore_ta_dfkd.jsonl.
+Appends to benchmarks/explore/ta_dfkd.jsonl (committed). `python benchmarks/explore/ta_dfkd.py`
 """
 
-import json
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1]))  # benchmarks/common.py
+from common import log_line
 
 import dfkd
 
@@ -17,16 +21,14 @@ curve = [
     (h["round"], round(h["student_accuracy"], 4), round(h["gmm_selection/kept_fraction"], 3))
     for h in r["history"]
 ]
-print(
-    json.dumps(
-        {
-            "acc": r["student_accuracy"],
-            "wall": round(time.time() - t, 1),
-            "synth": r["synthesis_s"],
-            "distill": r["distill_s"],
-            "curve": curve,
-            "hist": [round(v, 3) for v in r["synthetic_class_histogram"]],
-        }
-    ),
-    flush=True,
+log_line(
+    Path(__file__).with_name("ta_dfkd.jsonl"),
+    {
+        "acc": r["student_accuracy"],
+        "wall": round(time.time() - t, 1),
+        "synth": r["synthesis_s"],
+        "distill": r["distill_s"],
+        "curve": curve,
+        "hist": [round(v, 3) for v in r["synthetic_class_histogram"]],
+    },
 )

@@ -1,15 +1,19 @@
 """Exploration, not a results benchmark: cost and accuracy of first-guess CPU presets on MNIST-10k.
 
+    python benchmarks/explore/mnist10k.py --cases first|second|dfad|tune
+
 Needs the teacher from `python benchmarks/foundation.py`. Output: one JSON line per run
-(committed as benchmarks/results/explore_mnist10k.jsonl for the first case set,
-explore_mnist10k_2.jsonl for `--cases second`, explore_dfad.jsonl for `--cases dfad` and
-explore_tune.jsonl for `--cases tune`).
+appended to ``benchmarks/explore/mnist10k-CASES.jsonl`` (committed for all four case sets).
 Single seed. The tuned presets and the data-free benchmark are in benchmarks/datafree.py.
 """
 
 import argparse
-import json
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1]))  # benchmarks/common.py
+from common import log_line
 
 import dfkd
 
@@ -87,18 +91,16 @@ for m, o in runs:
     t = time.time()
     r = dfkd.distill(T, "lenet5_half", m, "mnist10k", overrides=o, progress=False)
     curve = [(h["round"], round(h["student_accuracy"], 4)) for h in r["history"]]
-    print(
-        json.dumps(
-            {
-                "method": m,
-                "overrides": o,
-                "acc": r["student_accuracy"],
-                "wall_s": round(time.time() - t, 1),
-                "synth_s": r["synthesis_s"],
-                "distill_s": r["distill_s"],
-                "curve": curve,
-                "hist": [round(v, 3) for v in r["synthetic_class_histogram"]],
-            }
-        ),
-        flush=True,
+    log_line(
+        Path(__file__).with_name(f"mnist10k-{args.cases}.jsonl"),
+        {
+            "method": m,
+            "overrides": o,
+            "acc": r["student_accuracy"],
+            "wall_s": round(time.time() - t, 1),
+            "synth_s": r["synthesis_s"],
+            "distill_s": r["distill_s"],
+            "curve": curve,
+            "hist": [round(v, 3) for v in r["synthetic_class_histogram"]],
+        },
     )

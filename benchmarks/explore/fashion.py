@@ -1,15 +1,18 @@
 """Exploration, not a results benchmark: single-run variants of the Fashion-MNIST presets of the
 methods that missed issue 3's targets (DFAD and DAFL relative to the presets of commit 7d3f39e;
-the pixel methods relative to the current presets). Usage: `python benchmarks/explore_fashion.py
+the pixel methods relative to the current presets). Usage: `python benchmarks/explore/fashion.py
 [FIRST LAST]` runs cases FIRST..LAST-1.
 
 Needs the teacher of `python benchmarks/datafree.py` (runs/bench-datafree/fashion-mnist/teacher).
-One JSON line per run; committed as benchmarks/results/explore_fashion.jsonl.
+One JSON line per run, appended to benchmarks/explore/fashion.jsonl (committed).
 """
 
-import json
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1]))  # benchmarks/common.py
+from common import log_line
 
 import dfkd
 
@@ -59,6 +62,6 @@ if __name__ == "__main__":
                          progress=False)  # fmt: skip
         curve = [round(h["student_accuracy"], 4) for h in r["history"]]
         hist = [round(v, 3) for v in r["synthetic_class_histogram"]]
-        print(json.dumps({"method": m, "overrides": o, "acc": r["student_accuracy"],
-                          "wall_s": round(time.time() - t, 1), "curve": curve, "hist": hist}),
-              flush=True)  # fmt: skip
+        log_line(Path(__file__).with_name("fashion.jsonl"),
+                 {"method": m, "overrides": o, "acc": r["student_accuracy"],
+                  "wall_s": round(time.time() - t, 1), "curve": curve, "hist": hist})  # fmt: skip

@@ -1,28 +1,30 @@
 """Exploration behind the NT-teacher defaults (not a benchmark): NTL training variants on
 MNIST-10k, and the teachers' PGD robustness on ID, OOD and triggered images at several radii.
 
-    python benchmarks/explore_nt.py train [NAME ...]    # NTL/CUTI training variants
-    python benchmarks/explore_nt.py robust              # robustness of runs/bench-nt teachers
-    python benchmarks/explore_nt.py escape [NAME ...]   # atesc variants on the backdoor teacher
+    python benchmarks/explore/nt.py train [NAME ...]    # NTL/CUTI training variants
+    python benchmarks/explore/nt.py robust              # robustness of runs/bench-nt teachers
+    python benchmarks/explore/nt.py escape [NAME ...]   # atesc variants on the backdoor teacher
 
-Appends one JSON line per case to ``benchmarks/results/explore_nt.jsonl``.
+Appends one JSON line per case to ``benchmarks/explore/nt.jsonl``.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).parents[1]))  # benchmarks/common.py
+from common import budget_overrides, log_line
+
 import dfkd
 from dfkd.evaluation.domains import Trigger, load_ood_domain
 from dfkd.teachers.robustness import PGDProbe, prediction_kept
 
 OUT = Path("runs/explore-nt")
-LOG = Path(__file__).parent / "results" / "explore_nt.jsonl"
+LOG = Path(__file__).with_name("nt.jsonl")
 ORDINARY = Path("runs/bench-nt/teachers/ordinary")
 
 CASES = {
@@ -82,7 +84,6 @@ ESCAPES = {
 
 
 def escape(names: list[str]) -> None:
-    from teacher_agnostic import budget_overrides
 
     teacher = Path("runs/bench-nt/teachers/backdoor")
     for name in names or list(ESCAPES):
@@ -100,9 +101,7 @@ def escape(names: list[str]) -> None:
 
 
 def log(rec: dict) -> None:
-    print(json.dumps(rec), flush=True)
-    with LOG.open("a") as f:
-        f.write(json.dumps(rec) + "\n")
+    log_line(LOG, rec)
 
 
 def train(names: list[str]) -> None:
