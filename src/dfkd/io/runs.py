@@ -15,16 +15,23 @@ RUN_MARKERS = (
     "metrics.json",
     "checkpoint.safetensors",
     "student.json",
-    "student.kdci.safetensors",
     "teacher.json",
     "history.csv",
     "samples.png",
 )
 
 
+#: a student's deployed head beside its weights (``student.<kind>.safetensors``)
+HEAD_FILES = "student.*.safetensors"
+
+
 def existing_run_files(out: Path) -> list[str]:
     """Names of run files already in ``out``."""
-    return [m for m in RUN_MARKERS if (out / m).exists()] if out.is_dir() else []
+    if not out.is_dir():
+        return []
+    return [m for m in RUN_MARKERS if (out / m).exists()] + sorted(
+        p.name for p in out.glob(HEAD_FILES)
+    )
 
 
 def check_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = False) -> Path:
@@ -49,7 +56,7 @@ def check_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = Fa
 
 def clear_run_files(out: Path) -> None:
     """Remove a previous run's files (only called with ``overwrite`` after validation passed)."""
-    for m in RUN_MARKERS:
+    for m in existing_run_files(out):
         (out / m).unlink(missing_ok=True)
 
 
