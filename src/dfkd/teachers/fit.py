@@ -4,6 +4,8 @@ a loss function that says what one step computes."""
 
 from __future__ import annotations
 
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,25 +73,30 @@ def fit_classifier(
     return Fit(step, logs, time.perf_counter() - t0)
 
 
-def save_teacher(
-    out_dir: Path,
+def finish_teacher(
+    card: dict[str, Any],
     module: nn.Module,
     data: Data,
-    card: dict[str, Any],
+    out_dir: Path | None,
     *,
     model: str | None,
     model_args: dict[str, Any] | None,
     overwrite: bool,
+    command: str | None,
 ) -> dict[str, Any]:
-    """Write ``teacher.safetensors`` and ``teacher.json`` (an overwritten run's files cleared
-    first); returns the card with its ``path``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        clear_run_files(out_dir)
-    path = save_model(out_dir, "teacher", module.cpu(), role="teacher", data=data,
-                      architecture=architecture_of(module, model, model_args),
-                      extra=card)  # fmt: skip
-    return {**card, "path": str(path)}
+    """The teacher's card with the command that made it; with ``out_dir``, also written there
+    (``teacher.safetensors`` and ``teacher.json``, an overwritten run's files cleared first) with
+    its ``path``. ``"model"`` is the trained module."""
+    card = {**card, "command": command or " ".join(shlex.quote(a) for a in sys.argv)}
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            clear_run_files(out_dir)
+        path = save_model(out_dir, "teacher", module.cpu(), role="teacher", data=data,
+                          architecture=architecture_of(module, model, model_args),
+                          extra=card)  # fmt: skip
+        card["path"] = str(path)
+    return {**card, "model": module}
 
 
 def unwrap(net: nn.Module) -> nn.Module:

@@ -10,8 +10,6 @@ dataset, or the ID images with a trigger) with which targets, and the loss on a 
 from __future__ import annotations
 
 import math
-import shlex
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +31,7 @@ from ..io.runs import check_out_dir
 from ..losses.ntl import gaussian_mmd, ntl_loss, style_mix
 from ..models import create_model
 from ..registry import Registry
-from .fit import fit_classifier, save_teacher, unwrap
+from .fit import finish_teacher, fit_classifier, unwrap
 from .taps import Taps, bn_layers, last_linear
 
 
@@ -354,10 +352,6 @@ def train_nt_teacher(
             "wall_s": round(fit.wall_s, 2),
             "final_terms": fit.logs,
         },
-        "command": command or " ".join(shlex.quote(a) for a in sys.argv),
     }
-    if out_dir is not None:
-        card = save_teacher(out_dir, module, data, card, model=model, model_args=model_args,
-                            overwrite=overwrite)  # fmt: skip
-    card["model"] = module
-    return card
+    return finish_teacher(card, module, data, out_dir, model=model, model_args=model_args,
+                          overwrite=overwrite, command=command)  # fmt: skip

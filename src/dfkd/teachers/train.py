@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ from ..errors import ConfigError
 from ..evaluation.metrics import accuracy, predict
 from ..io.runs import check_out_dir
 from ..models import create_model
-from .fit import fit_classifier, save_teacher, unwrap
+from .fit import finish_teacher, fit_classifier, unwrap
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -106,10 +104,6 @@ def train_teacher(
             "steps": fit.steps,
             "wall_s": round(fit.wall_s, 2),
         },
-        "command": command or " ".join(shlex.quote(a) for a in sys.argv),
     }
-    if out_dir is not None:
-        card = save_teacher(out_dir, module, data, card, model=model, model_args=model_args,
-                            overwrite=overwrite)  # fmt: skip
-    card["model"] = module
-    return card
+    return finish_teacher(card, module, data, out_dir, model=model, model_args=model_args,
+                          overwrite=overwrite, command=command)  # fmt: skip
