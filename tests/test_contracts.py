@@ -94,17 +94,18 @@ def test_term_gives_a_finite_scalar_with_gradient(
     assert any(g is not None and g.abs().sum() > 0 for g in grads), "the term carries no gradient"
 
 
-@pytest.mark.parametrize("name", TERMS.names())
+def _numeric_option(fn: Any) -> str | None:
+    """The first option of ``fn`` typed ``float`` or ``int``, if any."""
+    hints = typing.get_type_hints(fn.__init__ if isinstance(fn, type) else fn)
+    return next((k for k in _options(fn) if hints.get(k) in (float, int, float | None)), None)
+
+
+@pytest.mark.parametrize("name", [n for n in TERMS.names() if _numeric_option(TERMS.get(n))])
 def test_term_option_of_the_wrong_type_is_one_line(name: str) -> None:
-    params = list(_options(TERMS.get(name)).values())[1:]
-    hints = typing.get_type_hints(TERMS.get(name))
-    typed = [p for p in params if hints.get(p.name) in (float, int)]
-    if not typed:
-        pytest.skip("no numeric option")
-    phase = TERMS.entry(name).tags["phase"]
-    group = "distill" if phase == "distill" else "synth"
-    with pytest.raises(ConfigError, match=rf"option '{typed[0].name}' must be"):
-        bind_terms({name: {typed[0].name: "abc"}}, group)
+    option = _numeric_option(TERMS.get(name))
+    group = "distill" if TERMS.entry(name).tags["phase"] == "distill" else "synth"
+    with pytest.raises(ConfigError, match=rf"term '{group}_terms.{name}' option '{option}' must"):
+        bind_terms({name: {option: "abc"}}, group)
 
 
 # --- plug-ins -----------------------------------------------------------------------------------
@@ -120,10 +121,12 @@ def test_plugin_options_are_typed_and_checked(name: str) -> None:
         assert p.name in hints, f"option '{p.name}' needs a type hint (options are converted)"
     (plugin,) = build_plugins([dfkd.config.Component(name, {})])
     assert isinstance(plugin, dfkd.Plugin) and plugin.name == name
-    numeric = [k for k, p in params.items() if hints[k] in (float, int, float | None, int | None)]
-    if numeric:
-        with pytest.raises(ConfigError, match=rf"plug-in '{name}' option '{numeric[0]}' must be"):
-            build_plugins([dfkd.config.Component(name, {numeric[0]: "abc"})])
+    with pytest.raises(ConfigError, match=rf"plug-in '{name}' takes no option 'bogus'"):
+        build_plugins([dfkd.config.Component(name, {"bogus": 1})])
+    option = _numeric_option(factory)
+    if option is not None:
+        with pytest.raises(ConfigError, match=rf"plug-in '{name}' option '{option}' must be"):
+            build_plugins([dfkd.config.Component(name, {option: "abc"})])
 
 
 @pytest.mark.parametrize("name", PLUGINS.names())
