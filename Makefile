@@ -36,8 +36,8 @@ lint:
 	$(BIN)/ruff format --check src tests benchmarks scripts
 
 format:
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks scripts
+	$(BIN)/ruff check --fix src tests benchmarks scripts
 
 bench-foundation: install data        ## teachers + classical KD on MNIST-10k and Fashion-MNIST
 	$(BIN)/python benchmarks/foundation.py

@@ -10,6 +10,7 @@ Classical KD is this loop with a real-data source and ``g_steps = 0``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +61,7 @@ class Loop:
                 break
         bar.close()
 
-    def _timed(self, timer: str, step: Any, n: int) -> None:
+    def _timed(self, timer: str, step: Callable[[], None], n: int) -> None:
         t0 = time.perf_counter()
         for _ in range(n):
             step()
