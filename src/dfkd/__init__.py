@@ -31,6 +31,7 @@ from .models import create_generator, create_model, list_models, register_model
 from .plugins import Plugin, register_plugin
 from .sources import Batch, Source, register_source
 from .teachers.audit import audit_teacher
+from .teachers.imported import import_teacher
 from .teachers.nt import train_nt_teacher
 from .teachers.stats import TeacherStats
 from .teachers.train import train_teacher
@@ -52,6 +53,7 @@ __all__ = [
     "create_model",
     "distill",
     "evaluate",
+    "import_teacher",
     "list_datasets",
     "list_methods",
     "list_models",

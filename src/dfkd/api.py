@@ -28,7 +28,14 @@ from .engine import run, seed_all
 from .errors import ConfigError, DfkdError
 from .evaluation.metrics import accuracy, agreement, predict
 from .evaluation.ood import DomainEval
-from .io.cards import architecture_of, check_compatible, load_model, load_weights, save_model
+from .io.cards import (
+    architecture_of,
+    check_compatible,
+    in_model_space,
+    load_model,
+    load_weights,
+    save_model,
+)
 from .io.runs import check_out_dir
 from .methods import METHODS
 from .models import create_model, is_factory_string
@@ -80,11 +87,13 @@ def resolve_config(
 
 def load_checked(
     spec: str | Path | nn.Module, data: Data, weights: str | Path | None, role: str
-) -> nn.Module:
-    """Load a model (card, factory + weights, or module) and check that it fits ``data``."""
+) -> tuple[nn.Module, Data]:
+    """Load a model (card, factory + weights, or module), check that it fits ``data``, and
+    return it with ``data`` normalised as the model expects (its card's normalisation)."""
     model, card = load_model(spec, data, weights)
+    data = in_model_space(data, card)
     check_compatible(model, card, data, role)
-    return model
+    return model, data
 
 
 def _plugin_component(p: PluginSpec) -> dict[str, Any]:
@@ -208,7 +217,7 @@ def distill(
         if isinstance(dataset, Data)
         else load_dataset(cfg.data.name, cfg.data.root, **cfg.data.args)
     )
-    t_model = _teacher_model(teacher, cfg, data)
+    t_model, data = _teacher_model(teacher, cfg, data)  # data in the teacher's normalisation
     seed_all(cfg.seed)
     s_model, s_arch = _student_model(student, cfg, data)
     cmd = command or " ".join(shlex.quote(a) for a in sys.argv)
@@ -226,8 +235,11 @@ def _model_name(model: str | Path | nn.Module | None) -> str | None:
     return str(model)
 
 
-def _teacher_model(teacher: str | Path | nn.Module | None, cfg: RunConfig, data: Data) -> nn.Module:
-    """The teacher: the module given, or loaded from the config's ``teacher`` (and weights)."""
+def _teacher_model(
+    teacher: str | Path | nn.Module | None, cfg: RunConfig, data: Data
+) -> tuple[nn.Module, Data]:
+    """The teacher — the module given, or loaded from the config's ``teacher`` (and weights) —
+    and ``data`` in its input normalisation."""
     if isinstance(teacher, nn.Module):
         return load_checked(teacher, data, None, "teacher")
     if cfg.teacher is None:
@@ -271,9 +283,10 @@ def evaluate(
 ) -> dict[str, Any]:
     """Test accuracy of a model (card, factory + weights, or module); with ``teacher``, also the
     top-1 agreement between the two; with ``ood_dataset`` / ``trigger``, the OOD metrics
-    (:class:`dfkd.ood_metrics.DomainEval`), and the teacher's, when a teacher is given."""
-    data = load_dataset(dataset, data_root)
-    m = load_checked(model, data, weights, "model")
+    (:class:`dfkd.evaluation.ood.DomainEval`), and the teacher's, when a teacher is given. Each
+    model sees the test images in its own card's input normalisation."""
+    raw = load_dataset(dataset, data_root)
+    m, data = load_checked(model, raw, weights, "model")
     domains = DomainEval.build(data, ood_dataset, trigger)
     logits = predict(m, data.x_test)
     res: dict[str, Any] = {
@@ -282,12 +295,15 @@ def evaluate(
         "samples": len(data.y_test),
     }
     if teacher is not None:
-        t = load_checked(teacher, data, None, "teacher")
-        t_logits = predict(t, data.x_test)
+        t, t_data = load_checked(teacher, raw, None, "teacher")
+        t_logits = predict(t, t_data.x_test)
         res["teacher_accuracy"] = accuracy(t_logits, data.y_test)
         res["agreement"] = agreement(logits, t_logits)
-        if domains is not None:
-            res.update(domains.bind_teacher(t))
+        if domains is not None:  # the teacher on the same images, in its own normalisation
+            t_domains = DomainEval.build(t_data, ood_dataset, trigger)
+            assert t_domains is not None
+            res.update(t_domains.bind_teacher(t))
+            domains.share_teacher(t_domains)
     if domains is not None:
         res.update({**domains.describe(), **domains(m)})
     return res
@@ -315,7 +331,7 @@ def collect_teacher_stats(
     if out is not None and Path(out).exists() and not overwrite:
         raise DfkdError(f"'{out}' already exists; pass --overwrite to replace it")
     data = load_dataset(dataset, data_root)
-    model = load_checked(teacher, data, teacher_weights, "teacher")
+    model, data = load_checked(teacher, data, teacher_weights, "teacher")
     stats = collect_stats(model, data, layers, split=split, max_samples=max_samples)
     stats.meta["teacher"] = str(teacher) if not isinstance(teacher, nn.Module) else None
     if out is not None:

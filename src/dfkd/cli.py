@@ -118,6 +118,26 @@ def _domain_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def cmd_teacher_import(a: argparse.Namespace) -> int:
+    from .config import parse_overrides
+    from .teachers.imported import import_teacher
+
+    card = import_teacher(a.model, a.weights, a.dataset, a.out, normalization=a.normalization,
+                          model_args=parse_overrides(a.model_arg), data_root=a.data_root,
+                          overwrite=a.overwrite, command=a.cmdline)  # fmt: skip
+    acc = card["test_accuracy"]
+    print_table(
+        [
+            ("model", a.model),
+            ("dataset", a.dataset),
+            ("normalization", a.normalization),
+            ("test accuracy", _fmt_pct(acc) if acc is not None else "no labelled test split"),
+            ("card", card["path"]),
+        ]
+    )
+    return 0
+
+
 def cmd_teacher_train_nt(a: argparse.Namespace) -> int:
     from .config import parse_overrides
     from .teachers.nt import train_nt_teacher
@@ -343,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_list(sub)
     _add_describe(sub)
     tp = _add_teacher_train(sub)
+    _add_teacher_import(tp)
     _add_teacher_train_nt(tp)
     _add_distill(sub)
     _add_stats(sub)
@@ -390,6 +411,27 @@ def _add_teacher_train(sub: Any) -> Any:
     tt.add_argument("--quiet", action="store_true")
     tt.set_defaults(fn=cmd_teacher_train)
     return tp
+
+
+def _add_teacher_import(tp: Any) -> None:
+    """``dfkd teacher import``."""
+    ti = tp.add_parser("import", help="make a teacher card for a network trained elsewhere")
+    ti.add_argument("--model", required=True, help="package.module:factory (or a registry name)")
+    ti.add_argument("--weights", required=True, help="its weights (.safetensors)")
+    ti.add_argument("--dataset", required=True, help="the dataset it classifies")
+    ti.add_argument(
+        "--normalization",
+        default="dataset",
+        metavar="dataset|none|MEAN,STD",
+        help="the input normalisation it was trained with: the dataset's statistics (default), "
+        "none (pixels in [0, 1]), or MEAN,STD (per channel: C means then C stds)",
+    )
+    ti.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                    help="a keyword argument of the factory")  # fmt: skip
+    ti.add_argument("--out", required=True)
+    ti.add_argument("--data-root", default=None)
+    ti.add_argument("--overwrite", action="store_true")
+    ti.set_defaults(fn=cmd_teacher_import)
 
 
 def _add_teacher_train_nt(tp: Any) -> None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..config import checked_args
+from ..errors import ConfigError
 from ..registry import Registry
 
 DATASETS: Registry[Callable[..., Data]] = Registry("datasets")
@@ -84,6 +85,27 @@ class Data:
         m = torch.tensor(self.mean).view(1, -1, 1, 1)
         s = torch.tensor(self.std).view(1, -1, 1, 1)
         return (0 - m) / s, (1 - m) / s
+
+    def with_normalization(self, mean: Sequence[float], std: Sequence[float]) -> Data:
+        """The same images normalised with ``mean``/``std`` instead (a model trained elsewhere
+        sees its own input normalisation); ``self`` when they are already these."""
+        mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+        if (mean, std) == (self.mean, self.std):
+            return self
+        if len(mean) != self.channels or len(std) != self.channels or min(std) <= 0:
+            raise ConfigError(
+                f"normalization needs {self.channels} mean and {self.channels} positive std "
+                f"values for '{self.name}', got mean {list(mean)} and std {list(std)}"
+            )
+        old_m = torch.tensor(self.mean).view(1, -1, 1, 1)
+        old_s = torch.tensor(self.std).view(1, -1, 1, 1)
+        new_m, new_s = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
+
+        def convert(x: torch.Tensor) -> torch.Tensor:
+            return (x * old_s + old_m - new_m) / new_s
+
+        return replace(self, x_train=convert(self.x_train), x_test=convert(self.x_test),
+                       mean=mean, std=std)  # fmt: skip
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Map normalised images back to pixels in ``[0, 1]``."""

@@ -109,6 +109,11 @@ class DomainEval:
         self._teacher = logits
         return {f"teacher_{k}": v for k, v in own.items()}
 
+    def share_teacher(self, other: DomainEval) -> None:
+        """Use the teacher answers bound to ``other`` (the same domains, possibly in another
+        input normalisation)."""
+        self._teacher = other._teacher
+
     def __call__(self, model: nn.Module, device: Any = None) -> dict[str, float]:
         return self.metrics_of(self._logits(model, device))
 

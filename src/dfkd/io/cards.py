@@ -157,7 +157,11 @@ def load_card(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def load_model(
-    spec: str | nn.Module, data: Data | None = None, weights: str | Path | None = None
+    spec: str | nn.Module,
+    data: Data | None = None,
+    weights: str | Path | None = None,
+    *,
+    model_args: dict[str, Any] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Load a model from a card (``.json`` or folder), or ``package.module:factory`` / registry
     name plus ``weights``; shapes come from ``data`` when there is no card."""
@@ -173,7 +177,8 @@ def load_model(
     if data is None:
         raise DfkdError(f"model '{spec}' needs a dataset to know its input shape and classes")
     c, h, w = data.input_shape
-    model = create_model(spec, num_classes=data.num_classes, in_channels=c, image_size=(h, w))
+    model = create_model(spec, num_classes=data.num_classes, in_channels=c, image_size=(h, w),
+                         **(model_args or {}))  # fmt: skip
     if weights is None:
         raise DfkdError(f"model '{spec}' needs --weights FILE.safetensors (or give a model card)")
     load_weights(model, weights)
@@ -184,6 +189,20 @@ def load_model(
         "weights": str(weights),
     }
     return model, card
+
+
+def card_normalization(card: dict[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The input normalisation a card records (``None``: not recorded — the dataset's is used)."""
+    norm = card.get("normalization")
+    if not isinstance(norm, dict) or "mean" not in norm or "std" not in norm:
+        return None
+    return tuple(norm["mean"]), tuple(norm["std"])
+
+
+def in_model_space(data: Data, card: dict[str, Any]) -> Data:
+    """``data`` normalised as the model of ``card`` expects its inputs."""
+    norm = card_normalization(card)
+    return data if norm is None else data.with_normalization(*norm)
 
 
 def check_compatible(model: nn.Module, card: dict[str, Any], data: Data, role: str) -> None:
