@@ -217,13 +217,14 @@ def distill(
         if isinstance(dataset, Data)
         else load_dataset(cfg.data.name, cfg.data.root, **cfg.data.args)
     )
-    t_model, data = _teacher_model(teacher, cfg, data)  # data in the teacher's normalisation
+    t_model, model_data = _teacher_model(teacher, cfg, data)  # the teacher's normalisation
     seed_all(cfg.seed)
-    s_model, s_arch = _student_model(student, cfg, data)
+    s_model, s_arch = _student_model(student, cfg, model_data)
     cmd = command or " ".join(shlex.quote(a) for a in sys.argv)
-    save_student = SaveStudent(s_arch, data, cfg.teacher, cfg.method, cmd)
+    save_student = SaveStudent(s_arch, model_data, cfg.teacher, cfg.method, cmd)
     return run(cfg, t_model, s_model, data, out, resume=resume, overwrite=overwrite,
-               stop_after_rounds=stop_after_rounds, on_finish=save_student)  # fmt: skip
+               stop_after_rounds=stop_after_rounds, on_finish=save_student,
+               model_data=model_data)  # fmt: skip
 
 
 def _model_name(model: str | Path | nn.Module | None) -> str | None:

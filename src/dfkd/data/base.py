@@ -126,6 +126,23 @@ class Data:
         }
 
 
+class InputMap:
+    """The affine map from one input normalisation to another (the identity — the very same
+    tensor — when they agree): ``x ↦ (x·s₁ + m₁ − m₂) / s₂``."""
+
+    def __init__(self, src: Data, dst: Data) -> None:
+        self.identity = (src.mean, src.std) == (dst.mean, dst.std)
+        view = (1, -1, 1, 1)
+        self.scale = (torch.tensor(src.std) / torch.tensor(dst.std)).view(view)
+        self.shift = (torch.tensor(src.mean) - torch.tensor(dst.mean)) / torch.tensor(dst.std)
+        self.shift = self.shift.view(view)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.identity:
+            return x
+        return x * self.scale.to(x.device, x.dtype) + self.shift.to(x.device, x.dtype)
+
+
 def make_data(
     name: str,
     pixels_train: torch.Tensor,

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..config import RunConfig
+from ..data import InputMap
 from ..losses.terms import StepContext
 from ..sources import Batch
 from ..teachers.taps import Taps, last_linear
@@ -41,6 +42,7 @@ class Loop:
     deployed: nn.Module  # what is evaluated and saved
     state: RunState
     report: Reporter
+    to_model: InputMap  # the source's normalisation → the networks' (identity for own teachers)
     meter: TermMeter = field(default_factory=TermMeter)
     shown: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -79,11 +81,12 @@ class Loop:
                 return
         needs = needs_of(self.parts.synth_terms)
         with self.fabric.autocast(), teacher_taps(self.teacher, needs, self.parts.stats) as taps:
-            t_logits = self.teacher(batch.x)
+            x = self.to_model(batch.x)
+            t_logits = self.teacher(x)
             s_logits = None
             if synthesis_needs_student(self.parts):
                 with frozen(self.student_module):
-                    s_logits = self.student_module(batch.x)
+                    s_logits = self.student_module(x)
         ctx = StepContext("synth", batch.x, t_logits, s_logits, batch.labels, batch.weight,
                           taps=taps.as_context() if taps else {}, extras=batch.extras)  # fmt: skip
         loss, values = weighted_sum(
@@ -95,7 +98,7 @@ class Loop:
     def _with_teacher(self, batch: Batch) -> Batch:
         """``batch`` with the teacher's logits (no gradient; detached inputs)."""
         with torch.no_grad(), self.fabric.autocast():
-            return batch.replace(teacher_logits=self.teacher(batch.x.detach()))
+            return batch.replace(teacher_logits=self.teacher(self.to_model(batch.x.detach())))
 
     # --- distillation ----------------------------------------------------------------------------
 
@@ -145,7 +148,7 @@ class Loop:
             return self._with_teacher(batch)
         layer = last_linear(self.teacher)
         with torch.no_grad(), self.fabric.autocast(), Taps(self.teacher, inputs=[layer]) as tp:
-            logits = self.teacher(batch.x)
+            logits = self.teacher(self.to_model(batch.x))
         return batch.replace(teacher_logits=logits, teacher_features=tp.inputs[layer])
 
     def _record(self, batch: Batch) -> None:
@@ -158,13 +161,13 @@ class Loop:
 
     def _student_forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
         """Adjusted student logits and, when terms pair layers, the paired features."""
-        pairs = self.parts.pairs
+        pairs, x = self.parts.pairs, self.to_model(batch.x)
         if pairs is None:
-            return self.parts.plugins.adjust_logits(batch, self.student(batch.x)), {}
+            return self.parts.plugins.adjust_logits(batch, self.student(x)), {}
         with torch.no_grad(), Taps(self.teacher, layers=pairs.teacher_paths) as tt:
-            self.teacher(batch.x)
+            self.teacher(x)
         with Taps(self.student_module, layers=pairs.student_paths) as st:
-            s_logits = self.parts.plugins.adjust_logits(batch, self.student(batch.x))
+            s_logits = self.parts.plugins.adjust_logits(batch, self.student(x))
         return s_logits, {"pairs": pairs(st.outputs, tt.outputs)}
 
     # --- end of a round --------------------------------------------------------------------------

@@ -30,7 +30,8 @@ FinishHook = Callable[[nn.Module, dict[str, Any], Path], None]
 @dataclass
 class Reporter:
     """Evaluates the deployed model on the test split (and extra domains) and writes the run's
-    files; only the global-zero process writes."""
+    files; only the global-zero process writes. ``data`` is in the networks' normalisation,
+    ``source_data`` in the sources' (what ``samples.png`` shows)."""
 
     cfg: RunConfig
     data: Data
@@ -40,18 +41,19 @@ class Reporter:
     t_test: torch.Tensor
     teacher_accuracy: float
     teacher_domain: dict[str, float]
+    source_data: Data
 
     @classmethod
     def build(
         cls, cfg: RunConfig, data: Data, fabric: Any, teacher: nn.Module,
-        domains: DomainEval | None, out_dir: Path | None,
+        domains: DomainEval | None, out_dir: Path | None, source_data: Data,
     ) -> Reporter:  # fmt: skip
         """Predict the teacher on the evaluation split once."""
         with fabric.autocast():
             t_test = predict(teacher, data.x_test, cfg.eval_batch_size, fabric.device)
         bound = domains.bind_teacher(teacher, fabric.device) if domains else {}
         return cls(cfg, data, fabric, domains, out_dir, t_test,
-                   accuracy(t_test, data.y_test), bound)  # fmt: skip
+                   accuracy(t_test, data.y_test), bound, source_data)  # fmt: skip
 
     @property
     def writes(self) -> bool:
@@ -93,7 +95,7 @@ class Reporter:
         if self.writes and shown is not None:
             assert self.out_dir is not None
             x, predicted = shown
-            save_class_grid(self.out_dir / "samples.png", self.data.denormalize(x.float()),
+            save_class_grid(self.out_dir / "samples.png", self.source_data.denormalize(x.float()),
                             predicted.cpu(), self.data.num_classes)  # fmt: skip
 
     def checkpoint(self, state: RunState) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from ..config import RunConfig, safe_load
-from ..data import Data
+from ..data import Data, InputMap
 from ..errors import DfkdError
 from ..io.cards import tensor_state
 from ..io.files import load_state
@@ -48,6 +49,7 @@ def run(
     overwrite: bool = False,
     stop_after_rounds: int | None = None,
     on_finish: FinishHook | None = None,
+    model_data: Data | None = None,
 ) -> dict[str, Any]:
     """Run the loop described by ``cfg`` and return the final metrics.
 
@@ -62,17 +64,22 @@ def run(
         stop_after_rounds: stop (with a checkpoint) after this many rounds of this call.
         on_finish: called with ``(deployed model, metrics, out)`` on the global-zero process to
             write the student's files.
+        model_data: ``data`` in the normalisation the teacher expects (and the student will),
+            when it differs from the dataset's own: sources synthesise and sample in ``data``'s
+            normalisation, whose scale the presets were sized for, and every network input is
+            mapped to the teacher's (:class:`dfkd.data.InputMap`); evaluation uses this one.
     """
     from lightning_fabric import Fabric
 
     out_dir = check_out_dir(out, overwrite=overwrite, resume=resume) if out is not None else None
-    parts = assemble(cfg, teacher, student, data)  # every check before any output
+    spaces = Spaces(data, model_data if model_data is not None else data)
+    parts = assemble(cfg, teacher, student, spaces.model)  # every check before any output
     saved = saved_state(cfg, out_dir) if out_dir is not None and resume else None
     fabric = Fabric(**vars(cfg.fabric))
     # launch(fn) runs fn once per process (spawn strategies) or directly (single device);
     # it returns the global-zero process's result
     metrics, weights = fabric.launch(
-        _worker, cfg, parts, teacher, student, data, out_dir, saved,
+        _worker, cfg, parts, teacher, student, spaces, out_dir, saved,
         overwrite or resume, stop_after_rounds, on_finish,
     )  # fmt: skip
     trained = rebuild(student, metrics["head"]) if "head" in metrics else student
@@ -109,12 +116,12 @@ def config_diff(a: Any, b: Any, path: str = "") -> str | None:
 
 def _worker(
     fabric: Any, cfg: RunConfig, parts: RunParts, teacher: nn.Module, student: nn.Module,
-    data: Data, out_dir: Path | None, saved: dict[str, Any] | None, clear_old: bool,
+    spaces: Spaces, out_dir: Path | None, saved: dict[str, Any] | None, clear_old: bool,
     stop_after_rounds: int | None, on_finish: FinishHook | None,
 ) -> tuple[dict[str, Any], bytes]:  # fmt: skip
     """One process: set the parts up on its device, restore or start, loop, report."""
     seed_all(cfg.seed)
-    loop = build_loop(fabric, cfg, parts, teacher, student, data, out_dir)
+    loop = build_loop(fabric, cfg, parts, teacher, student, spaces, out_dir)
     if saved is not None:
         loop.state.load_state_dict(saved)
     else:
@@ -132,16 +139,18 @@ def _worker(
 
 def build_loop(
     fabric: Any, cfg: RunConfig, parts: RunParts, teacher: nn.Module, student: nn.Module,
-    data: Data, out_dir: Path | None,
+    spaces: Spaces, out_dir: Path | None,
 ) -> Loop:  # fmt: skip
     """The parts on this process's device, in the order that fixes the run's randomness:
     adapters, plug-ins (their parameters join the student's optimiser), the student, the
     source."""
+    data, to_model = spaces.source, InputMap(spaces.source, spaces.model)
     teacher = fabric.to_device(freeze(teacher))
     if parts.pairs is not None:
         parts.pairs.reset_parameters()  # initialised from the run's seed
         parts.pairs.to(fabric.device)
-    env = SourceEnv(fabric=fabric, data=data, teacher=Autocast(teacher, fabric), student=student,
+    env = SourceEnv(fabric=fabric, data=data, teacher=Autocast(teacher, fabric, to_model),
+                    student=student,
                     batch_size=cfg.batch_size, seed=cfg.seed, rounds=cfg.rounds,
                     teacher_features_dim=features_dim(teacher, parts, data))  # fmt: skip
     parts.plugins.setup(env)
@@ -154,9 +163,9 @@ def build_loop(
     parts.source.setup(env)
     counts = torch.zeros(data.num_classes, dtype=torch.long, device=fabric.device)
     state = RunState(student, optimizer, parts.source, parts.plugins, parts.pairs, counts)
-    report = Reporter.build(cfg, data, fabric, teacher, parts.domains, out_dir)
+    report = Reporter.build(cfg, spaces.model, fabric, teacher, parts.domains, out_dir, data)
     deployed = parts.plugins.deployed(student)
-    return Loop(cfg, parts, fabric, teacher, wrapped, student, deployed, state, report)
+    return Loop(cfg, parts, fabric, teacher, wrapped, student, deployed, state, report, to_model)
 
 
 def features_dim(teacher: nn.Module, parts: RunParts, data: Data) -> int | None:
@@ -170,15 +179,26 @@ def features_dim(teacher: nn.Module, parts: RunParts, data: Data) -> int | None:
     return int(taps.inputs[layer].flatten(1).shape[1])
 
 
-class Autocast(nn.Module):
-    """A frozen model whose forward runs under the run's precision (``fabric.autocast``):
-    what sources and plug-ins get as ``env.teacher``."""
+@dataclass
+class Spaces:
+    """The dataset in the sources' normalisation (``source``: the dataset's own) and in the
+    networks' (``model``: the teacher's card's)."""
 
-    def __init__(self, model: nn.Module, fabric: Any) -> None:
+    source: Data
+    model: Data
+
+
+class Autocast(nn.Module):
+    """A frozen model whose forward takes inputs in the sources' normalisation and runs under
+    the run's precision (``fabric.autocast``): what sources and plug-ins get as
+    ``env.teacher``."""
+
+    def __init__(self, model: nn.Module, fabric: Any, to_model: InputMap) -> None:
         super().__init__()
         self.model = model
-        self._fabric = (fabric,)  # a tuple: not a sub-module, not in state dicts
+        self._context = (fabric, to_model)  # a tuple: not sub-modules, not in state dicts
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with self._fabric[0].autocast():
-            return self.model(x)
+        fabric, to_model = self._context
+        with fabric.autocast():
+            return self.model(to_model(x))
