@@ -105,3 +105,29 @@ def test_import_cli_and_its_errors(third_party: Path, tmp_path: Path, capsys) ->
     assert cli_main([*args[:5], str(tmp_path / "w.pt"), *args[6:], "--out",
                      str(tmp_path / "v")]) == 2  # fmt: skip
     assert "refuses to load" in capsys.readouterr().err and not (tmp_path / "v").exists()
+
+
+def test_zoo_networks_import_as_teachers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every network of the benchmark's teacher zoo (plain PyTorch) imports as a card."""
+    from dfkd.data.base import make_data
+
+    bench = Path(__file__).parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(bench))
+    import zoo_nets
+
+    g = torch.Generator().manual_seed(0)
+    fake = make_data("fake28", torch.rand(16, 1, 28, 28, generator=g), torch.arange(16) % 10,
+                     torch.rand(8, 1, 28, 28, generator=g), torch.arange(8) % 10,
+                     num_classes=10)  # fmt: skip
+    names = [n for n in vars(zoo_nets) if not n.startswith("_") and callable(vars(zoo_nets)[n])]
+    factories = [n for n in names if isinstance(vars(zoo_nets)[n](), torch.nn.Module)]
+    assert {"cnn_nobn", "vgg_bn", "resnet_small", "mlp"} <= set(factories)
+    for name in factories:
+        weights = tmp_path / f"{name}.safetensors"
+        save_file(vars(zoo_nets)[name]().state_dict(), weights)
+        card = dfkd.import_teacher(f"zoo_nets:{name}", weights, fake, tmp_path / name,
+                                   normalization="none")  # fmt: skip
+        assert card["imported"]["model"] == f"zoo_nets:{name}"
+        model, saved = load_model(tmp_path / name)
+        assert card_normalization(saved) == ((0.0,), (1.0,))
+        assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
