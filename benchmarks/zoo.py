@@ -143,7 +143,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     res, path, doc = results_doc(args.results, "zoo_teachers")
-    doc["meta"] = run_meta("python benchmarks/zoo.py")
+    default = ap.get_default("datasets")
+    given = "" if args.datasets == default else " --datasets " + " ".join(args.datasets)
+    doc["meta"] = run_meta("python benchmarks/zoo.py" + given)
     for ds in args.datasets:
         rows = {}
         for name in [*ZOO, "lenet5"]:
