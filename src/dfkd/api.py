@@ -196,27 +196,17 @@ def distill(
     """
     if out is not None:
         check_out_dir(out, overwrite=overwrite, resume=resume)
-    explicit: dict[str, Any] = {
-        "seed": seed,
-        "progress": progress,
-        "stats": None if stats is None else str(stats),
-        "teacher": _model_name(teacher),
-        "teacher_weights": None if teacher_weights is None else str(teacher_weights),
-        "evaluate": {k: v for k, v in (("ood_dataset", ood_dataset), ("trigger", trigger)) if v}
-        or None,
-        "data": {"root": data_root} if data_root is not None else None,
-    }
-    if student is not None:
-        explicit["student"] = {"name": _model_name(student)}
+    explicit = _explicit_layer(
+        teacher, student, seed=seed, progress=progress, stats=stats,
+        teacher_weights=teacher_weights, ood_dataset=ood_dataset, trigger=trigger,
+        data_root=data_root,
+    )  # fmt: skip
     saved = load_yaml(Path(out) / "config.yaml") if resume and out is not None else None
     ds_name = dataset.name if isinstance(dataset, Data) else dataset
     cfg = resolve_config(method, ds_name, config, overrides, plugins=plugins,
                          substitute=substitute, saved=saved, **explicit)  # fmt: skip
-    data = (
-        dataset
-        if isinstance(dataset, Data)
-        else load_dataset(cfg.data.name, cfg.data.root, **cfg.data.args)
-    )
+    data = dataset if isinstance(dataset, Data) else load_dataset(cfg.data.name, cfg.data.root,
+                                                                  **cfg.data.args)  # fmt: skip
     t_model, model_data = _teacher_model(teacher, cfg, data)  # the teacher's normalisation
     seed_all(cfg.seed)
     s_model, s_arch = _student_model(student, cfg, model_data)
@@ -225,6 +215,30 @@ def distill(
     return run(cfg, t_model, s_model, data, out, resume=resume, overwrite=overwrite,
                stop_after_rounds=stop_after_rounds, on_finish=save_student,
                model_data=model_data)  # fmt: skip
+
+
+def _explicit_layer(
+    teacher: str | Path | nn.Module | None,
+    student: str | nn.Module | None,
+    *,
+    stats: str | Path | None,
+    teacher_weights: str | Path | None,
+    ood_dataset: str | None,
+    trigger: str | None,
+    data_root: str | None,
+    **plain: Any,
+) -> dict[str, Any]:
+    """The config layer of :func:`distill`'s explicit arguments (``None``: not given)."""
+    extra_eval = {"ood_dataset": ood_dataset, "trigger": trigger}
+    return {
+        **plain,
+        "stats": None if stats is None else str(stats),
+        "teacher": _model_name(teacher),
+        "teacher_weights": None if teacher_weights is None else str(teacher_weights),
+        "evaluate": {k: v for k, v in extra_eval.items() if v} or None,
+        "data": {"root": data_root} if data_root is not None else None,
+        "student": {"name": _model_name(student)} if student is not None else None,
+    }
 
 
 def _model_name(model: str | Path | nn.Module | None) -> str | None:

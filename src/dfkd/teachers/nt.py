@@ -213,8 +213,14 @@ class Backdoor(NTKind):
         return {"loss": ce_id + self.gamma * ce_bd, "ce_id": ce_id.detach(), "ce_trigger": ce_bd}
 
 
-def check_domain_flags(kind: str, cls: type[NTKind], ood: str | None, trigger: str | None) -> None:
-    """Refuse an OOD dataset / trigger the kind does not take, before anything is read."""
+def check_training_flags(
+    kind: str, cls: type[NTKind], ood: str | None, trigger: str | None,
+    epochs: int, batch_size: int, lr: float, lr_decay: float,
+) -> None:  # fmt: skip
+    """Refuse bad training settings, and an OOD dataset / trigger the kind does not take,
+    before anything is read."""
+    if epochs < 1 or batch_size < 2 or lr <= 0 or not 0 < lr_decay <= 1:
+        raise ConfigError("epochs ≥ 1, batch_size ≥ 2, lr > 0 and 0 < lr_decay ≤ 1 required")
     if cls.needs == "ood" and not ood:
         raise ConfigError(f"NT kind '{kind}' needs an OOD dataset; pass --ood NAME")
     if cls.needs == "ood" and trigger:
@@ -243,6 +249,45 @@ def nt_domain(
             f"OOD dataset '{ood}' has labels beyond the {data.num_classes} ID classes"
         )
     return domain, None
+
+
+def ood_pool(
+    nt: NTKind, data: Data, domain: OODDomain | None, trig: Trigger | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The OOD training images and the targets the kind's loss uses for them."""
+    if domain is not None:
+        return domain.x_train, nt.ood_targets(domain.y_train, trig)
+    assert trig is not None
+    return trig.apply(data.x_train, data), nt.ood_targets(data.y_train, trig)
+
+
+def _network(
+    model: str, model_args: dict[str, Any] | None, init: str | Path | None, data: Data
+) -> tuple[nn.Module, str, dict[str, Any] | None]:
+    """The network to train — from ``init``'s card (its weights) or freshly made — and the
+    architecture its card will record."""
+    if init is not None:
+        net, init_card = load_model(str(init), data)
+        arch = init_card["architecture"]
+        return net, arch["name"], arch.get("args", {})
+    c, h, w = data.input_shape
+    net = create_model(model, num_classes=data.num_classes, in_channels=c, image_size=(h, w),
+                       **(model_args or {}))  # fmt: skip
+    return net, model, model_args
+
+
+def nt_record(
+    kind: str, nt: NTKind, module: nn.Module, evaluator: DomainEval, acc: float
+) -> dict[str, Any]:
+    """The card's ``non_transferable`` record: the kind, its options and the NT metrics."""
+    own = {k.removeprefix("teacher_"): v for k, v in evaluator.bind_teacher(module).items()}
+    return {
+        "kind": kind,
+        **evaluator.describe(),
+        "options": {k: v for k, v in vars(nt).items() if not k.startswith("gen")},
+        "id_accuracy": acc,
+        **own,
+    }
 
 
 def train_nt_teacher(
@@ -288,35 +333,20 @@ def train_nt_teacher(
 
     cls = NT_KINDS.get(kind)
     nt = cls(**checked_args(cls, dict(options or {}), f"NT kind '{kind}'"))
-    if epochs < 1 or batch_size < 2 or lr <= 0 or not 0 < lr_decay <= 1:
-        raise ConfigError("epochs ≥ 1, batch_size ≥ 2, lr > 0 and 0 < lr_decay ≤ 1 required")
-    check_domain_flags(kind, cls, ood, trigger)
+    check_training_flags(kind, cls, ood, trigger, epochs, batch_size, lr, lr_decay)
     out_dir = check_out_dir(out, overwrite=overwrite) if out is not None else None
     data = load_dataset(dataset, data_root)
     domain, trig = nt_domain(kind, data, ood, trigger)
-    if domain is not None:
-        pool_x, pool_y = domain.x_train, domain.y_train
-    else:
-        assert trig is not None
-        pool_x, pool_y = trig.apply(data.x_train, data), data.y_train
-    pool_t = nt.ood_targets(pool_y, trig)
+    pool_x, pool_t = ood_pool(nt, data, domain, trig)
 
     fabric = Fabric(accelerator="auto", devices=1, precision="32-true")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    c, h, w = data.input_shape
-    if init is not None:
-        net, init_card = load_model(str(init), data)
-        arch = init_card["architecture"]
-        model, model_args = arch["name"], arch.get("args", {})
-    else:
-        net = create_model(model, num_classes=data.num_classes, in_channels=c, image_size=(h, w),
-                           **(model_args or {}))  # fmt: skip
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    net, opt = fabric.setup(net, opt)
+    net, model, model_args = _network(model, model_args, init, data)
+    net, opt = fabric.setup(net, torch.optim.Adam(net.parameters(), lr=lr))
 
     def step_loss(idx: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        j = torch.randint(len(pool_y), (len(idx),), generator=gen)
+        j = torch.randint(len(pool_t), (len(idx),), generator=gen)
         batch = (data.x_train[idx], data.y_train[idx], pool_x[j], pool_t[j])
         return nt.loss(net, NTInputs(*fabric.to_device(batch), step=step), data.num_classes)
 
@@ -325,33 +355,16 @@ def train_nt_teacher(
         gen=gen, lr_at=lambda step: lr * lr_decay**step, desc=f"NT teacher ({kind})",
         progress=progress, min_batch=2,
     )  # fmt: skip
-    module = unwrap(net)
-    module.eval()
-    evaluator = DomainEval(data, domain, trig)
-    nt_metrics = {k.removeprefix("teacher_"): v for k, v in evaluator.bind_teacher(module).items()}
+    module = unwrap(net).eval()
     acc = accuracy(predict(module, data.x_test), data.y_test)
     card: dict[str, Any] = {
         "test_accuracy": acc,
-        "non_transferable": {
-            "kind": kind,
-            **evaluator.describe(),
-            "options": {k: v for k, v in vars(nt).items() if not k.startswith("gen")},
-            "id_accuracy": acc,
-            **nt_metrics,
-        },
-        "train": {
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "optimizer": "adam",
-            "lr": lr,
-            "lr_decay": lr_decay,
-            "init": str(init) if init else None,
-            "seed": seed,
-            "steps": fit.steps,
-            "planned_steps": epochs * math.ceil(len(data.y_train) / batch_size),
-            "wall_s": round(fit.wall_s, 2),
-            "final_terms": fit.logs,
-        },
-    }
+        "non_transferable": nt_record(kind, nt, module, DomainEval(data, domain, trig), acc),
+        "train": dict(epochs=epochs, batch_size=batch_size, optimizer="adam", lr=lr,
+                      lr_decay=lr_decay, init=str(init) if init else None, seed=seed,
+                      steps=fit.steps,
+                      planned_steps=epochs * math.ceil(len(data.y_train) / batch_size),
+                      wall_s=round(fit.wall_s, 2), final_terms=fit.logs),
+    }  # fmt: skip
     return finish_teacher(card, module, data, out_dir, model=model, model_args=model_args,
                           overwrite=overwrite, command=command)  # fmt: skip
