@@ -45,6 +45,18 @@ class Loop:
     to_model: InputMap  # the source's normalisation → the networks' (identity for own teachers)
     meter: TermMeter = field(default_factory=TermMeter)
     shown: tuple[torch.Tensor, torch.Tensor] | None = None
+    # fixed for the run, worked out once (not per step)
+    synth_needs: set[str] = field(init=False)
+    synth_student: bool = field(init=False)
+    synth_selects: bool = field(init=False)
+    feature_layer: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.synth_needs = needs_of(self.parts.synth_terms)
+        self.synth_student = synthesis_needs_student(self.parts)
+        self.synth_selects = self.parts.plugins.selects_synthesis
+        wanted = "teacher_features" in self.parts.plugins.needs
+        self.feature_layer = last_linear(self.teacher) if wanted else None
 
     def fit(self, stop_after_rounds: int | None = None) -> None:
         """Run the remaining rounds (or ``stop_after_rounds`` of them, then checkpoint)."""
@@ -75,16 +87,16 @@ class Loop:
         """One update of the source on the synthesis terms (and plug-ins' terms)."""
         self.student.eval()
         batch = self.parts.source.draw()
-        if self.parts.plugins.selects_synthesis:  # plug-ins pick what the terms see
+        if self.synth_selects:  # plug-ins pick what the terms see
             batch = self.parts.plugins.select_synthesis(self._with_teacher(batch))
             if len(batch) == 0:
                 return
-        needs = needs_of(self.parts.synth_terms)
-        with self.fabric.autocast(), teacher_taps(self.teacher, needs, self.parts.stats) as taps:
+        taps_for = teacher_taps(self.teacher, self.synth_needs, self.parts.stats)
+        with self.fabric.autocast(), taps_for as taps:
             x = self.to_model(batch.x)
             t_logits = self.teacher(x)
             s_logits = None
-            if synthesis_needs_student(self.parts):
+            if self.synth_student:
                 with frozen(self.student_module):
                     s_logits = self.student_module(x)
         ctx = StepContext("synth", batch.x, t_logits, s_logits, batch.labels, batch.weight,
@@ -144,9 +156,9 @@ class Loop:
     def _labelled(self, batch: Batch) -> Batch:
         """``batch`` with the teacher's logits, and its penultimate features when a plug-in
         declared that need (one forward, under autocast, no gradient)."""
-        if "teacher_features" not in self.parts.plugins.needs:
+        layer = self.feature_layer
+        if layer is None:
             return self._with_teacher(batch)
-        layer = last_linear(self.teacher)
         with torch.no_grad(), self.fabric.autocast(), Taps(self.teacher, inputs=[layer]) as tp:
             logits = self.teacher(self.to_model(batch.x))
         return batch.replace(teacher_logits=logits, teacher_features=tp.inputs[layer])

@@ -26,7 +26,7 @@ from ..data import Data, load_dataset
 from ..engine.objective import bind_terms, needs_of, teacher_taps, weighted_sum
 from ..errors import DfkdError
 from ..evaluation.domains import from_pixels
-from ..io.cards import card_path, load_model
+from ..io.cards import card_normalization, card_path, load_model
 from ..losses.terms import StepContext
 from ..plugins.atesc import ATEsc
 from ..sources import SourceEnv, build_source
@@ -43,11 +43,11 @@ def load_for_audit(
     cp = None if isinstance(teacher, nn.Module) else card_path(str(teacher))
     if cp is not None and dataset is None:
         model, card = load_model(str(teacher))
-        norm = card.get("normalization") or {}
-        if "mean" not in norm:
+        norm = card_normalization(card)
+        if norm is None:
             raise DfkdError(f"card '{cp}' has no normalization; pass --dataset")
         space = Data.input_space(card.get("dataset") or "card", tuple(card["input_shape"]),
-                                 card["num_classes"], norm["mean"], norm["std"])  # fmt: skip
+                                 card["num_classes"], *norm)  # fmt: skip
         return model, space
     if dataset is None:
         raise DfkdError("this teacher has no card; pass --dataset to give its input shape")
