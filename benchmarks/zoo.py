@@ -48,7 +48,7 @@ class Recipe:
 
 ZOO = {
     "cnn-nobn": Recipe("zoo_nets:cnn_nobn", "dataset", 30, "adam", 1e-3,
-                       notes="BN-free, Adam for 30 epochs (large logits)"),
+                       notes="BN-free, Adam, trained long (large logits)"),
     "vgg-bn": Recipe("zoo_nets:vgg_bn", "dataset", 15, notes="VGG-style with BatchNorm"),
     "resnet-bn": Recipe("zoo_nets:resnet_small", "0.5,0.5", 15,
                         notes="ResNet-style with BatchNorm, inputs (x − 0.5)/0.5"),
@@ -60,13 +60,20 @@ ZOO = {
 }  # fmt: skip
 
 
+def epochs_for(recipe: Recipe, n_train: int) -> int:
+    """The recipe's epochs (set for MNIST-10k's 10k images) on a training split of ``n_train``:
+    a larger split gets fewer epochs, at least twice MNIST-10k's steps (Fashion-MNIST: 1/3)."""
+    return max(1, round(recipe.epochs * min(1.0, 20000 / n_train)))
+
+
 def train_plain(recipe: Recipe, data: dfkd.Data, seed: int = 0) -> tuple[torch.nn.Module, float]:
     """Train the recipe's network with a hand-written PyTorch loop; returns it and seconds."""
     torch.manual_seed(seed)
+    epochs = epochs_for(recipe, len(data.x_train))
     net = zoo_nets.__dict__[recipe.factory.split(":")[1]](data.num_classes, data.channels)
     mean, std = parse_normalization(recipe.normalization, data)
     x = data.with_normalization(mean, std).x_train
-    steps = recipe.epochs * math.ceil(len(x) / 128)
+    steps = epochs * math.ceil(len(x) / 128)
     if recipe.optimizer == "adam":
         opt = torch.optim.Adam(net.parameters(), recipe.lr)
     else:
@@ -74,7 +81,7 @@ def train_plain(recipe: Recipe, data: dfkd.Data, seed: int = 0) -> tuple[torch.n
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     gen, t0 = torch.Generator().manual_seed(seed), time.perf_counter()
     net.train()
-    for _ in range(recipe.epochs):
+    for _ in range(epochs):
         for idx in torch.randperm(len(x), generator=gen).split(128):
             loss = F.cross_entropy(net(x[idx]), data.y_train[idx],
                                    label_smoothing=recipe.label_smoothing)  # fmt: skip
@@ -94,14 +101,16 @@ def zoo_teacher(name: str, dataset: str, out: Path) -> Path:
         dfkd.train_teacher(dataset, "lenet5", TEACHER_EPOCHS[dataset], folder, progress=False)
         return folder
     recipe = ZOO[name]
-    net, seconds = train_plain(recipe, dfkd.load_dataset(dataset))
+    data = dfkd.load_dataset(dataset)
+    net, seconds = train_plain(recipe, data)
     weights = out / dataset / f"{name}.safetensors"
     weights.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, weights)
     dfkd.import_teacher(recipe.factory, weights, dataset, folder,
                         normalization=recipe.normalization)  # fmt: skip
     card = json.loads((folder / "teacher.json").read_text())
-    card["train"] = {"plain_pytorch_s": round(seconds, 1), "epochs": recipe.epochs}
+    card["train"] = {"plain_pytorch_s": round(seconds, 1),
+                     "epochs": epochs_for(recipe, len(data.x_train))}  # fmt: skip
     (folder / "teacher.json").write_text(json.dumps(card, indent=2) + "\n")
     return folder
 
@@ -123,12 +132,15 @@ def markdown(doc: dict) -> str:
         "`lenet5`. Final test-split accuracy; logit scale on the test split.",
     )
     for ds, rows in doc["rows"].items():
-        lines += [f"## {ds}", "", "| teacher | what | normalization | test acc | mean top logit "
-                  "| mean logit std | train s |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        command = doc.get("commands", {}).get(ds, doc["meta"]["command"])
+        lines += [f"## {ds}", "", f"Command: `{command}`.", "",
+                  "| teacher | what | normalization | epochs | test acc | mean top logit "
+                  "| mean logit std | train s |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for name, r in rows.items():
             lines.append(
-                f"| {name} | {r['notes']} | {r['normalization']} | {pct(r['accuracy'])} "
-                f"| {r['max_logit']:.1f} | {r['logit_std']:.1f} | {r['train_s']:.0f} |"
+                f"| {name} | {r['notes']} | {r['normalization']} | {r.get('epochs', '–')} "
+                f"| {pct(r['accuracy'])} | {r['max_logit']:.1f} | {r['logit_std']:.1f} "
+                f"| {r['train_s']:.0f} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -146,6 +158,7 @@ def main() -> None:
     default = ap.get_default("datasets")
     given = "" if args.datasets == default else " --datasets " + " ".join(args.datasets)
     doc["meta"] = run_meta("python benchmarks/zoo.py" + given)
+    doc.setdefault("commands", {})
     for ds in args.datasets:
         rows = {}
         for name in [*ZOO, "lenet5"]:
@@ -157,10 +170,12 @@ def main() -> None:
                 "normalization": recipe.normalization if recipe else "dataset",
                 "accuracy": card["test_accuracy"],
                 "train_s": card["train"].get("plain_pytorch_s", card["train"].get("wall_s")),
+                "epochs": card["train"].get("epochs"),
                 **logit_scale(folder, ds),
             }
             print(ds, name, f"{100 * card['test_accuracy']:.2f} %", flush=True)
         doc["rows"][ds] = rows
+        doc["commands"][ds] = doc["meta"]["command"]
         path.write_text(json.dumps(doc, indent=2) + "\n")
     (res / "zoo_teachers.md").write_text(markdown(doc) + "\n")
     print((res / "zoo_teachers.md").read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import shlex
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,7 @@ def distill(
     resume: bool = False,
     overwrite: bool = False,
     stop_after_rounds: int | None = None,
+    time_budget: str | float | None = None,
     progress: bool | None = None,
     command: str | None = None,
 ) -> dict[str, Any]:
@@ -189,15 +191,19 @@ def distill(
         seed, data_root, progress: shortcuts for the config keys of the same name.
         resume / overwrite: continue / replace a run already in ``out``.
         stop_after_rounds: stop with a checkpoint after this many rounds (time-boxed jobs).
+        time_budget: size the run to this wall-clock time on this machine (``"10m"``,
+            ``"90s"``, seconds; counted from this call): ``rounds`` is set from the measured
+            cost of the first steps (config ``time_budget``; ``metrics["budget"]`` says how).
 
     Returns:
         The metrics dict (also written to ``out/metrics.json``), plus ``history`` (the eval curve)
         and ``student`` (the trained module).
     """
+    started = time.time()
     if out is not None:
         check_out_dir(out, overwrite=overwrite, resume=resume)
     explicit = _explicit_layer(
-        teacher, student, seed=seed, progress=progress, stats=stats,
+        teacher, student, seed=seed, progress=progress, stats=stats, time_budget=time_budget,
         teacher_weights=teacher_weights, ood_dataset=ood_dataset, trigger=trigger,
         data_root=data_root,
     )  # fmt: skip
@@ -214,7 +220,7 @@ def distill(
     save_student = SaveStudent(s_arch, model_data, cfg.teacher, cfg.method, cmd)
     return run(cfg, t_model, s_model, data, out, resume=resume, overwrite=overwrite,
                stop_after_rounds=stop_after_rounds, on_finish=save_student,
-               model_data=model_data)  # fmt: skip
+               model_data=model_data, started=started)  # fmt: skip
 
 
 def _explicit_layer(

@@ -211,6 +211,7 @@ def cmd_distill(a: argparse.Namespace) -> int:
         resume=a.resume,
         overwrite=a.overwrite,
         stop_after_rounds=a.stop_after,
+        time_budget=a.time_budget,
         progress=False if a.quiet else None,
         command=a.cmdline,
     )
@@ -518,6 +519,13 @@ def _add_distill(sub: Any) -> None:
         default=None,
         metavar="ROUNDS",
         help="stop with a checkpoint after this many rounds",
+    )
+    dp.add_argument(
+        "--time-budget",
+        default=None,
+        metavar="DURATION",
+        help="size the run to this wall time on this machine (e.g. 90s, 10m, 1h): rounds are "
+        "set from the measured cost of the first steps",
     )
     dp.add_argument("--quiet", action="store_true", help="no progress bar")
     dp.set_defaults(fn=cmd_distill)

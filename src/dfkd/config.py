@@ -93,7 +93,10 @@ class RunConfig:
     ``kd_steps`` student steps on batches of ``batch_size``. Evaluation and checkpoints happen every
     ``eval_every`` / ``checkpoint_every`` rounds and after the last round. When plug-ins drop
     samples from a distillation batch, up to ``fill_selected`` further batches are drawn to refill
-    it to exactly ``batch_size`` (0: the student trains on what was kept).
+    it to exactly ``batch_size`` (0: the student trains on what was kept). With ``time_budget``
+    (``"10m"``, ``"90s"``, seconds) the run is sized on the machine it runs on: ``rounds``,
+    ``eval_every`` and ``checkpoint_every`` are set so the whole run fits the budget
+    (:mod:`dfkd.engine.budget`), and the saved ``config.yaml`` holds the sized values.
     """
 
     method: str = "kd"
@@ -108,6 +111,7 @@ class RunConfig:
     kd_steps: int = 50
     batch_size: int = 128
     fill_selected: int = 0
+    time_budget: str | float | None = None
     eval_every: int = 5
     eval_batch_size: int = 1000
     checkpoint_every: int = 5
@@ -137,6 +141,8 @@ class RunConfig:
         for k in ("g_steps", "kd_steps", "fill_selected"):
             if getattr(self, k) < 0:
                 raise ConfigError(f"config '{k}' must be ≥ 0, got {getattr(self, k)}")
+        if self.time_budget is not None:
+            parse_duration(self.time_budget)
         if self.optimizer.lr <= 0:
             raise ConfigError(f"config 'optimizer.lr' must be > 0, got {self.optimizer.lr}")
         for group in ("synth_terms", "distill_terms"):
@@ -144,6 +150,27 @@ class RunConfig:
                 w = args.get("weight", 1.0)
                 if not isinstance(w, (int, float)) or isinstance(w, bool):
                     raise ConfigError(f"config '{group}.{name}.weight' must be a number, got {w!r}")
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|m|min|h)?\s*$")
+_UNIT = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | float) -> float:
+    """Seconds in ``"90s"``, ``"10m"``, ``"1.5h"`` or a plain number of seconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        match = _DURATION.match(str(text))
+        if not match:
+            raise ConfigError(
+                f"time budget {text!r} must look like 90s, 10m or 1.5h (a number of seconds, "
+                "minutes or hours)"
+            )
+        seconds = float(match.group(1)) * _UNIT[match.group(2)]
+    if not seconds > 0:
+        raise ConfigError(f"time budget must be positive, got {text!r}")
+    return seconds
 
 
 # --- building dataclasses from plain data, strictly ------------------------------------------

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import copy
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from ..models.heads import rebuild
 from ..sources import SourceEnv
 from ..teachers.taps import Taps, last_linear
 from ..teachers.train import freeze
+from .budget import size_run
 from .loop import Loop
 from .optim import make_optimizer
 from .parts import RunParts, assemble
@@ -50,6 +53,7 @@ def run(
     stop_after_rounds: int | None = None,
     on_finish: FinishHook | None = None,
     model_data: Data | None = None,
+    started: float | None = None,
 ) -> dict[str, Any]:
     """Run the loop described by ``cfg`` and return the final metrics.
 
@@ -68,9 +72,12 @@ def run(
             when it differs from the dataset's own: sources synthesise and sample in ``data``'s
             normalisation, whose scale the presets were sized for, and every network input is
             mapped to the teacher's (:class:`dfkd.data.InputMap`); evaluation uses this one.
+        started: when the caller's work began (``time.time()``; default: now): a
+            ``time_budget`` counts from there.
     """
     from lightning_fabric import Fabric
 
+    started = time.time() if started is None else started
     out_dir = check_out_dir(out, overwrite=overwrite, resume=resume) if out is not None else None
     spaces = Spaces(data, model_data if model_data is not None else data)
     parts = assemble(cfg, teacher, student, spaces.model)  # every check before any output
@@ -80,7 +87,7 @@ def run(
     # it returns the global-zero process's result
     metrics, weights = fabric.launch(
         _worker, cfg, parts, teacher, student, spaces, out_dir, saved,
-        overwrite or resume, stop_after_rounds, on_finish,
+        overwrite or resume, stop_after_rounds, on_finish, started,
     )  # fmt: skip
     trained = rebuild(student, metrics["head"]) if "head" in metrics else student
     trained.load_state_dict(st_load(weights))  # the caller's module holds the trained weights
@@ -91,8 +98,10 @@ def run(
 def saved_state(cfg: RunConfig, out_dir: Path) -> dict[str, Any] | None:
     """The checkpoint to resume from, after checking that ``cfg`` is the saved run's config."""
     saved_cfg = safe_load((out_dir / "config.yaml").read_text()) or {}
-    now = {k: v for k, v in cfg.to_dict().items() if k != "progress"}
-    was = {k: v for k, v in saved_cfg.items() if k != "progress"}
+    # a budgeted run was sized when it started: resuming continues that plan
+    ignored = ("progress", "time_budget")
+    now = {k: v for k, v in cfg.to_dict().items() if k not in ignored}
+    was = {k: v for k, v in saved_cfg.items() if k not in ignored}
     d = config_diff(was, now)
     if d:
         raise DfkdError(
@@ -117,9 +126,19 @@ def config_diff(a: Any, b: Any, path: str = "") -> str | None:
 def _worker(
     fabric: Any, cfg: RunConfig, parts: RunParts, teacher: nn.Module, student: nn.Module,
     spaces: Spaces, out_dir: Path | None, saved: dict[str, Any] | None, clear_old: bool,
-    stop_after_rounds: int | None, on_finish: FinishHook | None,
+    stop_after_rounds: int | None, on_finish: FinishHook | None, started: float,
 ) -> tuple[dict[str, Any], bytes]:  # fmt: skip
-    """One process: set the parts up on its device, restore or start, loop, report."""
+    """One process: size a budgeted run, set the parts up on its device, restore or start,
+    loop, report."""
+    budget = None
+    if cfg.time_budget is not None and saved is None:
+        seed_all(cfg.seed)
+
+        def trial() -> Loop:  # copies: the run's own parts and student stay untouched
+            return build_loop(fabric, cfg, copy.deepcopy(parts), teacher,
+                              copy.deepcopy(student), spaces, None)  # fmt: skip
+
+        cfg, budget = size_run(cfg, trial, fabric, out_dir is not None, started)
     seed_all(cfg.seed)
     loop = build_loop(fabric, cfg, parts, teacher, student, spaces, out_dir)
     if saved is not None:
@@ -128,6 +147,8 @@ def _worker(
         loop.report.start(clear_old)
     loop.fit(stop_after_rounds)
     metrics = loop.report.metrics(loop.state, student, loop.deployed, loop.teacher)
+    if budget is not None:
+        metrics["budget"] = budget
     loop.report.finish(metrics, loop.state, loop.deployed, on_finish)
     if out_dir is not None:
         metrics["out"] = str(out_dir)

@@ -1,0 +1,137 @@
+"""Sizing a run to a wall-clock budget (``time_budget``) on the machine it runs on.
+
+A budgeted run first times a throwaway copy of its own loop — a few synthesis and student
+steps after one warm-up step each, one evaluation and one checkpoint — then sets ``rounds``
+(and the evaluation and checkpoint intervals, keeping the preset's number of each) so that
+the whole call, calibration included, fits the budget. The run itself is then an ordinary run
+of that many rounds: its ``config.yaml`` records the rounds, so it re-creates the run exactly
+on any machine, and ``metrics.json`` records how they were chosen (``budget``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import RunConfig, parse_duration
+from ..errors import ConfigError
+from ..io.files import save_state
+
+#: share of the budget kept back for what follows the last round (the student's files)
+RESERVE = 0.02
+#: share of the budget spent timing each kind of step (at least STEPS, at most MAX_STEPS)
+TIMING = 0.015
+STEPS, MAX_STEPS = 3, 500
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Measured seconds: one synthesis step, one student step, one evaluation, one checkpoint
+    (0 when the run writes none), and what the run had spent before sizing."""
+
+    synth_step_s: float
+    distill_step_s: float
+    eval_s: float
+    checkpoint_s: float
+    spent_s: float
+
+    def round_s(self, cfg: RunConfig) -> float:
+        return cfg.g_steps * self.synth_step_s + cfg.kd_steps * self.distill_step_s
+
+
+def plan(cfg: RunConfig, costs: Costs, budget_s: float) -> RunConfig:
+    """``cfg`` with as many rounds as fit in what is left of ``budget_s``, and as many
+    evaluations and checkpoints as the preset had."""
+    n_eval = math.ceil(cfg.rounds / cfg.eval_every)
+    n_ckpt = math.ceil(cfg.rounds / cfg.checkpoint_every)
+    fixed = costs.spent_s + n_eval * costs.eval_s + n_ckpt * costs.checkpoint_s
+    left = budget_s * (1 - RESERVE) - fixed
+    per_round = costs.round_s(cfg)
+    if left < per_round:
+        raise ConfigError(
+            f"time budget of {budget_s:.0f} s is too short: setting up took "
+            f"{costs.spent_s:.0f} s and one round takes {per_round:.1f} s on this machine; give "
+            f"at least {math.ceil((fixed + per_round) / (1 - RESERVE))} s"
+        )
+    rounds = max(1, int(left // per_round))
+    return dataclasses.replace(
+        cfg,
+        rounds=rounds,
+        eval_every=max(1, rounds // n_eval),
+        checkpoint_every=max(1, rounds // n_ckpt),
+        time_budget=None,
+    )
+
+
+def measure(loop: Any, seconds: float, writes: bool, started: float) -> Costs:
+    """Time ``loop`` (a throwaway copy of the run's loop): steps of each kind for about
+    ``seconds`` each (at least :data:`STEPS`, after a warm-up step), an evaluation, and a
+    checkpoint when the run writes them."""
+    sync = _synchronizer(loop.fabric.device)
+    synth = _per_call(loop.synthesis_step, seconds, sync) if loop.cfg.g_steps else 0.0
+    distill = _per_call(loop.distill_step, seconds, sync) if loop.cfg.kd_steps else 0.0
+    t0 = time.perf_counter()
+    loop.report.evaluate(loop.deployed, loop.state, {})
+    eval_s = time.perf_counter() - t0
+    ckpt_s = 0.0
+    if writes:
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            save_state(Path(tmp) / "checkpoint.safetensors", loop.state.state_dict())
+        ckpt_s = time.perf_counter() - t0
+    return Costs(synth, distill, eval_s, ckpt_s, time.time() - started)
+
+
+def _per_call(step: Callable[[], None], seconds: float, sync: Callable[[], None]) -> float:
+    """Mean seconds of ``step`` after a warm-up call, over at least :data:`STEPS` calls and
+    about ``seconds``."""
+    step()
+    sync()
+    n, t0 = 0, time.perf_counter()
+    while n < STEPS or (time.perf_counter() - t0 < seconds and n < MAX_STEPS):
+        step()
+        sync()
+        n += 1
+    return (time.perf_counter() - t0) / n
+
+
+def _synchronizer(device: torch.device) -> Callable[[], None]:
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def size_run(
+    cfg: RunConfig, trial: Callable[[], Any], fabric: Any, writes: bool, started: float
+) -> tuple[RunConfig, dict[str, Any]]:
+    """``cfg`` sized to its ``time_budget`` by timing ``trial()`` (a throwaway loop built from
+    copies of the run's parts), and the record of it; every process gets rank 0's plan."""
+    budget_s = parse_duration(cfg.time_budget)  # type: ignore[arg-type]
+    costs = measure(trial(), TIMING * budget_s, writes, started)
+    sized = plan(cfg, costs, budget_s)
+    rounds, eval_every, ckpt = fabric.broadcast(
+        (sized.rounds, sized.eval_every, sized.checkpoint_every), src=0
+    )
+    sized = dataclasses.replace(sized, rounds=rounds, eval_every=eval_every,
+                                checkpoint_every=ckpt)  # fmt: skip
+    return sized, _record(costs, budget_s, sized)
+
+
+def _record(costs: Costs, budget_s: float, sized: RunConfig) -> dict[str, Any]:
+    """What ``metrics.json`` says about the sizing."""
+    return {
+        "budget_s": budget_s,
+        "calibration_s": round(costs.spent_s, 3),
+        "round_s": round(costs.round_s(sized), 4),
+        "eval_s": round(costs.eval_s, 4),
+        "checkpoint_s": round(costs.checkpoint_s, 4),
+        "rounds": sized.rounds,
+    }

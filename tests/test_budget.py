@@ -1,0 +1,98 @@
+"""``time_budget``: parsing, the plan from measured costs, and a budgeted run that records its
+sizing, re-creates from its config and resumes exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+import dfkd
+from dfkd.cli import main
+from dfkd.config import RunConfig, parse_duration
+from dfkd.engine.budget import RESERVE, Costs, plan
+from dfkd.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90.0), ("10m", 600.0), ("1.5h", 5400.0), ("2 min", 120.0), ("45", 45.0), (30, 30.0)],
+)
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["ten minutes", "10d", "-5m", "0", "", True])
+def test_parse_duration_refuses(text):
+    with pytest.raises(ConfigError, match="time budget"):
+        parse_duration(text)
+
+
+def test_config_refuses_a_bad_budget():
+    with pytest.raises(ConfigError, match="90s, 10m or 1.5h"):
+        dfkd.resolve_config("dfad", "digits", overrides=["time_budget=soon"])
+
+
+def _cfg(**kw) -> RunConfig:
+    base = {"rounds": 100, "g_steps": 2, "kd_steps": 5, "eval_every": 10, "checkpoint_every": 25}
+    return RunConfig(**{**base, **kw})
+
+
+def test_plan_fills_the_budget_and_keeps_the_number_of_evaluations():
+    costs = Costs(synth_step_s=0.5, distill_step_s=0.2, eval_s=1.0, checkpoint_s=2.0, spent_s=10.0)
+    sized = plan(_cfg(time_budget="10m"), costs, 600.0)
+    # 10 evaluations and 4 checkpoints as the preset had; a round costs 2·0.5 + 5·0.2 = 2 s
+    left = 600 * (1 - RESERVE) - 10 - 10 * 1.0 - 4 * 2.0
+    assert sized.rounds == int(left // 2.0)
+    assert sized.eval_every == sized.rounds // 10 and sized.checkpoint_every == sized.rounds // 4
+    assert sized.time_budget is None  # the sized config re-creates the run without re-sizing
+    total = costs.spent_s + sized.rounds * 2.0 + 10 * costs.eval_s + 4 * costs.checkpoint_s
+    assert 0.95 * 600 <= total <= 600
+
+
+def test_plan_grows_and_shrinks_with_the_cost_of_a_step():
+    cheap = Costs(0.01, 0.01, 0.0, 0.0, 0.0)
+    dear = Costs(1.0, 1.0, 0.0, 0.0, 0.0)
+    assert plan(_cfg(), cheap, 60).rounds > 100 > plan(_cfg(), dear, 600).rounds
+
+
+def test_plan_refuses_a_budget_shorter_than_a_round():
+    with pytest.raises(ConfigError, match=r"too short.*give at least \d+ s"):
+        plan(_cfg(), Costs(1.0, 1.0, 0.0, 0.0, 5.0), 8.0)
+
+
+def test_budgeted_run_records_its_sizing_and_its_config_recreates_it(teacher_dir, tmp_path):
+    m = dfkd.distill(teacher_dir, "lenet5_half", "dfad", "digits", out=tmp_path / "a",
+                     time_budget="8s", progress=False)  # fmt: skip
+    b = m["budget"]
+    assert b["budget_s"] == 8.0 and b["rounds"] == m["rounds"] >= 1 and m["completed"]
+    assert b["round_s"] > 0 and b["calibration_s"] > 0
+    saved = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
+    assert saved["rounds"] == m["rounds"] and saved["time_budget"] is None
+    again = dfkd.distill(config=tmp_path / "a" / "config.yaml", out=tmp_path / "b", progress=False)
+    assert "budget" not in again and again["rounds"] == m["rounds"]
+    wa, wb = (load_file(tmp_path / d / "student.safetensors") for d in "ab")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_budgeted_run_resumes_its_plan(teacher_dir, tmp_path):
+    kw = {"out": tmp_path / "a", "time_budget": "6s", "progress": False}
+    first = dfkd.distill(teacher_dir, "lenet5_half", "dfad", "digits", stop_after_rounds=1, **kw)
+    rounds = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["rounds"]
+    assert not first["completed"] or rounds == 1
+    done = dfkd.distill(teacher_dir, "lenet5_half", "dfad", "digits", resume=True, **kw)
+    assert done["completed"] and done["rounds"] == rounds  # not sized again
+
+
+def test_cli_time_budget(teacher_dir: Path, tmp_path: Path, capsys):
+    out = tmp_path / "run"
+    rc = main(["distill", "dfad", "--teacher", str(teacher_dir), "--dataset", "digits",
+               "--out", str(out), "--time-budget", "5s", "--quiet"])  # fmt: skip
+    assert rc == 0 and (out / "student.safetensors").exists()
+    rc = main(["distill", "dfad", "--teacher", str(teacher_dir), "--dataset", "digits",
+               "--out", str(tmp_path / "bad"), "--time-budget", "soon", "--quiet"])  # fmt: skip
+    assert rc == 2 and "time budget 'soon'" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
