@@ -32,7 +32,7 @@ def test_parse_duration_refuses(text):
 
 
 def test_config_refuses_a_bad_budget():
-    with pytest.raises(ConfigError, match="90s, 10m or 1.5h"):
+    with pytest.raises(ConfigError, match=r"90s, 10m or 1\.5h"):
         dfkd.resolve_config("dfad", "digits", overrides=["time_budget=soon"])
 
 
