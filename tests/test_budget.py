@@ -3,6 +3,7 @@ sizing, re-creates from its config and resumes exactly."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,28 @@ def test_cli_time_budget(teacher_dir: Path, tmp_path: Path, capsys):
                "--out", str(tmp_path / "bad"), "--time-budget", "soon", "--quiet"])  # fmt: skip
     assert rc == 2 and "time budget 'soon'" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+# --- class coverage of what the student was distilled on ------------------------------------
+
+
+def test_class_coverage_and_balance_against_a_naive_reference():
+    from dfkd.evaluation.metrics import class_balance, class_coverage
+
+    shares = [0.3, 0.3, 0.2, 0.15, 0.05, 0.0]
+    fair = 1 / 6
+    assert class_coverage(shares) == [c for c, p in enumerate(shares) if p < fair / 4]
+    assert class_coverage(shares, floor=0.5) == [4, 5]
+    naive = -sum(p * math.log(p) for p in shares if p) / math.log(6)
+    assert class_balance(shares) == pytest.approx(naive)
+    assert class_balance([0.1] * 10) == pytest.approx(1.0)
+    assert class_balance([1.0, 0.0, 0.0]) == 0.0
+
+
+def test_run_reports_class_coverage(teacher_dir, capsys):
+    m = dfkd.distill(teacher_dir, "lenet5_half", "dfad", "digits", progress=False,
+                     overrides=["rounds=3"])  # fmt: skip
+    hist = m["synthetic_class_histogram"]
+    assert sum(hist) == pytest.approx(1.0)
+    assert m["uncovered_classes"] == [c for c, p in enumerate(hist) if p < 0.025]
+    assert 0.0 <= m["class_balance"] <= 1.0

@@ -7,7 +7,15 @@ import math
 import pytest
 import torch
 
-from dfkd.losses import cross_entropy, js_div, kl_div, l1_logits
+from dfkd.losses import (
+    TERMS,
+    StepContext,
+    cross_entropy,
+    js_div,
+    kl_div,
+    l1_logits,
+    standardize_logits,
+)
 
 
 def _softmax(row: list[float]) -> list[float]:
@@ -102,3 +110,46 @@ def test_gradcheck(fn) -> None:
     s = torch.randn(3, 4, dtype=torch.double, generator=g, requires_grad=True)
     t = torch.randn(3, 4, dtype=torch.double, generator=g) + 0.1
     assert torch.autograd.gradcheck(lambda x: fn(x, t), (s,))
+
+
+def naive_standardize(z: torch.Tensor) -> list[list[float]]:
+    out = []
+    for row in z.tolist():
+        mean = sum(row) / len(row)
+        std = math.sqrt(sum((v - mean) ** 2 for v in row) / len(row))
+        out.append([(v - mean) / (std + 1e-6) for v in row])
+    return out
+
+
+def test_standardize_logits_matches_reference(logits) -> None:
+    s, _ = logits
+    assert torch.allclose(standardize_logits(s), torch.tensor(naive_standardize(s)), atol=1e-5)
+
+
+@pytest.mark.parametrize("term", ["kd_kl", "kd_l1", "kd_js"])
+def test_standardized_terms_ignore_the_teachers_logit_scale(logits, term) -> None:
+    s, t = logits
+
+    def value(teacher: torch.Tensor, standardize: bool) -> float:
+        ctx = StepContext("distill", torch.zeros(len(s), 1), teacher, s)
+        return TERMS.get(term)(ctx, standardize=standardize).item()
+
+    for scale, shift in [(5.0, 0.0), (0.2, 3.0)]:  # large logits; small and offset ones
+        moved = t * scale + shift
+        assert value(moved, True) == pytest.approx(value(t, True), rel=1e-4)
+        assert value(moved, False) != pytest.approx(value(t, False), rel=1e-2)
+    zs, zt = (torch.tensor(naive_standardize(z)) for z in (s, t))
+    ref = naive_kl(zs, zt, 4.0, None)
+    if term == "kd_kl":
+        assert value(t, True) == pytest.approx(ref, rel=1e-4)
+
+
+def test_standardized_adversarial_term_ignores_the_teachers_logit_scale(logits) -> None:
+    s, t = logits
+    term = TERMS.get("adversarial")
+    for criterion in ("l1", "kl", "js"):
+        a = term(StepContext("synth", torch.zeros(len(s), 1), t, s), criterion=criterion,
+                 standardize=True)  # fmt: skip
+        b = term(StepContext("synth", torch.zeros(len(s), 1), t * 7 - 2, s), criterion=criterion,
+                 standardize=True)  # fmt: skip
+        assert a.item() == pytest.approx(b.item(), rel=1e-4)

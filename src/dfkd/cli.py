@@ -182,9 +182,27 @@ def _metrics_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("student accuracy", _fmt_pct(m["student_accuracy"])),
         ("agreement", _fmt_pct(m["agreement"])),
         *_domain_rows(m),
+        *_coverage_rows(m),
         ("steps", str(m["steps"])),
         ("time", f"{m['wall_s']:.1f} s"),
+        *([("time budget", _budget_text(m["budget"]))] if "budget" in m else []),
     ]
+
+
+def _coverage_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
+    """How evenly the teacher's classes were represented in what the student trained on."""
+    if "class_balance" not in m:
+        return []
+    k, missing = len(m["synthetic_class_histogram"]), m["uncovered_classes"]
+    text = f"{k - len(missing)}/{k} classes, balance {m['class_balance']:.2f}"
+    if missing:
+        text += f" (too few samples of class {', '.join(map(str, missing))})"
+    return [("class coverage", text)]
+
+
+def _budget_text(b: dict[str, Any]) -> str:
+    return (f"{b['budget_s']:.0f} s: {b['rounds']} rounds of {b['round_s']:.2f} s "
+            f"(sized in {b['calibration_s']:.1f} s)")  # fmt: skip
 
 
 def cmd_distill(a: argparse.Namespace) -> int:

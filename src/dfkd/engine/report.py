@@ -14,7 +14,14 @@ from tqdm import tqdm
 
 from ..config import RunConfig
 from ..data import Data
-from ..evaluation.metrics import accuracy, agreement, last_k_mean, predict
+from ..evaluation.metrics import (
+    accuracy,
+    agreement,
+    class_balance,
+    class_coverage,
+    last_k_mean,
+    predict,
+)
 from ..evaluation.ood import METRICS as OOD_METRICS
 from ..evaluation.ood import DomainEval
 from ..io.files import atomic_write_text, save_state, write_json
@@ -113,6 +120,7 @@ class Reporter:
         final = state.history[-1] if state.history else {}
         completed = bool(final) and final["round"] == self.cfg.rounds
         counts = state.class_counts.cpu()
+        shares = (counts / counts.sum().clamp_min(1)).tolist()
         return {
             "method": self.cfg.method,
             "dataset": self.data.name,
@@ -128,7 +136,9 @@ class Reporter:
             **{k: round(v, 3) for k, v in state.timers.items()},
             "loss_terms": state.last_terms,
             # teacher-predicted class shares of everything the student was distilled on
-            "synthetic_class_histogram": (counts / counts.sum().clamp_min(1)).tolist(),
+            "synthetic_class_histogram": shares,
+            "uncovered_classes": class_coverage(shares) if counts.sum() else [],
+            "class_balance": class_balance(shares),
             "seed": self.cfg.seed,
             "student_parameters": sum(p.numel() for p in student.parameters()),
             **({"head": deployed.record()} if isinstance(deployed, Headed) else {}),

@@ -1,11 +1,16 @@
-"""Evaluation metrics: accuracy, teacher–student agreement and last-k stability."""
+"""Evaluation metrics: accuracy, teacher–student agreement, last-k stability, and the class
+coverage and balance of what a student was distilled on."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+#: a class is covered when it has at least this share of a fair (uniform) share
+COVERAGE_FLOOR = 0.25
 
 
 @torch.no_grad()
@@ -41,3 +46,17 @@ def last_k_mean(values: Sequence[float], k: int = 5) -> float:
     """Mean of the last ``k`` values (all of them if fewer)."""
     tail = list(values)[-k:]
     return float(sum(tail) / len(tail)) if tail else float("nan")
+
+
+def class_coverage(shares: Sequence[float], floor: float = COVERAGE_FLOOR) -> list[int]:
+    """The classes whose share is below ``floor`` of a fair share (the uncovered ones)."""
+    fair = 1.0 / len(shares)
+    return [c for c, p in enumerate(shares) if p < floor * fair]
+
+
+def class_balance(shares: Sequence[float]) -> float:
+    """Normalised entropy of the class shares: 1 = uniform, 0 = a single class."""
+    if len(shares) < 2:
+        return 1.0
+    h = -sum(p * math.log(p) for p in shares if p > 0)
+    return h / math.log(len(shares))

@@ -19,7 +19,7 @@ from .generator import (
     information_entropy_loss,
     one_hot_loss,
 )
-from .kd import cross_entropy
+from .kd import cross_entropy, standardize_logits
 from .priors import input_gradient_penalty, l2_prior, total_variation
 from .spectral import spectral_stat_loss
 from .terms import StepContext, register_term
@@ -54,11 +54,17 @@ def activation_term(ctx: StepContext) -> torch.Tensor:
 
 
 @register_term("adversarial", phase="synth", needs=("student",))
-def adversarial_term(ctx: StepContext, criterion: str = "l1", T: float = 1.0) -> torch.Tensor:
-    """Negative student–teacher discrepancy (l1: DFAD; kl: ZSKT/DFQ; js)."""
+def adversarial_term(
+    ctx: StepContext, criterion: str = "l1", T: float = 1.0, standardize: bool = False
+) -> torch.Tensor:
+    """Negative student–teacher discrepancy (l1: DFAD; kl: ZSKT/DFQ; js); ``standardize``:
+    of per-sample standardised logits."""
     if ctx.student_logits is None:
         raise DfkdError("term 'adversarial' needs student logits")
-    return adversarial_loss(ctx.student_logits, ctx.teacher_logits, criterion, T)
+    s, t = ctx.student_logits, ctx.teacher_logits
+    if standardize:
+        s, t = standardize_logits(s), standardize_logits(t)
+    return adversarial_loss(s, t, criterion, T)
 
 
 @register_term("competition", phase="synth", needs=("student",))

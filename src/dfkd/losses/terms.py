@@ -15,7 +15,7 @@ import torch
 
 from ..errors import DfkdError
 from ..registry import Registry
-from .kd import cross_entropy, js_div, kl_div, l1_logits
+from .kd import cross_entropy, js_div, kl_div, l1_logits, standardize_logits
 from .spectral import spectral_pair_loss
 
 
@@ -60,22 +60,34 @@ def _student(ctx: StepContext) -> torch.Tensor:
     return ctx.student_logits
 
 
+def _pair(ctx: StepContext, standardize: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Student and teacher logits, each standardised per sample when asked."""
+    s, t = _student(ctx), ctx.teacher_logits
+    return (standardize_logits(s), standardize_logits(t)) if standardize else (s, t)
+
+
 @register_term("kd_kl", phase="any", needs=("student",))
-def kd_kl_term(ctx: StepContext, T: float = 4.0) -> torch.Tensor:
-    """KL(teacher ‖ student) at temperature T, scaled by T²."""
-    return kl_div(_student(ctx), ctx.teacher_logits, T, ctx.weight)
+def kd_kl_term(ctx: StepContext, T: float = 4.0, standardize: bool = False) -> torch.Tensor:
+    """KL(teacher ‖ student) at temperature T, scaled by T² (``standardize``: of per-sample
+    standardised logits, blind to either network's logit scale)."""
+    s, t = _pair(ctx, standardize)
+    return kl_div(s, t, T, ctx.weight)
 
 
 @register_term("kd_l1", phase="any", needs=("student",))
-def kd_l1_term(ctx: StepContext) -> torch.Tensor:
-    """Mean absolute difference between student and teacher logits."""
-    return l1_logits(_student(ctx), ctx.teacher_logits, ctx.weight)
+def kd_l1_term(ctx: StepContext, standardize: bool = False) -> torch.Tensor:
+    """Mean absolute difference between student and teacher logits (``standardize``: of
+    per-sample standardised logits)."""
+    s, t = _pair(ctx, standardize)
+    return l1_logits(s, t, ctx.weight)
 
 
 @register_term("kd_js", phase="any", needs=("student",))
-def kd_js_term(ctx: StepContext, T: float = 1.0) -> torch.Tensor:
-    """Jensen–Shannon divergence between student and teacher at temperature T."""
-    return js_div(_student(ctx), ctx.teacher_logits, T, ctx.weight)
+def kd_js_term(ctx: StepContext, T: float = 1.0, standardize: bool = False) -> torch.Tensor:
+    """Jensen–Shannon divergence between student and teacher at temperature T (``standardize``:
+    of per-sample standardised logits)."""
+    s, t = _pair(ctx, standardize)
+    return js_div(s, t, T, ctx.weight)
 
 
 @register_term("ce", phase="distill", needs=("student", "labels"))
