@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from zoo import ZOO, zoo_teacher
 import dfkd
 from dfkd.engine.objective import needs_of
 from dfkd.engine.parts import build_parts
+from dfkd.errors import ConfigError
 from dfkd.io.files import atomic_write_text
 from dfkd.methods import METHODS
 from dfkd.teachers.taps import bn_layers
@@ -60,51 +60,50 @@ def stats_file(teacher: Path, dataset: str) -> Path:
     return path
 
 
-def coverage(hist: list[float]) -> tuple[float, float]:
-    """``(classes with at least a quarter of a fair share, normalised entropy)``."""
-    fair = 1 / len(hist)
-    covered = sum(p >= fair / 4 for p in hist) / len(hist)
-    entropy = -sum(p * math.log(p) for p in hist if p > 0) / math.log(len(hist))
-    return covered, entropy
-
-
 def run_cell(method: str, teacher_name: str, dataset: str, args: argparse.Namespace) -> dict:
-    """Distil one zoo teacher with one method; the row of the results table."""
+    """Distil one zoo teacher with one method; the row of the results table (a budget shorter
+    than one round of the method on this teacher is a row too: it scores 0)."""
     teacher = zoo_teacher(teacher_name, dataset, Path(args.zoo))
     with_stats = needs_stats(method, dataset, teacher)
     out = Path(args.out) / dataset / teacher_name / method
     stats = stats_file(teacher, dataset) if with_stats else None
+    row = {"dataset": dataset, "teacher": teacher_name, "method": method,
+           "stats_file": with_stats, "time_budget": args.time_budget,
+           "threads": torch.get_num_threads(),
+           "command": " ".join(["python benchmarks/zoo_distill.py", *sys.argv[1:]])}  # fmt: skip
     t0 = time.perf_counter()
-    m = dfkd.distill(teacher, STUDENT, method, dataset, out=out, overwrite=True, stats=stats,
-                     time_budget=args.time_budget, progress=False)  # fmt: skip
-    call_s = time.perf_counter() - t0
-    covered, balance = coverage(m["synthetic_class_histogram"])
+    try:
+        m = dfkd.distill(teacher, STUDENT, method, dataset, out=out, overwrite=True,
+                         stats=stats, time_budget=args.time_budget, progress=False)  # fmt: skip
+    except ConfigError as e:  # the budget does not fit one round
+        return {**row, "note": str(e), "percent_of_teacher": 0.0,
+                "call_s": time.perf_counter() - t0}  # fmt: skip
+    return {**row, **figures(m), "call_s": time.perf_counter() - t0}
+
+
+def figures(m: dict) -> dict:
+    """What the table shows of a finished run's metrics."""
+    k = len(m["synthetic_class_histogram"])
     return {
-        "dataset": dataset,
-        "teacher": teacher_name,
-        "method": method,
         "teacher_accuracy": m["teacher_accuracy"],
         "student_accuracy": m["student_accuracy"],
         "acc_last5": m["acc_last5"],
         "percent_of_teacher": 100 * m["student_accuracy"] / m["teacher_accuracy"],
         "wall_s": m["wall_s"],
-        "call_s": call_s,
         "rounds": m["rounds"],
         "steps": m["steps"],
-        "stats_file": with_stats,
-        "coverage": covered,
-        "balance": balance,
-        "time_budget": args.time_budget,
+        "coverage": 1 - len(m["uncovered_classes"]) / k,
+        "balance": m["class_balance"],
+        "budget": m.get("budget"),
         "budget_s": m.get("budget", {}).get("budget_s"),
-        "threads": torch.get_num_threads(),
-        "command": " ".join(["python benchmarks/zoo_distill.py", *sys.argv[1:]]),
     }
 
 
 def summary(cells: list[dict]) -> list[str]:
     """Per method: min and mean over teachers of the share of the teacher's accuracy."""
     lines = ["| method | min % of teacher | mean % of teacher | worst teacher | mean call s "
-             "| max call / budget |", "|---|---|---|---|---|---|"]  # fmt: skip
+             "| max call / budget | budget < one round |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
     for method in DATA_FREE:
         mine = [c for c in cells if c["method"] == method]
         if not mine:
@@ -113,9 +112,10 @@ def summary(cells: list[dict]) -> list[str]:
         mean = sum(c["percent_of_teacher"] for c in mine) / len(mine)
         call = sum(c["call_s"] for c in mine) / len(mine)
         over = [c["call_s"] / c["budget_s"] for c in mine if c.get("budget_s")]
+        short = sum("note" in c for c in mine)
         lines.append(f"| {method} | {worst['percent_of_teacher']:.1f} | {mean:.1f} "
                      f"| {worst['teacher']} | {call:.0f} | "
-                     f"{f'{max(over):.3f}' if over else '–'} |")  # fmt: skip
+                     f"{f'{max(over):.3f}' if over else '–'} | {short} |")  # fmt: skip
     return lines
 
 
@@ -137,6 +137,12 @@ def markdown(doc: dict) -> str:
                   "| last5 | call s | rounds | coverage | balance | stats | threads |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for c in cells:
+            if "note" in c:
+                lines.append(
+                    f"| {c['teacher']} | {c['method']} | {c['time_budget']} | – | – "
+                    f"| 0 | – | {c['call_s']:.0f} | 0 | – | – | – | {c['threads']} |"
+                )
+                continue
             lines.append(
                 f"| {c['teacher']} | {c['method']} | {c['time_budget'] or 'preset'} "
                 f"| {pct(c['teacher_accuracy'])} | {pct(c['student_accuracy'])} "

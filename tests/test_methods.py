@@ -61,6 +61,12 @@ def test_statistics_methods_on_a_teacher_without_bn(tmp_path: Path, digits: dfkd
         m = dfkd.distill(tmp_path / "t", "lenet5_half", method, digits, overrides=["rounds=1"],
                          progress=False)  # fmt: skip
         assert m["completed"] and m["steps"] > 0
+    synthesising = [n for n in dfkd.list_methods()
+                    if METHODS.get(n).data_free and n != "substitute"]  # fmt: skip
+    for method in synthesising:  # every one runs with the statistics file (one round)
+        m = dfkd.distill(tmp_path / "t", "lenet5_half", method, digits, stats=stats,
+                         overrides=["rounds=1"], progress=False)  # fmt: skip
+        assert m["completed"] and m["steps"] > 0, method
 
 
 def test_smoothness_term_in_the_loop(teacher_dir: Path) -> None:

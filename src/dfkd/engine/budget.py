@@ -1,17 +1,18 @@
 """Sizing a run to a wall-clock budget (``time_budget``) on the machine it runs on.
 
-A budgeted run first times a throwaway copy of its own loop — a few synthesis and student
-steps after one warm-up step each, one evaluation and one checkpoint — then sets ``rounds``
-(and the evaluation and checkpoint intervals, keeping the preset's number of each) so that
-the whole call, calibration included, fits the budget. The run itself is then an ordinary run
-of that many rounds: its ``config.yaml`` records the rounds, so it re-creates the run exactly
-on any machine, and ``metrics.json`` records how they were chosen (``budget``).
+A budgeted run first times a throwaway copy of its own loop — a few synthesis and student steps
+after two warm-up steps each (median per step), one evaluation and one checkpoint — then sets
+``rounds`` (and the evaluation and checkpoint intervals, keeping the preset's number of each)
+so that the whole call, calibration included, fits the budget. The run itself is then an
+ordinary run of that many rounds: its ``config.yaml`` records the rounds, so it re-creates the
+run exactly on any machine, and ``metrics.json`` records how they were chosen (``budget``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from ..io.files import save_state
 RESERVE = 0.02
 #: share of the budget spent timing each kind of step (at least STEPS, at most MAX_STEPS)
 TIMING = 0.015
-STEPS, MAX_STEPS = 3, 500
+STEPS, MAX_STEPS, WARMUP = 3, 500, 2
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def plan(cfg: RunConfig, costs: Costs, budget_s: float) -> RunConfig:
 
 def measure(loop: Any, seconds: float, writes: bool, started: float) -> Costs:
     """Time ``loop`` (a throwaway copy of the run's loop): steps of each kind for about
-    ``seconds`` each (at least :data:`STEPS`, after a warm-up step), an evaluation, and a
+    ``seconds`` each (at least :data:`STEPS`, after warm-up steps), an evaluation, and a
     checkpoint when the run writes them."""
     sync = _synchronizer(loop.fabric.device)
     synth = _per_call(loop.synthesis_step, seconds, sync) if loop.cfg.g_steps else 0.0
@@ -91,16 +92,19 @@ def measure(loop: Any, seconds: float, writes: bool, started: float) -> Costs:
 
 
 def _per_call(step: Callable[[], None], seconds: float, sync: Callable[[], None]) -> float:
-    """Mean seconds of ``step`` after a warm-up call, over at least :data:`STEPS` calls and
-    about ``seconds``."""
-    step()
+    """Median seconds of ``step`` after :data:`WARMUP` calls, over at least :data:`STEPS`
+    calls and about ``seconds`` (the median: a stall of the machine is not the step's cost)."""
+    for _ in range(WARMUP):
+        step()
     sync()
-    n, t0 = 0, time.perf_counter()
-    while n < STEPS or (time.perf_counter() - t0 < seconds and n < MAX_STEPS):
+    times: list[float] = []
+    t_end = time.perf_counter() + seconds
+    while len(times) < STEPS or (time.perf_counter() < t_end and len(times) < MAX_STEPS):
+        t0 = time.perf_counter()
         step()
         sync()
-        n += 1
-    return (time.perf_counter() - t0) / n
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def _synchronizer(device: torch.device) -> Callable[[], None]:

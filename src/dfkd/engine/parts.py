@@ -91,8 +91,8 @@ def check_teacher(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> None:
         if "teacher_bn" in t.needs and not has_bn:
             raise ConfigError(
                 f"term '{t.name}' matches BatchNorm statistics but the teacher has no BatchNorm; "
-                "collect a statistics file with `dfkd stats collect` and use it, or use a method "
-                "that needs no statistics"
+                "use the term 'stat_match' with a statistics file (`dfkd stats collect`, then "
+                "--stats FILE), or a method that needs no statistics"
             )
         if "teacher_features" in t.needs and not has_linear:
             raise ConfigError(

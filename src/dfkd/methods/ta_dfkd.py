@@ -6,10 +6,11 @@ from __future__ import annotations
 from .base import Method, cpu_generator, register_method, sgd_cosine
 
 #: The generator objective of the TA-DFKD code, with its weights: the adversarial term is the
-#: ADI-style ``1 − JS`` (T = 3), BN statistics are l2 norms, TV and l2 are whole-batch norms.
+#: ADI-style ``1 − JS`` (T = 3), BN statistics are l2 norms (a teacher without BatchNorm: its
+#: --stats file), TV and l2 are whole-batch norms.
 TA_SYNTH_TERMS = {
     "competition": {"weight": 1.0, "T": 3.0, "form": "adi"},
-    "bn_stats": {"weight": 10.0, "kind": "l2"},
+    "stat_match": {"weight": 10.0, "kind": "l2"},  # BN running statistics, or a --stats file
     "tv": {"weight": 1.5e-5, "reduction": "norm"},
     "l2": {"weight": 6e-3, "reduction": "norm"},
 }
