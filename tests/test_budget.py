@@ -43,9 +43,9 @@ def _cfg(**kw) -> RunConfig:
 
 
 def test_plan_fills_the_budget_and_keeps_the_number_of_evaluations():
-    costs = Costs(synth_step_s=0.5, distill_step_s=0.2, eval_s=1.0, checkpoint_s=2.0, spent_s=10.0)
+    costs = Costs(round_s=2.0, eval_s=1.0, checkpoint_s=2.0, spent_s=10.0)
     sized = plan(_cfg(time_budget="10m"), costs, 600.0)
-    # 10 evaluations and 4 checkpoints as the preset had; a round costs 2·0.5 + 5·0.2 = 2 s
+    # 10 evaluations and 4 checkpoints as the preset had
     left = 600 * (1 - RESERVE) - 10 - 10 * 1.0 - 4 * 2.0
     assert sized.rounds == int(left // 2.0)
     assert sized.eval_every == sized.rounds // 10 and sized.checkpoint_every == sized.rounds // 4
@@ -55,14 +55,14 @@ def test_plan_fills_the_budget_and_keeps_the_number_of_evaluations():
 
 
 def test_plan_grows_and_shrinks_with_the_cost_of_a_step():
-    cheap = Costs(0.01, 0.01, 0.0, 0.0, 0.0)
-    dear = Costs(1.0, 1.0, 0.0, 0.0, 0.0)
+    cheap = Costs(0.07, 0.0, 0.0, 0.0)
+    dear = Costs(7.0, 0.0, 0.0, 0.0)
     assert plan(_cfg(), cheap, 60).rounds > 100 > plan(_cfg(), dear, 600).rounds
 
 
 def test_plan_refuses_a_budget_shorter_than_a_round():
     with pytest.raises(ConfigError, match=r"too short.*give at least \d+ s"):
-        plan(_cfg(), Costs(1.0, 1.0, 0.0, 0.0, 5.0), 8.0)
+        plan(_cfg(), Costs(7.0, 0.0, 0.0, 5.0), 8.0)
 
 
 def test_budgeted_run_records_its_sizing_and_its_config_recreates_it(teacher_dir, tmp_path):

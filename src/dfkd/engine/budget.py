@@ -28,24 +28,21 @@ from ..io.files import save_state
 
 #: share of the budget kept back for what follows the last round (the student's files)
 RESERVE = 0.02
-#: share of the budget spent timing each kind of step (at least STEPS, at most MAX_STEPS)
-TIMING = 0.015
+#: share of the budget spent timing steps and rounds (each at least STEPS times, at most
+#: MAX_STEPS)
+TIMING = 0.03
 STEPS, MAX_STEPS, WARMUP = 3, 500, 2
 
 
 @dataclass(frozen=True)
 class Costs:
-    """Measured seconds: one synthesis step, one student step, one evaluation, one checkpoint
-    (0 when the run writes none), and what the run had spent before sizing."""
+    """Measured seconds: one round, one evaluation, one checkpoint (0 when the run writes
+    none), and what the call had spent before sizing."""
 
-    synth_step_s: float
-    distill_step_s: float
+    round_s: float
     eval_s: float
     checkpoint_s: float
     spent_s: float
-
-    def round_s(self, cfg: RunConfig) -> float:
-        return cfg.g_steps * self.synth_step_s + cfg.kd_steps * self.distill_step_s
 
 
 def plan(cfg: RunConfig, costs: Costs, budget_s: float) -> RunConfig:
@@ -55,7 +52,7 @@ def plan(cfg: RunConfig, costs: Costs, budget_s: float) -> RunConfig:
     n_ckpt = math.ceil(cfg.rounds / cfg.checkpoint_every)
     fixed = costs.spent_s + n_eval * costs.eval_s + n_ckpt * costs.checkpoint_s
     left = budget_s * (1 - RESERVE) - fixed
-    per_round = costs.round_s(cfg)
+    per_round = costs.round_s
     if left < per_round:
         raise ConfigError(
             f"time budget of {budget_s:.0f} s is too short: setting up took "
@@ -73,12 +70,17 @@ def plan(cfg: RunConfig, costs: Costs, budget_s: float) -> RunConfig:
 
 
 def measure(loop: Any, seconds: float, writes: bool, started: float) -> Costs:
-    """Time ``loop`` (a throwaway copy of the run's loop): steps of each kind for about
-    ``seconds`` each (at least :data:`STEPS`, after warm-up steps), an evaluation, and a
-    checkpoint when the run writes them."""
+    """Time ``loop`` (a throwaway copy of the run's loop) for about ``seconds``: whole rounds
+    when a round is short enough to time a few of them (what a round really costs, steps that
+    reuse a drawn batch included), else each kind of step; an evaluation; and a checkpoint
+    when the run writes them."""
     sync = _synchronizer(loop.fabric.device)
-    synth = _per_call(loop.synthesis_step, seconds, sync) if loop.cfg.g_steps else 0.0
-    distill = _per_call(loop.distill_step, seconds, sync) if loop.cfg.kd_steps else 0.0
+    cfg = loop.cfg
+    synth = _per_call(loop.synthesis_step, seconds / 4, sync) if cfg.g_steps else 0.0
+    distill = _per_call(loop.distill_step, seconds / 4, sync) if cfg.kd_steps else 0.0
+    round_s = cfg.g_steps * synth + cfg.kd_steps * distill
+    if (WARMUP + STEPS) * round_s <= seconds / 2:
+        round_s = _per_call(lambda: _round(loop), seconds / 2, sync)
     t0 = time.perf_counter()
     loop.report.evaluate(loop.deployed, loop.state, {})
     eval_s = time.perf_counter() - t0
@@ -88,7 +90,15 @@ def measure(loop: Any, seconds: float, writes: bool, started: float) -> Costs:
         with tempfile.TemporaryDirectory() as tmp:
             save_state(Path(tmp) / "checkpoint.safetensors", loop.state.state_dict())
         ckpt_s = time.perf_counter() - t0
-    return Costs(synth, distill, eval_s, ckpt_s, time.time() - started)
+    return Costs(round_s, eval_s, ckpt_s, time.time() - started)
+
+
+def _round(loop: Any) -> None:
+    """A round's steps, in the loop's order (no evaluation or checkpoint)."""
+    for _ in range(loop.cfg.g_steps):
+        loop.synthesis_step()
+    for _ in range(loop.cfg.kd_steps):
+        loop.distill_step()
 
 
 def _per_call(step: Callable[[], None], seconds: float, sync: Callable[[], None]) -> float:
@@ -134,7 +144,7 @@ def _record(costs: Costs, budget_s: float, sized: RunConfig) -> dict[str, Any]:
     return {
         "budget_s": budget_s,
         "calibration_s": round(costs.spent_s, 3),
-        "round_s": round(costs.round_s(sized), 4),
+        "round_s": round(costs.round_s, 4),
         "eval_s": round(costs.eval_s, 4),
         "checkpoint_s": round(costs.checkpoint_s, 4),
         "rounds": sized.rounds,
