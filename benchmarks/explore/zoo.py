@@ -1,0 +1,63 @@
+"""Exploration on the MNIST-10k teacher zoo (``benchmarks/zoo.py``): single budgeted runs of
+one method on one zoo teacher, with config overrides, to find why a method falls short on a
+teacher dfkd did not train.
+
+    python benchmarks/explore/zoo.py CASE [CASE ...]     # names below; default: all
+
+Appends one JSON line per run to ``zoo.jsonl`` beside this script.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # common, zoo, zoo_nets
+
+import torch  # noqa: E402
+from common import log_line  # noqa: E402
+from zoo import zoo_teacher  # noqa: E402
+
+import dfkd  # noqa: E402
+
+STD_KL = ["distill_terms.kd_kl.standardize=true"]
+#: name: (teacher, method, time budget, overrides, question)
+CASES: dict[str, tuple[str, str, str, list[str], str]] = {
+    "bn_stats-g25": ("cnn-nobn", "bn_stats", "2m", ["g_steps=25"],
+                     "pixel inversion on a costly teacher: more, shallower batches?"),
+    "bn_stats-g100": ("cnn-nobn", "bn_stats", "2m", [], "the preset's 100 steps per batch"),
+    "dafl-raw": ("cnn-nobn", "dafl", "2m", [], "large logits (top 22), kd_kl at T 1"),
+    "dafl-std": ("cnn-nobn", "dafl", "2m", STD_KL, "the same with standardised logits"),
+    "dfad-vggls-raw": ("vgg-bn-ls", "dfad", "2m", [], "small logits (label smoothing)"),
+    "dfad-vggls-std": ("vgg-bn-ls", "dfad", "2m",
+                       ["distill_terms.kd_l1.standardize=true",
+                        "synth_terms.adversarial.standardize=true"],
+                       "the same with standardised logits"),
+    "dfad-vgg-raw": ("vgg-bn", "dfad", "2m", [], "is it the label smoothing or the VGG?"),
+    "dfq-vggls-raw": ("vgg-bn-ls", "dfq", "2m", [], "does BN matching rescue the VGG?"),
+}  # fmt: skip
+
+
+def run(name: str) -> None:
+    teacher_name, method, budget, over, question = CASES[name]
+    teacher = zoo_teacher(teacher_name, "mnist10k", Path("runs/zoo"))
+    stats = teacher / "stats.safetensors"
+    needs = method in ("bn_stats", "dfq", "deepinversion", "spectral", "ta_dfkd")
+    t0 = time.perf_counter()
+    m = dfkd.distill(teacher, "lenet5_half", method, "mnist10k", overrides=over,
+                     out=Path("runs/explore-zoo") / name, overwrite=True, progress=False,
+                     stats=stats if needs and stats.exists() else None,
+                     time_budget=budget)  # fmt: skip
+    log_line(HERE / "zoo.jsonl", {
+        "case": name, "question": question, "teacher": teacher_name, "method": method,
+        "time_budget": budget, "overrides": over, "accuracy": m["student_accuracy"],
+        "rounds": m["rounds"], "call_s": round(time.perf_counter() - t0, 1),
+        "class_balance": m["class_balance"], "threads": torch.get_num_threads(),
+    })  # fmt: skip
+
+
+if __name__ == "__main__":
+    for case in sys.argv[1:] or list(CASES):
+        run(case)
