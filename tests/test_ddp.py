@@ -46,3 +46,12 @@ def test_two_process_ddp_data_free(tmp_path: Path, teacher_dir: Path, method: st
     assert m["completed"] and m["synthesis_s"] > 0
     assert (tmp_path / method / "samples.png").is_file()
     assert m["student_accuracy"] > 0.15
+
+
+def test_two_process_ddp_time_budget(tmp_path: Path, teacher_dir: Path) -> None:
+    """Each rank times its own throwaway loop; every rank runs rank 0's plan."""
+    m = dfkd.distill(teacher_dir, "lenet5_half", "dfad", "digits", out=tmp_path / "b",
+                     overrides=DDP, time_budget="20s", progress=False)  # fmt: skip
+    assert m["completed"] and m["rounds"] == m["budget"]["rounds"] >= 1
+    saved = (tmp_path / "b" / "config.yaml").read_text()
+    assert f"rounds: {m['rounds']}\n" in saved and "time_budget: null" in saved
