@@ -124,24 +124,28 @@ def naive_standardize(z: torch.Tensor) -> list[list[float]]:
 def test_standardize_logits_matches_reference(logits) -> None:
     s, _ = logits
     assert torch.allclose(standardize_logits(s), torch.tensor(naive_standardize(s)), atol=1e-5)
+    five = 5 * torch.tensor(naive_standardize(s))
+    assert torch.allclose(standardize_logits(s, 5.0), five, atol=1e-4)
 
 
 @pytest.mark.parametrize("term", ["kd_kl", "kd_l1", "kd_js"])
 def test_standardized_terms_ignore_the_teachers_logit_scale(logits, term) -> None:
     s, t = logits
 
-    def value(teacher: torch.Tensor, standardize: bool) -> float:
+    def value(teacher: torch.Tensor, standardize: float | None) -> float:
         ctx = StepContext("distill", torch.zeros(len(s), 1), teacher, s)
         return TERMS.get(term)(ctx, standardize=standardize).item()
 
     for scale, shift in [(5.0, 0.0), (0.2, 3.0)]:  # large logits; small and offset ones
         moved = t * scale + shift
-        assert value(moved, True) == pytest.approx(value(t, True), rel=1e-4)
-        assert value(moved, False) != pytest.approx(value(t, False), rel=1e-2)
+        assert value(moved, 1.0) == pytest.approx(value(t, 1.0), rel=1e-4)
+        assert value(moved, 5.0) == pytest.approx(value(t, 5.0), rel=1e-4)
+        assert value(moved, None) != pytest.approx(value(t, None), rel=1e-2)
     zs, zt = (torch.tensor(naive_standardize(z)) for z in (s, t))
     ref = naive_kl(zs, zt, 4.0, None)
     if term == "kd_kl":
-        assert value(t, True) == pytest.approx(ref, rel=1e-4)
+        assert value(t, 1.0) == pytest.approx(ref, rel=1e-4)
+        assert value(t, 5.0) == pytest.approx(naive_kl(5 * zs, 5 * zt, 4.0, None), rel=1e-4)
 
 
 def test_standardized_adversarial_term_ignores_the_teachers_logit_scale(logits) -> None:
@@ -149,7 +153,7 @@ def test_standardized_adversarial_term_ignores_the_teachers_logit_scale(logits) 
     term = TERMS.get("adversarial")
     for criterion in ("l1", "kl", "js"):
         a = term(StepContext("synth", torch.zeros(len(s), 1), t, s), criterion=criterion,
-                 standardize=True)  # fmt: skip
+                 standardize=5.0)  # fmt: skip
         b = term(StepContext("synth", torch.zeros(len(s), 1), t * 7 - 2, s), criterion=criterion,
-                 standardize=True)  # fmt: skip
+                 standardize=5.0)  # fmt: skip
         assert a.item() == pytest.approx(b.item(), rel=1e-4)

@@ -57,3 +57,28 @@ def test_confidence_weighting_in_the_loop(teacher_dir: Path) -> None:
     assert 0 < last["confidence_weighting/kept_fraction"] <= 1
     assert m["student_accuracy"] > 0.3  # 20 student steps; chance is 0.1
     assert "confidence_weighting" in dfkd.list_plugins()
+
+
+def test_class_balance_weights_against_a_naive_reference() -> None:
+    from dfkd.plugins.balance import class_balance_weights
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(40, 5, generator=g) + torch.tensor([3.0, 1.0, 0.0, 0.0, -2.0])
+    labels = logits.argmax(1).tolist()
+    for power in (0.0, 0.5, 1.0):
+        raw = [labels.count(c) ** -power for c in labels]
+        naive = [v * len(raw) / sum(raw) for v in raw]
+        got = class_balance_weights(logits, power)
+        assert torch.allclose(got, torch.tensor(naive), atol=1e-5)
+    w = class_balance_weights(logits, 1.0)
+    per_class = {c: sum(float(w[i]) for i, y in enumerate(labels) if y == c) for c in set(labels)}
+    assert max(per_class.values()) == pytest.approx(min(per_class.values()), rel=1e-5)
+
+
+def test_class_balance_plugin_in_a_run(teacher_dir) -> None:
+    m = dfkd.distill(teacher_dir, "lenet5_half", "dfad", "digits", plugins=["class_balance"],
+                     overrides=["rounds=2"], progress=False)  # fmt: skip
+    assert m["completed"] and m["history"][-1]["class_balance/max_class_weight"] >= 1.0
+    with pytest.raises(dfkd.DfkdError, match="power must be in"):
+        dfkd.distill(teacher_dir, "lenet5_half", "dfad", "digits",
+                     plugins=["class_balance:power=2"], progress=False)  # fmt: skip

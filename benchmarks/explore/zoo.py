@@ -22,7 +22,7 @@ from zoo import zoo_teacher  # noqa: E402
 
 import dfkd  # noqa: E402
 
-STD_KL = ["distill_terms.kd_kl.standardize=true"]
+STD_KL = ["distill_terms.kd_kl.standardize=1.0"]
 #: name: (teacher, method, time budget, overrides, question)
 CASES: dict[str, tuple[str, str, str, list[str], str]] = {
     "bn_stats-g25": ("cnn-nobn", "bn_stats", "2m", ["g_steps=25"],
@@ -32,8 +32,8 @@ CASES: dict[str, tuple[str, str, str, list[str], str]] = {
     "dafl-std": ("cnn-nobn", "dafl", "2m", STD_KL, "the same with standardised logits"),
     "dfad-vggls-raw": ("vgg-bn-ls", "dfad", "2m", [], "small logits (label smoothing)"),
     "dfad-vggls-std": ("vgg-bn-ls", "dfad", "2m",
-                       ["distill_terms.kd_l1.standardize=true",
-                        "synth_terms.adversarial.standardize=true"],
+                       ["distill_terms.kd_l1.standardize=1.0",
+                        "synth_terms.adversarial.standardize=1.0"],
                        "the same with standardised logits"),
     "dfad-vgg-raw": ("vgg-bn", "dfad", "2m", [], "is it the label smoothing or the VGG?"),
     "dfq-vggls-raw": ("vgg-bn-ls", "dfq", "2m", [], "does BN matching rescue the VGG?"),

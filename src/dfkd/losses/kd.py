@@ -18,12 +18,13 @@ def reduce_weighted(per_sample: torch.Tensor, weight: torch.Tensor | None = None
     return (per_sample * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
-def standardize_logits(logits: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Each sample's logits minus their mean, over their standard deviation (population):
-    what a term compares when it must not depend on a network's logit scale or offset."""
+def standardize_logits(logits: torch.Tensor, std: float = 1.0, eps: float = 1e-6) -> torch.Tensor:
+    """Each sample's logits minus their mean, over their standard deviation (population), times
+    ``std``: what a term compares when it must not depend on a network's logit scale or
+    offset."""
     mean = logits.mean(dim=1, keepdim=True)
-    std = logits.std(dim=1, keepdim=True, unbiased=False)
-    return (logits - mean) / (std + eps)
+    spread = logits.std(dim=1, keepdim=True, unbiased=False)
+    return std * (logits - mean) / (spread + eps)
 
 
 def kl_div(

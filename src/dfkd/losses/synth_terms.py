@@ -55,15 +55,15 @@ def activation_term(ctx: StepContext) -> torch.Tensor:
 
 @register_term("adversarial", phase="synth", needs=("student",))
 def adversarial_term(
-    ctx: StepContext, criterion: str = "l1", T: float = 1.0, standardize: bool = False
+    ctx: StepContext, criterion: str = "l1", T: float = 1.0, standardize: float | None = None
 ) -> torch.Tensor:
-    """Negative student–teacher discrepancy (l1: DFAD; kl: ZSKT/DFQ; js); ``standardize``:
-    of per-sample standardised logits."""
+    """Negative student–teacher discrepancy (l1: DFAD; kl: ZSKT/DFQ; js); ``standardize``: of
+    logits standardised per sample to that standard deviation."""
     if ctx.student_logits is None:
         raise DfkdError("term 'adversarial' needs student logits")
     s, t = ctx.student_logits, ctx.teacher_logits
-    if standardize:
-        s, t = standardize_logits(s), standardize_logits(t)
+    if standardize is not None:
+        s, t = standardize_logits(s, standardize), standardize_logits(t, standardize)
     return adversarial_loss(s, t, criterion, T)
 
 

@@ -60,32 +60,36 @@ def _student(ctx: StepContext) -> torch.Tensor:
     return ctx.student_logits
 
 
-def _pair(ctx: StepContext, standardize: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Student and teacher logits, each standardised per sample when asked."""
+def _pair(ctx: StepContext, standardize: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Student and teacher logits, each standardised per sample to standard deviation
+    ``standardize`` when it is given."""
     s, t = _student(ctx), ctx.teacher_logits
-    return (standardize_logits(s), standardize_logits(t)) if standardize else (s, t)
+    if standardize is None:
+        return s, t
+    return standardize_logits(s, standardize), standardize_logits(t, standardize)
 
 
 @register_term("kd_kl", phase="any", needs=("student",))
-def kd_kl_term(ctx: StepContext, T: float = 4.0, standardize: bool = False) -> torch.Tensor:
-    """KL(teacher ‖ student) at temperature T, scaled by T² (``standardize``: of per-sample
-    standardised logits, blind to either network's logit scale)."""
+def kd_kl_term(ctx: StepContext, T: float = 4.0, standardize: float | None = None) -> torch.Tensor:
+    """KL(teacher ‖ student) at temperature T, scaled by T² (``standardize``: of logits
+    standardised per sample to that standard deviation, blind to either network's logit
+    scale)."""
     s, t = _pair(ctx, standardize)
     return kl_div(s, t, T, ctx.weight)
 
 
 @register_term("kd_l1", phase="any", needs=("student",))
-def kd_l1_term(ctx: StepContext, standardize: bool = False) -> torch.Tensor:
+def kd_l1_term(ctx: StepContext, standardize: float | None = None) -> torch.Tensor:
     """Mean absolute difference between student and teacher logits (``standardize``: of
-    per-sample standardised logits)."""
+    logits standardised per sample to that standard deviation)."""
     s, t = _pair(ctx, standardize)
     return l1_logits(s, t, ctx.weight)
 
 
 @register_term("kd_js", phase="any", needs=("student",))
-def kd_js_term(ctx: StepContext, T: float = 1.0, standardize: bool = False) -> torch.Tensor:
+def kd_js_term(ctx: StepContext, T: float = 1.0, standardize: float | None = None) -> torch.Tensor:
     """Jensen–Shannon divergence between student and teacher at temperature T (``standardize``:
-    of per-sample standardised logits)."""
+    of logits standardised per sample to that standard deviation)."""
     s, t = _pair(ctx, standardize)
     return js_div(s, t, T, ctx.weight)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import atesc as _atesc  # noqa: F401  (registers atesc)
+from . import balance as _balance  # noqa: F401  (registers class_balance)
 from . import confidence as _confidence  # noqa: F401  (registers confidence_weighting)
 from . import gmm as _gmm  # noqa: F401  (registers gmm_selection)
 from . import kdci as _kdci  # noqa: F401  (registers kdci)
