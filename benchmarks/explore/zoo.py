@@ -37,6 +37,17 @@ CASES: dict[str, tuple[str, str, str, list[str], str]] = {
                        "the same with standardised logits"),
     "dfad-vgg-raw": ("vgg-bn", "dfad", "2m", [], "is it the label smoothing or the VGG?"),
     "dfq-vggls-raw": ("vgg-bn-ls", "dfq", "2m", [], "does BN matching rescue the VGG?"),
+    "substitute-vggls-T1": ("vgg-bn-ls", "substitute", "2m", ["distill_terms.kd_kl.T=1"],
+                            "real Fashion images fail too (24.9 % at 5 min): the temperature?"),
+    "substitute-vggls-T4": ("vgg-bn-ls", "substitute", "2m", [], "the preset's T 4"),
+    "substitute-vggls-balance": ("vgg-bn-ls", "substitute", "2m",
+                                 ["plugins=[{name: class_balance}]"],
+                                 "the teacher puts Fashion images in few classes: balance them?"),
+    "kd-vggls-T4": ("vgg-bn-ls", "kd", "2m", ["distill_terms.ce.weight=0"],
+                    "pure KD at T 4 on the real digits: is the teacher distillable at all?"),
+    "kd-vggls-std5": ("vgg-bn-ls", "kd", "2m",
+                      ["distill_terms.ce.weight=0", "distill_terms.kd_kl.standardize=5.0"],
+                      "the same with logits standardised to std 5"),
 }  # fmt: skip
 
 
