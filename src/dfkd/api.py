@@ -183,17 +183,14 @@ def distill(
             ``overrides=["plugins=[]"]`` removes the method's).
         stats: a statistics file (``dfkd stats collect``) for methods that match feature
             statistics of a teacher without BatchNorm, or spectra.
-        substitute: the unlabelled dataset of the ``substitute`` method
-            (``NAME[:fit=pad|stretch,root=DIR]``; config ``source.args.dataset``).
-        ood_dataset, trigger: also evaluate the student (every evaluation, and in the metrics)
-            on an OOD dataset and/or the test split with a trigger — e.g. against the trap of a
-            non-transferable teacher (config ``evaluate.*``).
-        seed, data_root, progress: shortcuts for the config keys of the same name.
+        substitute: the ``substitute`` method's unlabelled dataset (``NAME[:fit=pad|stretch]``).
+        ood_dataset, trigger: also evaluate the student on an OOD dataset and/or the test split
+            with a trigger, e.g. against a non-transferable teacher's trap (``evaluate.*``).
+        seed, data_root, progress, time_budget: shortcuts for the config keys of the same name
+            (``time_budget="10m"`` sizes ``rounds`` to that wall time from this call on, on this
+            machine; ``metrics["budget"]`` says how).
         resume / overwrite: continue / replace a run already in ``out``.
         stop_after_rounds: stop with a checkpoint after this many rounds (time-boxed jobs).
-        time_budget: size the run to this wall-clock time on this machine (``"10m"``,
-            ``"90s"``, seconds; counted from this call): ``rounds`` is set from the measured
-            cost of the first steps (config ``time_budget``; ``metrics["budget"]`` says how).
 
     Returns:
         The metrics dict (also written to ``out/metrics.json``), plus ``history`` (the eval curve)
@@ -205,8 +202,7 @@ def distill(
     explicit = _explicit_layer(
         teacher, student, seed=seed, progress=progress, stats=stats, time_budget=time_budget,
         teacher_weights=teacher_weights, ood_dataset=ood_dataset, trigger=trigger,
-        data_root=data_root,
-    )  # fmt: skip
+        data_root=data_root)  # fmt: skip
     saved = load_yaml(Path(out) / "config.yaml") if resume and out is not None else None
     ds_name = dataset.name if isinstance(dataset, Data) else dataset
     cfg = resolve_config(method, ds_name, config, overrides, plugins=plugins,
