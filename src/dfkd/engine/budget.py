@@ -74,13 +74,16 @@ def measure(loop: Any, seconds: float, writes: bool, started: float) -> Costs:
     when a round is short enough to time a few of them (what a round really costs, steps that
     reuse a drawn batch included), else each kind of step; an evaluation; and a checkpoint
     when the run writes them."""
-    sync = _synchronizer(loop.fabric.device)
-    cfg = loop.cfg
-    synth = _per_call(loop.synthesis_step, seconds / 4, sync) if cfg.g_steps else 0.0
-    distill = _per_call(loop.distill_step, seconds / 4, sync) if cfg.kd_steps else 0.0
+    fabric, cfg = loop.fabric, loop.cfg
+    sync = _synchronizer(fabric.device)
+    # under DDP every rank must make the same calls (a step is a collective): fixed counts, and
+    # rank 0 decides whether rounds are timed
+    window = 0.0 if fabric.world_size > 1 else seconds
+    synth = _per_call(loop.synthesis_step, window / 4, sync) if cfg.g_steps else 0.0
+    distill = _per_call(loop.distill_step, window / 4, sync) if cfg.kd_steps else 0.0
     round_s = cfg.g_steps * synth + cfg.kd_steps * distill
-    if (WARMUP + STEPS) * round_s <= seconds / 2:
-        round_s = _per_call(lambda: _round(loop), seconds / 2, sync)
+    if fabric.broadcast((WARMUP + STEPS) * round_s <= seconds / 2, src=0):
+        round_s = _per_call(lambda: _round(loop), window / 2, sync)
     t0 = time.perf_counter()
     loop.report.evaluate(loop.deployed, loop.state, {})
     eval_s = time.perf_counter() - t0
