@@ -195,9 +195,8 @@ def main() -> None:
                     continue
                 cell = run_cell(method, teacher, ds, args)
                 atomic_write_text(row, json.dumps(cell, indent=2) + "\n")
-                print(f"{ds} {teacher} {method}: {pct(cell['student_accuracy'])} % "
-                      f"({cell['percent_of_teacher']:.1f} %) in {cell['call_s']:.0f} s",
-                      flush=True)  # fmt: skip
+                print(f"{ds} {teacher} {method}: {cell['percent_of_teacher']:.1f} % of the "
+                      f"teacher in {cell['call_s']:.0f} s", flush=True)  # fmt: skip
                 publish(args, "python benchmarks/zoo_distill.py" + budget)
 
 

@@ -3,6 +3,7 @@ sizing, re-creates from its config and resumes exactly."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from safetensors.torch import load_file
 import dfkd
 from dfkd.cli import main
 from dfkd.config import RunConfig, parse_duration
-from dfkd.engine.budget import RESERVE, Costs, plan
+from dfkd.engine.budget import RESERVE, Costs, due, plan
 from dfkd.errors import ConfigError
 
 
@@ -42,16 +43,48 @@ def _cfg(**kw) -> RunConfig:
     return RunConfig(**{**base, **kw})
 
 
+def _planned_seconds(sized: RunConfig, costs: Costs, preset: RunConfig) -> float:
+    """What a plan spends, counted round by round as the loop runs it (naive reference)."""
+    total = costs.spent_s
+    for r in range(1, sized.rounds + 1):
+        per_step = (costs.round_s - preset.kd_steps * costs.distill_s) / preset.g_steps
+        total += sized.g_steps * per_step + sized.kd_steps * costs.distill_s
+        last = r == sized.rounds
+        total += costs.eval_s * (r % sized.eval_every == 0 or last)
+        total += costs.checkpoint_s * (r % sized.checkpoint_every == 0 or last)
+    return total
+
+
 def test_plan_fills_the_budget_and_keeps_the_number_of_evaluations():
-    costs = Costs(round_s=2.0, eval_s=1.0, checkpoint_s=2.0, spent_s=10.0)
-    sized = plan(_cfg(time_budget="10m"), costs, 600.0)
-    # 10 evaluations and 4 checkpoints as the preset had
-    left = 600 * (1 - RESERVE) - 10 - 10 * 1.0 - 4 * 2.0
-    assert sized.rounds == int(left // 2.0)
+    costs = Costs(round_s=2.0, eval_s=1.0, checkpoint_s=2.0, spent_s=10.0, distill_s=0.2)
+    preset = _cfg(time_budget="10m")
+    sized = plan(preset, costs, 600.0)
+    # 10 evaluations and 4 checkpoints as the preset had (and the last round's)
     assert sized.eval_every == sized.rounds // 10 and sized.checkpoint_every == sized.rounds // 4
+    assert sized.kd_steps == 5  # many rounds: what is left is less than a student step each
     assert sized.time_budget is None  # the sized config re-creates the run without re-sizing
-    total = costs.spent_s + sized.rounds * 2.0 + 10 * costs.eval_s + 4 * costs.checkpoint_s
-    assert 0.95 * 600 <= total <= 600
+    assert 0.97 * 600 <= _planned_seconds(sized, costs, preset) <= 600 * (1 - RESERVE)
+    one_more = dataclasses.replace(sized, rounds=sized.rounds + 1)
+    assert _planned_seconds(one_more, costs, preset) > 600 * (1 - RESERVE)
+
+
+def test_plan_gives_what_is_left_of_a_few_dear_rounds_to_the_student():
+    """A round of a third of the budget: two rounds fit, and the rest of the budget goes to
+    student steps instead of being left unused."""
+    costs = Costs(round_s=100.0, eval_s=5.0, checkpoint_s=1.0, spent_s=6.0, distill_s=0.5)
+    preset = _cfg(g_steps=100, kd_steps=50)
+    sized = plan(preset, costs, 300.0)
+    assert sized.rounds == 2 and sized.g_steps == 100
+    # 294 s available − 6 spent − 2 × (100 + 5 + 1) = 76 s → 76 student steps over 2 rounds
+    assert sized.kd_steps == 50 + 76
+    assert 0.97 * 300 <= _planned_seconds(sized, costs, preset) <= 300 * (1 - RESERVE)
+
+
+@pytest.mark.parametrize(("rounds", "every", "n"), [(10, 5, 2), (11, 5, 3), (1, 1, 1), (3, 7, 1)])
+def test_due_counts_the_last_round(rounds, every, n):
+    assert (
+        due(rounds, every) == n == sum(r % every == 0 or r == rounds for r in range(1, rounds + 1))
+    )
 
 
 def test_plan_grows_and_shrinks_with_the_cost_of_a_step():

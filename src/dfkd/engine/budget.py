@@ -4,7 +4,8 @@ A budgeted run first times a throwaway copy of its own loop — a few synthesis 
 after two warm-up steps each (median per step), one evaluation and one checkpoint — then sets
 ``rounds`` (and the evaluation and checkpoint intervals, keeping the preset's number of each)
 so that the whole call, calibration included, fits the budget. The run itself is then an
-ordinary run of that many rounds: its ``config.yaml`` records the rounds, so it re-creates the
+ordinary run of that many rounds (time left over of less than a round goes to more student
+steps per round): its ``config.yaml`` records the rounds, so it re-creates the
 run exactly on any machine, and ``metrics.json`` records how they were chosen (``budget``).
 """
 
@@ -37,32 +38,57 @@ STEPS, MAX_STEPS, WARMUP = 3, 500, 2
 @dataclass(frozen=True)
 class Costs:
     """Measured seconds: one round, one evaluation, one checkpoint (0 when the run writes
-    none), and what the call had spent before sizing."""
+    none), what the call had spent before sizing, and one student step."""
 
     round_s: float
     eval_s: float
     checkpoint_s: float
     spent_s: float
+    distill_s: float = 0.0
+
+
+def due(rounds: int, every: int) -> int:
+    """How many rounds of ``rounds`` end with an evaluation (or checkpoint) every ``every``
+    rounds, the last round always included."""
+    return rounds // every + (rounds % every != 0)
 
 
 def plan(cfg: RunConfig, costs: Costs, budget_s: float) -> RunConfig:
-    """``cfg`` with as many rounds as fit in what is left of ``budget_s``, and as many
-    evaluations and checkpoints as the preset had."""
+    """``cfg`` with as many rounds as fit in what is left of ``budget_s`` and as many
+    evaluations and checkpoints as the preset had; time left over of less than one round goes
+    to more student steps per round (the rounds' synthesis keeps the preset's shape)."""
     n_eval = math.ceil(cfg.rounds / cfg.eval_every)
     n_ckpt = math.ceil(cfg.rounds / cfg.checkpoint_every)
-    fixed = costs.spent_s + n_eval * costs.eval_s + n_ckpt * costs.checkpoint_s
-    left = budget_s * (1 - RESERVE) - fixed
-    per_round = costs.round_s
-    if left < per_round:
+
+    def total(rounds: int) -> float:  # rounds, evaluations and checkpoints of a plan
+        evals = due(rounds, max(1, rounds // n_eval))
+        return (
+            rounds * costs.round_s
+            + evals * costs.eval_s
+            + due(rounds, max(1, rounds // n_ckpt)) * costs.checkpoint_s
+        )
+
+    left = budget_s * (1 - RESERVE) - costs.spent_s
+    rounds = max(0, int((left - n_eval * costs.eval_s - n_ckpt * costs.checkpoint_s)
+                        // costs.round_s))  # fmt: skip
+    while rounds > 0 and total(rounds) > left:
+        rounds -= 1
+    while total(rounds + 1) <= left:
+        rounds += 1
+    if rounds == 0:
+        need = costs.spent_s + total(1)
         raise ConfigError(
             f"time budget of {budget_s:.0f} s is too short: setting up took "
-            f"{costs.spent_s:.0f} s and one round takes {per_round:.1f} s on this machine; give "
-            f"at least {math.ceil((fixed + per_round) / (1 - RESERVE))} s"
+            f"{costs.spent_s:.0f} s and one round takes {costs.round_s:.1f} s on this machine; "
+            f"give at least {math.ceil(need / (1 - RESERVE))} s"
         )
-    rounds = max(1, int(left // per_round))
+    extra = 0
+    if cfg.kd_steps and costs.distill_s > 0:
+        extra = int((left - total(rounds)) // (rounds * costs.distill_s))
     return dataclasses.replace(
         cfg,
         rounds=rounds,
+        kd_steps=cfg.kd_steps + extra,
         eval_every=max(1, rounds // n_eval),
         checkpoint_every=max(1, rounds // n_ckpt),
         time_budget=None,
@@ -93,7 +119,7 @@ def measure(loop: Any, seconds: float, writes: bool, started: float) -> Costs:
         with tempfile.TemporaryDirectory() as tmp:
             save_state(Path(tmp) / "checkpoint.safetensors", loop.state.state_dict())
         ckpt_s = time.perf_counter() - t0
-    return Costs(round_s, eval_s, ckpt_s, time.time() - started)
+    return Costs(round_s, eval_s, ckpt_s, time.time() - started, distill)
 
 
 def _round(loop: Any) -> None:
@@ -150,5 +176,7 @@ def _record(costs: Costs, budget_s: float, sized: RunConfig) -> dict[str, Any]:
         "round_s": round(costs.round_s, 4),
         "eval_s": round(costs.eval_s, 4),
         "checkpoint_s": round(costs.checkpoint_s, 4),
+        "distill_step_s": round(costs.distill_s, 4),
         "rounds": sized.rounds,
+        "kd_steps": sized.kd_steps,
     }
