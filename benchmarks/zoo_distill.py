@@ -14,7 +14,8 @@ Each cell's row is kept beside its run (``--out``/DATASET/TEACHER/METHOD.json); 
 a row for the same budget is not run again (an interrupted run resumes; ``--rerun`` forces it).
 Several processes may share the work (e.g. one per teacher, ``OMP_NUM_THREADS=1`` each on a
 2-core machine): after every cell the results are rebuilt from all rows into
-``benchmarks/results/zoo_distill.{json,md}``.
+``benchmarks/results/zoo_distill.{json,md}`` (``--name``; a second table, e.g. longer budgets,
+takes its own ``--out`` and ``--name``).
 """
 
 from __future__ import annotations
@@ -166,11 +167,11 @@ def collect(out: Path, datasets: list[str]) -> dict[str, list[dict]]:
 
 def publish(args: argparse.Namespace, command: str) -> None:
     """Rebuild ``zoo_distill.{json,md}`` from every row (this and other processes')."""
-    res, path, doc = results_doc(args.results, "zoo_distill")
+    res, path, doc = results_doc(args.results, args.name)
     doc["meta"] = run_meta(command)
     doc["rows"] = {k: v for k, v in collect(Path(args.out), DATASETS).items() if v}
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
-    atomic_write_text(res / "zoo_distill.md", markdown(doc) + "\n")
+    atomic_write_text(res / f"{args.name}.md", markdown(doc) + "\n")
 
 
 def main() -> None:
@@ -183,6 +184,7 @@ def main() -> None:
     ap.add_argument("--zoo", default="runs/zoo")
     ap.add_argument("--out", default="runs/zoo-distill")
     ap.add_argument("--results", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--name", default="zoo_distill", help="results/NAME.{json,md}")
     args = ap.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     budget = f" --time-budget {args.time_budget}" if args.time_budget else ""
