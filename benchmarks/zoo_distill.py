@@ -39,7 +39,9 @@ from dfkd.methods import METHODS
 from dfkd.teachers.taps import bn_layers
 
 STUDENT = "lenet5_half"
-DATA_FREE = [m for m in METHODS.names() if METHODS.get(m).data_free]
+DATA_FREE = [
+    m for m in METHODS.names() if METHODS.get(m).data_free and not METHODS.get(m).variant_of
+]
 TEACHERS = [*ZOO, "lenet5"]
 DATASETS = ["mnist10k", "fashion-mnist"]
 

@@ -90,10 +90,12 @@ class RunConfig:
     """Everything that determines one distillation run.
 
     A run is ``rounds`` rounds; each round does ``g_steps`` synthesis steps on the source, then
-    ``kd_steps`` student steps on batches of ``batch_size``. Evaluation and checkpoints happen every
-    ``eval_every`` / ``checkpoint_every`` rounds and after the last round. When plug-ins drop
-    samples from a distillation batch, up to ``fill_selected`` further batches are drawn to refill
-    it to exactly ``batch_size`` (0: the student trains on what was kept). With ``time_budget``
+    ``kd_steps`` student steps on batches of ``batch_size``; the first ``warmup_rounds`` rounds
+    only synthesise (no student steps, no synthesis term that needs the student). Evaluation and
+    checkpoints happen every ``eval_every`` / ``checkpoint_every`` rounds and after the last
+    round. When plug-ins drop samples from a distillation batch, up to ``fill_selected`` further
+    batches are drawn to refill it to exactly ``batch_size`` (0: the student trains on what was
+    kept). With ``time_budget``
     (``"10m"``, ``"90s"``, seconds) the run is sized on the machine it runs on: ``rounds``,
     ``eval_every`` and ``checkpoint_every`` are set so the whole run fits the budget
     (:mod:`dfkd.engine.budget`), and the saved ``config.yaml`` holds the sized values.
@@ -109,6 +111,7 @@ class RunConfig:
     rounds: int = 20
     g_steps: int = 0
     kd_steps: int = 50
+    warmup_rounds: int = 0
     batch_size: int = 128
     fill_selected: int = 0
     time_budget: str | float | None = None
@@ -138,6 +141,10 @@ class RunConfig:
         for k in positive:
             if getattr(self, k) < 1:
                 raise ConfigError(f"config '{k}' must be ≥ 1, got {getattr(self, k)}")
+        if not 0 <= self.warmup_rounds < self.rounds:
+            raise ConfigError(
+                f"config 'warmup_rounds' must be in [0, rounds), got {self.warmup_rounds}"
+            )
         for k in ("g_steps", "kd_steps", "fill_selected"):
             if getattr(self, k) < 0:
                 raise ConfigError(f"config '{k}' must be ≥ 0, got {getattr(self, k)}")

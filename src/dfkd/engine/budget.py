@@ -62,8 +62,10 @@ def plan(cfg: RunConfig, costs: Costs, budget_s: float) -> RunConfig:
 
     def total(rounds: int) -> float:  # rounds, evaluations and checkpoints of a plan
         evals = due(rounds, max(1, rounds // n_eval))
+        warmup = min(cfg.warmup_rounds, rounds) * cfg.kd_steps * costs.distill_s
         return (
             rounds * costs.round_s
+            - warmup
             + evals * costs.eval_s
             + due(rounds, max(1, rounds // n_ckpt)) * costs.checkpoint_s
         )
@@ -75,16 +77,18 @@ def plan(cfg: RunConfig, costs: Costs, budget_s: float) -> RunConfig:
         rounds -= 1
     while total(rounds + 1) <= left:
         rounds += 1
-    if rounds == 0:
-        need = costs.spent_s + total(1)
+    if rounds <= cfg.warmup_rounds:
+        need = math.ceil((costs.spent_s + total(cfg.warmup_rounds + 1)) / (1 - RESERVE))
+        warm = f" (after {cfg.warmup_rounds} warm-up rounds)" if cfg.warmup_rounds else ""
         raise ConfigError(
             f"time budget of {budget_s:.0f} s is too short: setting up took "
-            f"{costs.spent_s:.0f} s and one round takes {costs.round_s:.1f} s on this machine; "
-            f"give at least {math.ceil(need / (1 - RESERVE))} s"
+            f"{costs.spent_s:.0f} s and one round takes {costs.round_s:.1f} s on this machine"
+            f"{warm}; give at least {need} s"
         )
     extra = 0
     if cfg.kd_steps and costs.distill_s > 0:
-        extra = int((left - total(rounds)) // (rounds * costs.distill_s))
+        student_rounds = rounds - cfg.warmup_rounds
+        extra = int((left - total(rounds)) // (student_rounds * costs.distill_s))
     return dataclasses.replace(
         cfg,
         rounds=rounds,

@@ -65,7 +65,7 @@ class Loop:
         done = 0
         while self.state.round < self.cfg.rounds:
             self._timed("synthesis_s", self.synthesis_step, self.cfg.g_steps)
-            self._timed("distill_s", self.distill_step, self.cfg.kd_steps)
+            self._timed("distill_s", self.distill_step, 0 if self.warming_up else self.cfg.kd_steps)
             self.state.timers["wall_s"] = time.perf_counter() - t_start
             done += 1
             stop = stop_after_rounds is not None and done >= stop_after_rounds
@@ -74,6 +74,11 @@ class Loop:
             if stop:
                 break
         bar.close()
+
+    @property
+    def warming_up(self) -> bool:
+        """Whether this round only synthesises (``warmup_rounds``)."""
+        return self.state.round < self.cfg.warmup_rounds
 
     def _timed(self, timer: str, step: Callable[[], None], n: int) -> None:
         t0 = time.perf_counter()
@@ -91,19 +96,21 @@ class Loop:
             batch = self.parts.plugins.select_synthesis(self._with_teacher(batch))
             if len(batch) == 0:
                 return
+        terms, with_student = self.parts.synth_terms, self.synth_student
+        if self.warming_up:  # the student's terms wait for the warm-up to end
+            terms = [t for t in terms if "student" not in t.needs]
+            with_student = bool(self.parts.plugins)
         taps_for = teacher_taps(self.teacher, self.synth_needs, self.parts.stats)
         with self.fabric.autocast(), taps_for as taps:
             x = self.to_model(batch.x)
             t_logits = self.teacher(x)
             s_logits = None
-            if self.synth_student:
+            if with_student:
                 with frozen(self.student_module):
                     s_logits = self.student_module(x)
         ctx = StepContext("synth", batch.x, t_logits, s_logits, batch.labels, batch.weight,
                           taps=taps.as_context() if taps else {}, extras=batch.extras)  # fmt: skip
-        loss, values = weighted_sum(
-            self.parts.synth_terms, ctx, self.parts.plugins.synth_terms(ctx)
-        )
+        loss, values = weighted_sum(terms, ctx, self.parts.plugins.synth_terms(ctx))
         self.parts.source.update(loss)
         self.meter.add({**values, "loss": loss}, "synth/")
 
@@ -137,7 +144,7 @@ class Loop:
 
     @property
     def total_steps(self) -> int:
-        return self.cfg.rounds * self.cfg.kd_steps
+        return (self.cfg.rounds - self.cfg.warmup_rounds) * self.cfg.kd_steps
 
     def distill_batch(self) -> Batch:
         """A distillation batch after the plug-ins' selection, refilled to ``batch_size`` from

@@ -171,8 +171,8 @@ def build_loop(
         parts.pairs.reset_parameters()  # initialised from the run's seed
         parts.pairs.to(fabric.device)
     env = SourceEnv(fabric=fabric, data=data, teacher=Autocast(teacher, fabric, to_model),
-                    student=student,
-                    batch_size=cfg.batch_size, seed=cfg.seed, rounds=cfg.rounds,
+                    student=student, batch_size=cfg.batch_size, seed=cfg.seed,
+                    rounds=cfg.rounds, g_steps=cfg.g_steps,
                     teacher_features_dim=features_dim(teacher, parts, data))  # fmt: skip
     parts.plugins.setup(env)
     for p in parts.plugins.plugins:

@@ -39,6 +39,20 @@ def adversarial_loss(
     raise ValueError(f"adversarial_loss: criterion must be l1, kl or js, got '{criterion}'")
 
 
+def decision_adversarial_loss(
+    student: torch.Tensor, teacher: torch.Tensor, T: float = 1.0
+) -> torch.Tensor:
+    """Negative ``T²·KL(softmax(t/T) ‖ softmax(s/T))`` of the samples on which the student
+    predicts the teacher's class (0 on the others), averaged over the whole batch: the
+    adversarial term of CMI and Fast-DFKD, which moves samples toward the student's decision
+    boundary without pushing them across it."""
+    log_p_s = F.log_softmax(student / T, dim=1)
+    log_p_t = F.log_softmax(teacher / T, dim=1)
+    per = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1) * (T * T)
+    agree = (student.argmax(1) == teacher.argmax(1)).to(per.dtype)
+    return -(per * agree).mean()
+
+
 def js_div_adi(student: torch.Tensor, teacher: torch.Tensor, T: float = 3.0) -> torch.Tensor:
     """The "JS" of the Adaptive-DeepInversion and TA-DFKD code: with ``P, Q = softmax(·/T)`` and
     ``M = (P + Q) / 2``, each clamped to ``[0.01, 0.99]``,

@@ -16,6 +16,7 @@ from .generator import (
     activation_loss,
     adversarial_loss,
     competition_loss,
+    decision_adversarial_loss,
     information_entropy_loss,
     one_hot_loss,
 )
@@ -65,6 +66,15 @@ def adversarial_term(
     if standardize is not None:
         s, t = standardize_logits(s, standardize), standardize_logits(t, standardize)
     return adversarial_loss(s, t, criterion, T)
+
+
+@register_term("decision_adversarial", phase="synth", needs=("student",))
+def decision_adversarial_term(ctx: StepContext, T: float = 1.0) -> torch.Tensor:
+    """Negative KL(teacher ‖ student) on the samples where both predict the same class (CMI,
+    Fast-DFKD): hard samples that stay on the teacher's side of the student's boundary."""
+    if ctx.student_logits is None:
+        raise DfkdError("term 'decision_adversarial' needs student logits")
+    return decision_adversarial_loss(ctx.student_logits, ctx.teacher_logits, T)
 
 
 @register_term("competition", phase="synth", needs=("student",))

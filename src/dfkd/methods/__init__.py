@@ -8,6 +8,7 @@ from . import (  # noqa: F401  (built-ins)
     deepinversion,
     dfad,
     dfq,
+    fast,
     kd,
     spectral,
     substitute,

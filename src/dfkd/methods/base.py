@@ -19,6 +19,8 @@ class Method:
         presets: per-dataset partial configs layered over ``defaults`` (e.g. sized for a CPU).
         data_free: whether the method trains the student without the original data.
         reference: the paper or code it follows.
+        variant_of: the method this one is a setting of (e.g. ``fast-2`` of ``fast``); tables
+            that compare methods may leave variants out.
     """
 
     name: str
@@ -27,6 +29,7 @@ class Method:
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     data_free: bool = True
     reference: str = ""
+    variant_of: str | None = None
 
 
 METHODS: Registry[Method] = Registry("methods")
@@ -34,7 +37,8 @@ METHODS: Registry[Method] = Registry("methods")
 
 def register_method(method: Method) -> Method:
     """Add ``method`` to the registry and return it."""
-    METHODS.register(method.name, method, doc=method.summary, data_free=method.data_free)
+    METHODS.register(method.name, method, doc=method.summary, data_free=method.data_free,
+                     variant_of=method.variant_of)  # fmt: skip
     return method
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .bank import MemoryBank
 from .base import SOURCES, Batch, Source, SourceEnv, build_source, register_source
 from .generator import GeneratorSource
+from .meta_generator import MetaGeneratorSource
 from .pixels import PixelInversion
 from .real import RealData
 
@@ -13,6 +14,7 @@ __all__ = [
     "Batch",
     "GeneratorSource",
     "MemoryBank",
+    "MetaGeneratorSource",
     "PixelInversion",
     "RealData",
     "Source",

@@ -119,6 +119,7 @@ class SourceEnv:
         teacher: the frozen teacher on the run's device; its forward runs under the run's
             precision (autocast), so a plug-in that probes it (a PGD attack) computes as the
             loop does.
+        rounds, g_steps: the run's rounds and synthesis steps per round.
         teacher_features_dim: width of the teacher's penultimate features (set when a plug-in
             declares ``needs=("teacher_features",)``).
     """
@@ -130,6 +131,7 @@ class SourceEnv:
     batch_size: int
     seed: int
     rounds: int = 1
+    g_steps: int = 1
     teacher_features_dim: int | None = None
 
 

@@ -1,0 +1,215 @@
+"""Fast-DFKD's source: a generator whose weights are a meta-learned starting point, adapted for
+a few steps per batch, with a data pool of everything it has synthesised."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.augment import shift_flip
+from ..errors import ConfigError
+from ..models import create_generator
+from .bank import MemoryBank
+from .base import Batch, Source, SourceEnv, register_source
+
+META_RULES = ("reptile", "fomaml")
+KEEP = ("best", "last")
+
+
+def reptile_direction(meta: nn.Module, fast: nn.Module) -> list[torch.Tensor]:
+    """Reptile's meta-gradient: ``θ − φ`` per parameter (a descent step moves the starting point
+    ``θ`` toward the adapted weights ``φ``)."""
+    return [(p - q).detach() for p, q in zip(meta.parameters(), fast.parameters(), strict=True)]
+
+
+@register_source("meta_generator")
+class MetaGeneratorSource(Source):
+    """A meta generator ``θ``. Each round starts a *fast* copy ``φ ← θ`` and fresh learnable
+    latent codes ``z``, adapts both on the synthesis terms for the round's ``g_steps`` (Adam),
+    then updates ``θ`` from that adaptation and adds the round's batch to a data pool that the
+    student replays. With a good ``θ`` a handful of steps per batch is enough (Fast-DFKD).
+
+    Args:
+        model, nz, channels_last: the generator network (as for ``generator``).
+        lr: Adam rate of the fast copy's weights.
+        lr_z: Adam rate of the latent codes.
+        betas: Adam betas of the fast copy and of the meta update.
+        meta: ``"reptile"`` (``θ ← θ − Adam(θ − φ)``, the paper's default) or ``"fomaml"``
+            (first-order MAML: the sum of the fast copy's gradients over the round).
+        meta_lr: Adam rate of the meta update (default ``lr × g_steps``).
+        keep: the batch a round adds to the pool: ``"best"`` (lowest synthesis loss of the
+            round) or ``"last"``.
+        bank: data-pool capacity in samples.
+        synth_batch_size: samples per round (default: the run's batch size).
+        shift, flip: random translation (up to this many pixels) and horizontal flips of the
+            images the teacher sees during synthesis (the paper's crop-and-flip views).
+        replay_shift, replay_flip: the same for the images the student replays from the pool.
+    """
+
+    synthesizes = True
+
+    def __init__(
+        self,
+        model: str = "light_generator",
+        nz: int = 64,
+        lr: float = 5e-3,
+        lr_z: float = 0.015,
+        betas: tuple[float, float] = (0.5, 0.999),
+        meta: str = "reptile",
+        meta_lr: float | None = None,
+        keep: str = "best",
+        bank: int = 8192,
+        synth_batch_size: int | None = None,
+        shift: int = 2,
+        flip: bool = False,
+        replay_shift: int = 2,
+        replay_flip: bool = False,
+        channels_last: bool = True,
+    ) -> None:
+        if meta not in META_RULES:
+            raise ConfigError(f"source 'meta_generator': meta must be one of {META_RULES}")
+        if keep not in KEEP:
+            raise ConfigError(f"source 'meta_generator': keep must be one of {KEEP}")
+        if bank < 1 or min(shift, replay_shift) < 0 or min(lr, lr_z) <= 0:
+            raise ConfigError(
+                "source 'meta_generator': bank ≥ 1, shift and replay_shift ≥ 0, lr and lr_z > 0"
+            )
+        self.model_name, self.nz, self.channels_last = model, nz, channels_last
+        self.lr, self.lr_z, self.betas = lr, lr_z, tuple(betas)
+        self.meta, self.meta_lr = meta, meta_lr
+        self.keep, self.bank_capacity, self.synth_batch_size = keep, bank, synth_batch_size
+        self.shift, self.flip = int(shift), bool(flip)
+        self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
+
+    def setup(self, env: SourceEnv) -> None:
+        rank = getattr(env.fabric, "global_rank", 0)
+        self.gen = torch.Generator().manual_seed(env.seed * 1000 + 41 + rank)
+        c, h, _ = env.data.input_shape
+        self.fill = env.data.bounds[0]
+        with torch.random.fork_rng(devices=[]):  # same θ on every rank; global RNG untouched
+            torch.manual_seed(env.seed + 41)
+            net = create_generator(self.model_name, nz=self.nz, out_channels=c, image_size=h)
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.fabric = env.fabric
+        self.net = env.fabric.to_device(net).train()
+        meta_lr = self.meta_lr if self.meta_lr is not None else self.lr * max(1, env.g_steps)
+        self.meta_opt = torch.optim.Adam(self.net.parameters(), lr=meta_lr, betas=self.betas)
+        self.batch_size = self.synth_batch_size or env.batch_size
+        self.bank = MemoryBank(self.bank_capacity)
+        self._reset_round()
+
+    def _reset_round(self) -> None:
+        self.fast: nn.Module | None = None
+        self.z: torch.Tensor | None = None
+        self.best: torch.Tensor | None = None
+        self.best_loss = float("inf")
+        self._drawn: torch.Tensor | None = None
+
+    def _start_round(self) -> None:
+        """A fast copy of ``θ`` and fresh latent codes, each with its Adam."""
+        self.fast = copy.deepcopy(self.net)
+        z = torch.randn(self.batch_size, self.nz, generator=self.gen)
+        self.z = self.fabric.to_device(z).requires_grad_(True)
+        self.opt = torch.optim.Adam(
+            [{"params": self.fast.parameters()}, {"params": [self.z], "lr": self.lr_z}],
+            lr=self.lr, betas=self.betas,
+        )  # fmt: skip
+        if self.meta == "fomaml":
+            self.meta_opt.zero_grad(set_to_none=False)
+            for p in self.net.parameters():
+                p.grad = torch.zeros_like(p) if p.grad is None else p.grad.zero_()
+
+    def draw(self) -> Batch:
+        if self.fast is None:
+            self._start_round()
+        assert self.fast is not None and self.z is not None
+        x = self.fast(self.z).contiguous()
+        self._drawn = x.detach()
+        view = shift_flip(x, self.shift, self.flip, self.fill, self.gen)
+        return Batch(x=view, extras={"z": self.z})
+
+    def update(self, loss: torch.Tensor) -> None:
+        assert self.fast is not None and self._drawn is not None
+        value = float(loss.detach())
+        if self.keep == "last" or value < self.best_loss or self.best is None:
+            self.best, self.best_loss = self._drawn, value
+        self.opt.zero_grad(set_to_none=True)
+        self.fabric.backward(loss)
+        if self.meta == "fomaml":
+            for p, q in zip(self.net.parameters(), self.fast.parameters(), strict=True):
+                if q.grad is not None:
+                    p.grad.add_(q.grad)
+        self.opt.step()
+
+    def _finish(self) -> None:
+        """End the round's synthesis: meta-update ``θ`` and pool the round's batch."""
+        if self.fast is None or self.best is None:
+            return
+        if self.meta == "reptile":
+            for p, d in zip(self.net.parameters(), reptile_direction(self.net, self.fast),
+                            strict=True):  # fmt: skip
+                p.grad = d
+        for p in self.net.parameters():  # every rank steps θ by the same mean gradient
+            p.grad = self.fabric.all_reduce(p.grad, reduce_op="mean")
+        self.meta_opt.step()
+        self.meta_opt.zero_grad(set_to_none=True)
+        self.bank.add(self.best)
+        self._reset_round()
+
+    def round_end(self, round_index: int) -> dict[str, float]:
+        self._finish()
+        return {"pool_size": float(len(self.bank))}
+
+    @torch.no_grad()
+    def sample(self, batch_size: int) -> Batch:
+        self._finish()
+        if len(self.bank) == 0:  # no synthesis yet (g_steps: 0): θ's own samples
+            z = torch.randn(batch_size, self.nz, generator=self.gen)
+            self.bank.add(self.net(self.fabric.to_device(z)))
+        x = self.bank.sample(batch_size, self.gen)
+        x = shift_flip(x, self.replay_shift, self.replay_flip, self.fill, self.gen)
+        return Batch(x=self.fabric.to_device(x))
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "net": self.net.state_dict(),
+            "meta_opt": self.meta_opt.state_dict(),
+            "gen": self.gen.get_state(),
+            "bank": self.bank.state_dict(),
+            "fast": None,
+        }
+        if self.fast is not None:  # stopped mid-round (a checkpoint between synthesis steps)
+            state["fast"] = {
+                "net": self.fast.state_dict(),
+                "z": self.z.detach(),  # type: ignore[union-attr]
+                "opt": self.opt.state_dict(),
+                "best": self.best,
+                "best_loss": torch.tensor(self.best_loss, dtype=torch.float64),
+                "meta_grad": [p.grad for p in self.net.parameters()],
+            }
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.meta_opt.load_state_dict(state["meta_opt"])
+        self.gen.set_state(state["gen"])
+        self.bank.load_state_dict(state["bank"])
+        self._reset_round()
+        fast = state.get("fast")
+        if fast is None:
+            return
+        self.fast = copy.deepcopy(self.net)
+        self.fast.load_state_dict(fast["net"])
+        self.z = self.fabric.to_device(fast["z"].clone()).requires_grad_(True)
+        self.opt = torch.optim.Adam(
+            [{"params": self.fast.parameters()}, {"params": [self.z], "lr": self.lr_z}],
+            lr=self.lr, betas=self.betas,
+        )  # fmt: skip
+        self.opt.load_state_dict(fast["opt"])
+        self.best, self.best_loss = fast["best"], float(fast["best_loss"])
+        for p, g in zip(self.net.parameters(), fast["meta_grad"], strict=True):
+            p.grad = None if g is None else g.clone()
