@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (built-ins)
     dfq,
     fast,
     kd,
+    nayer,
     spectral,
     substitute,
     ta_dfkd,

@@ -6,6 +6,7 @@ from .bank import MemoryBank
 from .base import SOURCES, Batch, Source, SourceEnv, build_source, register_source
 from .generator import GeneratorSource
 from .meta_generator import MetaGeneratorSource
+from .noisy_generator import NoisyGeneratorSource
 from .pixels import PixelInversion
 from .real import RealData
 
@@ -15,6 +16,7 @@ __all__ = [
     "GeneratorSource",
     "MemoryBank",
     "MetaGeneratorSource",
+    "NoisyGeneratorSource",
     "PixelInversion",
     "RealData",
     "Source",
