@@ -36,3 +36,30 @@ def shift_flip(
     """:func:`random_shift` by up to ``shift`` pixels, then :func:`random_flip` if ``flip``."""
     x = random_shift(x, shift, fill, gen)
     return random_flip(x, gen) if flip else x
+
+
+def random_resized_crop(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    scale: tuple[float, float] = (0.25, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    flip: bool = True,
+) -> torch.Tensor:
+    """A random crop of each image covering a share ``scale`` of its area with aspect ratio in
+    ``ratio`` (log-uniform), resized back to the image's size (bilinear) and, with ``flip``,
+    flipped horizontally with probability ½ — differentiable with respect to ``x``."""
+    b, _, h, w = x.shape
+    area = scale[0] + torch.rand(b, generator=gen) * (scale[1] - scale[0])
+    log_r = torch.log(torch.tensor(ratio))
+    r = torch.exp(log_r[0] + torch.rand(b, generator=gen) * (log_r[1] - log_r[0]))
+    sw, sh = (area * r).sqrt().clamp(max=1.0), (area / r).sqrt().clamp(max=1.0)
+    cx = (torch.rand(b, generator=gen) * 2 - 1) * (1 - sw)
+    cy = (torch.rand(b, generator=gen) * 2 - 1) * (1 - sh)
+    sign = torch.ones(b)
+    if flip:
+        sign = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2] = sw * sign, cx
+    theta[:, 1, 1], theta[:, 1, 2] = sh, cy
+    grid = F.affine_grid(theta.to(x.device, x.dtype), [b, x.shape[1], h, w], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

@@ -52,7 +52,7 @@ class Loop:
     feature_layer: str | None = field(init=False)
 
     def __post_init__(self) -> None:
-        self.synth_needs = needs_of(self.parts.synth_terms)
+        self.synth_needs = needs_of(self.parts.synth_terms) | set(self.parts.source.synth_needs)
         self.synth_student = synthesis_needs_student(self.parts)
         self.synth_selects = self.parts.plugins.selects_synthesis
         wanted = "teacher_features" in self.parts.plugins.needs
@@ -110,7 +110,8 @@ class Loop:
                     s_logits = self.student_module(x)
         ctx = StepContext("synth", batch.x, t_logits, s_logits, batch.labels, batch.weight,
                           taps=taps.as_context() if taps else {}, extras=batch.extras)  # fmt: skip
-        loss, values = weighted_sum(terms, ctx, self.parts.plugins.synth_terms(ctx))
+        extra = {**self.parts.plugins.synth_terms(ctx), **self.parts.source.synth_terms(ctx)}
+        loss, values = weighted_sum(terms, ctx, extra)
         self.parts.source.update(loss)
         self.meter.add({**values, "loss": loss}, "synth/")
 

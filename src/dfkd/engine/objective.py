@@ -15,7 +15,7 @@ from ..config import checked_args
 from ..errors import ConfigError
 from ..losses.terms import TERMS, StepContext
 from ..teachers.stats import TeacherStats
-from ..teachers.taps import Taps, last_linear
+from ..teachers.taps import Taps, contrast_layers, last_linear
 
 
 @dataclass
@@ -95,7 +95,13 @@ class TermMeter:
         return out
 
 
-TEACHER_NEEDS = ("teacher_bn", "teacher_features", "teacher_layers", "teacher_stats")
+TEACHER_NEEDS = (
+    "teacher_bn",
+    "teacher_features",
+    "teacher_layers",
+    "teacher_stats",
+    "teacher_instance_means",
+)
 
 
 class TeacherTaps(Taps):
@@ -110,6 +116,7 @@ class TeacherTaps(Taps):
             "bn_refs": self.bn_refs,
             "features": feats,
             "outputs": self.outputs,
+            "means": self.means,
             "stats": self.stats,
         }
 
@@ -126,7 +133,8 @@ def teacher_taps(
     file_layers = {"teacher_layers", "teacher_stats"}.intersection(needs) and stats is not None
     layers = stats.layers if file_layers else []
     bn = "teacher_bn" in needs or ("teacher_stats" in needs and stats is None)
-    with TeacherTaps(teacher, layers=layers, bn=bn, inputs=inputs) as taps:
+    means = contrast_layers(teacher) if "teacher_instance_means" in needs else []
+    with TeacherTaps(teacher, layers=layers, bn=bn, inputs=inputs, means=means) as taps:
         taps.stats = stats
         yield taps
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import (  # noqa: F401  (built-ins)
     bn_stats,
+    cmi,
     dafl,
     deepinversion,
     dfad,

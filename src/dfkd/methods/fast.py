@@ -14,11 +14,12 @@ from .base import Method, register_method, sgd_cosine
 #: k → (generator rate, latent rate), from the authors' CIFAR scripts
 RATES = {2: (5e-3, 0.015), 5: (3e-3, 0.01), 10: (2e-3, 0.01)}
 
-#: the synthesis objective of the authors' scripts: BN statistics ×10, class prior ×0.5 and
-#: the decision-adversarial term (off during the warm-up)
+#: the synthesis objective of the authors' scripts: BN statistics ×10, cross-entropy against
+#: each image's random target class ×0.5 and the decision-adversarial term (off during the
+#: warm-up)
 FAST_SYNTH_TERMS = {
     "stat_match": {"weight": 10.0},
-    "one_hot": {"weight": 0.5},
+    "class_target": {"weight": 0.5},
     "decision_adversarial": {"weight": 1.33, "T": 1.0},
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .bank import MemoryBank
 from .base import SOURCES, Batch, Source, SourceEnv, build_source, register_source
+from .cmi import CMISource
 from .generator import GeneratorSource
 from .meta_generator import MetaGeneratorSource
 from .noisy_generator import NoisyGeneratorSource
@@ -13,6 +14,7 @@ from .real import RealData
 __all__ = [
     "SOURCES",
     "Batch",
+    "CMISource",
     "GeneratorSource",
     "MemoryBank",
     "MetaGeneratorSource",

@@ -150,6 +150,8 @@ class Source:
     has_labels: bool = False
     #: whether synthetic batches carry target classes (``batch.extras["targets"]``)
     has_targets: bool = False
+    #: what the source's own synthesis terms need from the teacher's forward (as terms' needs)
+    synth_needs: tuple[str, ...] = ()
 
     def setup(self, env: SourceEnv) -> None:
         """Called once before the loop."""
@@ -165,6 +167,12 @@ class Source:
     def sample(self, batch_size: int) -> Batch:
         """A batch for the student, without gradient."""
         raise NotImplementedError
+
+    def synth_terms(self, ctx: Any) -> dict[str, torch.Tensor]:
+        """The source's own synthesis terms on this step (already weighted), added to the
+        objective and logged like the configured terms (e.g. a contrastive term whose head and
+        memory the source keeps)."""
+        return {}
 
     def round_end(self, round_index: int) -> dict[str, float]:
         """Called after each round; returns values to log."""

@@ -15,8 +15,23 @@ from ..models import create_generator
 from .bank import MemoryBank
 from .base import Batch, Source, SourceEnv, register_source
 
-META_RULES = ("reptile", "fomaml")
+META_RULES = ("reptile", "fomaml", "reset")
 KEEP = ("best", "last")
+
+
+def reset_weights(model: nn.Module, gen: torch.Generator) -> None:
+    """Re-draw ``model``'s weights as CMI does for every batch: convolution and linear weights
+    N(0, 0.02²), BatchNorm scales N(1, 0.02²), biases 0."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * 0.02)
+            elif isinstance(m, nn.BatchNorm2d) and m.affine:
+                m.weight.copy_(1 + torch.randn(m.weight.shape, generator=gen) * 0.02)
+            else:
+                continue
+            if m.bias is not None:
+                m.bias.zero_()
 
 
 def reptile_direction(meta: nn.Module, fast: nn.Module) -> list[torch.Tensor]:
@@ -37,8 +52,10 @@ class MetaGeneratorSource(Source):
         lr: Adam rate of the fast copy's weights.
         lr_z: Adam rate of the latent codes.
         betas: Adam betas of the fast copy and of the meta update.
-        meta: ``"reptile"`` (``θ ← θ − Adam(θ − φ)``, the paper's default) or ``"fomaml"``
-            (first-order MAML: the sum of the fast copy's gradients over the round).
+        meta: ``"reptile"`` (``θ ← θ − Adam(θ − φ)``, the paper's default), ``"fomaml"``
+            (first-order MAML: the sum of the fast copy's gradients over the round), or
+            ``"reset"`` (no meta-learning: every round starts from freshly drawn weights,
+            :func:`reset_weights` — CMI's generator).
         meta_lr: Adam rate of the meta update (default ``lr × g_steps``).
         keep: the batch a round adds to the pool: ``"best"`` (lowest synthesis loss of the
             round) or ``"last"``.
@@ -47,6 +64,8 @@ class MetaGeneratorSource(Source):
         shift, flip: random translation (up to this many pixels) and horizontal flips of the
             images the teacher sees during synthesis (the paper's crop-and-flip views).
         replay_shift, replay_flip: the same for the images the student replays from the pool.
+        targets: give each round's images random target classes in
+            ``batch.extras["targets"]`` (the ``class_target`` term; Fast-DFKD and CMI).
     """
 
     synthesizes = True
@@ -68,6 +87,7 @@ class MetaGeneratorSource(Source):
         replay_shift: int = 2,
         replay_flip: bool = False,
         channels_last: bool = True,
+        targets: bool = True,
     ) -> None:
         if meta not in META_RULES:
             raise ConfigError(f"source 'meta_generator': meta must be one of {META_RULES}")
@@ -78,6 +98,7 @@ class MetaGeneratorSource(Source):
                 "source 'meta_generator': bank ≥ 1, shift and replay_shift ≥ 0, lr and lr_z > 0"
             )
         self.model_name, self.nz, self.channels_last = model, nz, channels_last
+        self.has_targets = bool(targets)
         self.lr, self.lr_z, self.betas = lr, lr_z, tuple(betas)
         self.meta, self.meta_lr = meta, meta_lr
         self.keep, self.bank_capacity, self.synth_batch_size = keep, bank, synth_batch_size
@@ -87,6 +108,7 @@ class MetaGeneratorSource(Source):
     def setup(self, env: SourceEnv) -> None:
         rank = getattr(env.fabric, "global_rank", 0)
         self.gen = torch.Generator().manual_seed(env.seed * 1000 + 41 + rank)
+        self.init_gen = torch.Generator().manual_seed(env.seed + 43)  # the same on every rank
         c, h, _ = env.data.input_shape
         self.fill = env.data.bounds[0]
         with torch.random.fork_rng(devices=[]):  # same θ on every rank; global RNG untouched
@@ -99,6 +121,7 @@ class MetaGeneratorSource(Source):
         meta_lr = self.meta_lr if self.meta_lr is not None else self.lr * max(1, env.g_steps)
         self.meta_opt = torch.optim.Adam(self.net.parameters(), lr=meta_lr, betas=self.betas)
         self.batch_size = self.synth_batch_size or env.batch_size
+        self.num_classes = env.data.num_classes
         self.bank = MemoryBank(self.bank_capacity)
         self._reset_round()
 
@@ -110,10 +133,14 @@ class MetaGeneratorSource(Source):
         self._drawn: torch.Tensor | None = None
 
     def _start_round(self) -> None:
-        """A fast copy of ``θ`` and fresh latent codes, each with its Adam."""
+        """A fast copy of ``θ`` (or fresh weights) and fresh latent codes, with their Adam."""
+        if self.meta == "reset":
+            reset_weights(self.net, self.init_gen)
         self.fast = copy.deepcopy(self.net)
         z = torch.randn(self.batch_size, self.nz, generator=self.gen)
         self.z = self.fabric.to_device(z).requires_grad_(True)
+        targets = torch.randint(self.num_classes, (self.batch_size,), generator=self.gen)
+        self.targets = self.fabric.to_device(targets.sort().values)
         self.opt = torch.optim.Adam(
             [{"params": self.fast.parameters()}, {"params": [self.z], "lr": self.lr_z}],
             lr=self.lr, betas=self.betas,
@@ -130,7 +157,8 @@ class MetaGeneratorSource(Source):
         x = self.fast(self.z).contiguous()
         self._drawn = x.detach()
         view = shift_flip(x, self.shift, self.flip, self.fill, self.gen)
-        return Batch(x=view, extras={"z": self.z})
+        extras = {"z": self.z, **({"targets": self.targets} if self.has_targets else {})}
+        return Batch(x=view, extras=extras)
 
     def update(self, loss: torch.Tensor) -> None:
         assert self.fast is not None and self._drawn is not None
@@ -149,6 +177,14 @@ class MetaGeneratorSource(Source):
         """End the round's synthesis: meta-update ``θ`` and pool the round's batch."""
         if self.fast is None or self.best is None:
             return
+        if self.meta != "reset":
+            self._meta_step()
+        self.bank.add(self.best)
+        self._reset_round()
+
+    def _meta_step(self) -> None:
+        """Move ``θ`` by the round's meta-gradient (the ranks' mean under DDP)."""
+        assert self.fast is not None
         if self.meta == "reptile":
             for p, d in zip(self.net.parameters(), reptile_direction(self.net, self.fast),
                             strict=True):  # fmt: skip
@@ -157,8 +193,6 @@ class MetaGeneratorSource(Source):
             p.grad = self.fabric.all_reduce(p.grad, reduce_op="mean")
         self.meta_opt.step()
         self.meta_opt.zero_grad(set_to_none=True)
-        self.bank.add(self.best)
-        self._reset_round()
 
     def round_end(self, round_index: int) -> dict[str, float]:
         self._finish()
@@ -179,6 +213,7 @@ class MetaGeneratorSource(Source):
             "net": self.net.state_dict(),
             "meta_opt": self.meta_opt.state_dict(),
             "gen": self.gen.get_state(),
+            "init_gen": self.init_gen.get_state(),
             "bank": self.bank.state_dict(),
             "fast": None,
         }
@@ -186,6 +221,7 @@ class MetaGeneratorSource(Source):
             state["fast"] = {
                 "net": self.fast.state_dict(),
                 "z": self.z.detach(),  # type: ignore[union-attr]
+                "targets": self.targets,
                 "opt": self.opt.state_dict(),
                 "best": self.best,
                 "best_loss": torch.tensor(self.best_loss, dtype=torch.float64),
@@ -197,6 +233,7 @@ class MetaGeneratorSource(Source):
         self.net.load_state_dict(state["net"])
         self.meta_opt.load_state_dict(state["meta_opt"])
         self.gen.set_state(state["gen"])
+        self.init_gen.set_state(state["init_gen"])
         self.bank.load_state_dict(state["bank"])
         self._reset_round()
         fast = state.get("fast")
@@ -205,6 +242,7 @@ class MetaGeneratorSource(Source):
         self.fast = copy.deepcopy(self.net)
         self.fast.load_state_dict(fast["net"])
         self.z = self.fabric.to_device(fast["z"].clone()).requires_grad_(True)
+        self.targets = self.fabric.to_device(fast["targets"].clone())
         self.opt = torch.optim.Adam(
             [{"params": self.fast.parameters()}, {"params": [self.z], "lr": self.lr_z}],
             lr=self.lr, betas=self.betas,

@@ -44,6 +44,19 @@ def layer_names(
     return [n for n, m in model.named_modules() if n and isinstance(m, kinds)]
 
 
+def contrast_layers(model: nn.Module) -> list[str]:
+    """Layers whose outputs, averaged per image and channel, describe an image for instance
+    discrimination (CMI): every convolution (with BatchNorm after it, its output is what that
+    layer normalises); for a model without convolutions, every linear layer but the last."""
+    convs = layer_names(model, (nn.Conv1d, nn.Conv2d, nn.Conv3d))
+    return convs or layer_names(model, (nn.Linear,))[:-1]
+
+
+def instance_means(x: torch.Tensor) -> torch.Tensor:
+    """Per-sample channel means of ``B×C×…`` activations (``B×C`` as they are)."""
+    return x.mean(dim=tuple(range(2, x.ndim))) if x.ndim > 2 else x
+
+
 def last_linear(model: nn.Module) -> str | None:
     """Path of the model's last ``nn.Linear`` (its input is the penultimate feature)."""
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
@@ -57,7 +70,9 @@ class Taps:
     * ``inputs[path]``: the (first) input of each module named in ``inputs``;
     * ``bn[path]``: ``(mean, var)`` of the *input* of each BatchNorm layer (when ``bn=True``),
       differentiable with respect to the model's input, next to the layer's running statistics
-      in ``bn_refs[path]``.
+      in ``bn_refs[path]``;
+    * ``means[path]``: the per-sample channel means (:func:`instance_means`) of the output of
+      each module named in ``means``.
 
     Example::
 
@@ -72,8 +87,11 @@ class Taps:
         layers: Sequence[str] = (),
         bn: bool = False,
         inputs: Sequence[str] = (),
+        means: Sequence[str] = (),
     ) -> None:
         self.model = model
+        self.mean_layers = resolve_layers(model, means)
+        self.means: dict[str, torch.Tensor] = {}
         self.layers = resolve_layers(model, layers)
         self.input_layers = resolve_layers(model, inputs)
         self.inputs: dict[str, torch.Tensor] = {}
@@ -91,6 +109,7 @@ class Taps:
         """Forget what was captured (hooks stay registered)."""
         self.outputs.clear()
         self.inputs.clear()
+        self.means.clear()
         self.bn.clear()
 
     def __enter__(self) -> Taps:
@@ -100,6 +119,8 @@ class Taps:
             self._handles.append(module.register_forward_pre_hook(self._input_hook(path)))
         for path, module in self.bn_modules:
             self._handles.append(module.register_forward_pre_hook(self._bn_hook(path)))
+        for path, module in self.mean_layers:
+            self._handles.append(module.register_forward_hook(self._mean_hook(path)))
         return self
 
     def __exit__(
@@ -119,6 +140,12 @@ class Taps:
     def _input_hook(self, path: str):
         def hook(module: nn.Module, inputs: tuple[Any, ...]) -> None:
             self.inputs[path] = inputs[0].clone()
+
+        return hook
+
+    def _mean_hook(self, path: str):
+        def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+            self.means[path] = instance_means(output)
 
         return hook
 
