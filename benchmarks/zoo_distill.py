@@ -33,7 +33,7 @@ from zoo import ZOO, zoo_teacher
 import dfkd
 from dfkd.engine.objective import needs_of
 from dfkd.engine.parts import build_parts
-from dfkd.errors import ConfigError
+from dfkd.errors import DfkdError
 from dfkd.io.files import atomic_write_text
 from dfkd.methods import METHODS
 from dfkd.teachers.taps import bn_layers
@@ -78,7 +78,7 @@ def run_cell(method: str, teacher_name: str, dataset: str, args: argparse.Namesp
     try:
         m = dfkd.distill(teacher, STUDENT, method, dataset, out=out, overwrite=True,
                          stats=stats, time_budget=args.time_budget, progress=False)  # fmt: skip
-    except ConfigError as e:  # the budget does not fit one round
+    except DfkdError as e:  # the budget does not fit one round, or the method cannot apply
         return {**row, "note": str(e), "percent_of_teacher": 0.0,
                 "call_s": time.perf_counter() - t0}  # fmt: skip
     return {**row, **figures(m), "call_s": time.perf_counter() - t0}
