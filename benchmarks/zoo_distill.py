@@ -105,7 +105,7 @@ def figures(m: dict) -> dict:
 def summary(cells: list[dict]) -> list[str]:
     """Per method: min and mean over teachers of the share of the teacher's accuracy."""
     lines = ["| method | min % of teacher | mean % of teacher | worst teacher | mean call s "
-             "| max call / budget | budget < one round |",
+             "| max call / budget | no student (notes) |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for method in DATA_FREE:
         mine = [c for c in cells if c["method"] == method]
@@ -154,6 +154,8 @@ def markdown(doc: dict) -> str:
                 f"| {c['balance']:.3f} | {'yes' if c['stats_file'] else 'no'} | {c['threads']} |"
             )
         lines.append("")
+        notes = [f"- {c['teacher']} / {c['method']}: {c['note']}" for c in cells if "note" in c]
+        lines += ["No student (scored 0):", "", *notes, ""] if notes else []
     return "\n".join(lines)
 
 
