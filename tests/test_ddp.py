@@ -31,7 +31,7 @@ def test_two_process_ddp_classical_kd(tmp_path: Path, teacher_dir: Path) -> None
     assert abs(r["accuracy"] - m["student_accuracy"]) < 1e-6  # rank 0 wrote the trained weights
 
 
-@pytest.mark.parametrize("method", ["dfq", "deepinversion"])
+@pytest.mark.parametrize("method", ["dfq", "deepinversion", "fast", "nayer", "cmi"])
 def test_two_process_ddp_data_free(tmp_path: Path, teacher_dir: Path, method: str) -> None:
     short = ["rounds=4", "eval_every=2", "checkpoint_every=2"]
     m = dfkd.distill(

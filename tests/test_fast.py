@@ -160,3 +160,21 @@ def test_budget_plan_counts_warmup_rounds_without_student_steps() -> None:
     assert sized.rounds == 10 + (98 - 10) // 2
     with pytest.raises(ConfigError, match="10 warm-up rounds"):
         plan(cfg, costs, 10.0)
+
+
+@pytest.mark.parametrize("method", ["fast", "nayer", "cmi"])
+def test_cifar_defaults_run_a_round_on_cifar_shaped_images(method: str, tmp_path: Path) -> None:
+    """The papers' CIFAR configurations (generators, widths, views, pools) on 32×32×3 images in
+    the real CIFAR-10 file format; only the step counts and batch sizes are cut."""
+    from .test_data import write_cifar10
+
+    write_cifar10(tmp_path / "c10", n=8)
+    data = dfkd.load_dataset("cifar10", tmp_path / "c10")
+    teacher = dfkd.train_teacher(data, "lenet5", epochs=1, out=tmp_path / "t", batch_size=8,
+                                 progress=False)  # fmt: skip
+    assert teacher["test_accuracy"] >= 0
+    cfg = dfkd.resolve_config(method, "cifar10")
+    small = ["rounds=2", "warmup_rounds=1", "g_steps=2", "kd_steps=2", "batch_size=8",
+             "source.args.synth_batch_size=20", "eval_every=1", "checkpoint_every=1"]  # fmt: skip
+    m = dfkd.distill(tmp_path / "t", "lenet5_half", method, data, overrides=small, progress=False)
+    assert m["completed"] and m["steps"] == 2 and cfg.source.args["model"] == "dafl_generator"
