@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -102,12 +103,37 @@ def test_budgeted_run_records_its_sizing_and_its_config_recreates_it(teacher_dir
     m = dfkd.distill(teacher_dir, "lenet5_half", "dfad", "digits", out=tmp_path / "a",
                      time_budget="8s", progress=False)  # fmt: skip
     b = m["budget"]
-    assert b["budget_s"] == 8.0 and b["rounds"] == m["rounds"] >= 1 and m["completed"]
+    assert b["budget_s"] == 8.0 and m["rounds"] == (b["end_round"] or b["rounds"]) >= 1
+    assert m["completed"]
     assert b["round_s"] > 0 and b["calibration_s"] > 0
     saved = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
-    assert saved["rounds"] == m["rounds"] and saved["time_budget"] is None
+    assert saved["rounds"] == b["rounds"] and saved["time_budget"] is None
     again = dfkd.distill(config=tmp_path / "a" / "config.yaml", out=tmp_path / "b", progress=False)
     assert "budget" not in again and again["rounds"] == m["rounds"]
+    wa, wb = (load_file(tmp_path / d / "student.safetensors") for d in "ab")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_a_run_whose_rounds_grow_dearer_stops_at_its_deadline(teacher_dir, tmp_path, monkeypatch):
+    """A plan that under-estimated its rounds (here: five times too many) ends at the budget's
+    deadline instead of running past it; ``config.yaml`` records where it ended, and re-creates
+    the run exactly."""
+    import dfkd.engine.budget as budget
+
+    real_plan = budget.plan
+    monkeypatch.setattr(budget, "plan", lambda cfg, costs, s: dataclasses.replace(
+        real_plan(cfg, costs, s), rounds=5 * real_plan(cfg, costs, s).rounds))  # fmt: skip
+    t0 = time.time()
+    m = dfkd.distill(teacher_dir, "lenet5_half", "dfad", "digits", out=tmp_path / "a",
+                     time_budget="8s", progress=False)  # fmt: skip
+    spent = time.time() - t0
+    b = m["budget"]
+    assert m["completed"] and b["end_round"] is not None and b["end_round"] < b["rounds"]
+    assert m["rounds"] == b["end_round"] and spent < 8 * 1.25
+    saved = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
+    assert saved["end_round"] == b["end_round"] and saved["rounds"] == b["rounds"]
+    again = dfkd.distill(config=tmp_path / "a" / "config.yaml", out=tmp_path / "b", progress=False)
+    assert again["completed"] and again["rounds"] == m["rounds"]
     wa, wb = (load_file(tmp_path / d / "student.safetensors") for d in "ab")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 

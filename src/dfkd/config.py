@@ -95,7 +95,9 @@ class RunConfig:
     checkpoints happen every ``eval_every`` / ``checkpoint_every`` rounds and after the last
     round. When plug-ins drop samples from a distillation batch, up to ``fill_selected`` further
     batches are drawn to refill it to exactly ``batch_size`` (0: the student trains on what was
-    kept). With ``time_budget``
+    kept). ``end_round`` ends the run after that many of its ``rounds`` (the schedules still
+    span ``rounds``): what a budgeted run records when it stopped at its deadline. With
+    ``time_budget``
     (``"10m"``, ``"90s"``, seconds) the run is sized on the machine it runs on: ``rounds``,
     ``eval_every`` and ``checkpoint_every`` are set so the whole run fits the budget
     (:mod:`dfkd.engine.budget`), and the saved ``config.yaml`` holds the sized values.
@@ -112,6 +114,7 @@ class RunConfig:
     g_steps: int = 0
     kd_steps: int = 50
     warmup_rounds: int = 0
+    end_round: int | None = None
     batch_size: int = 128
     fill_selected: int = 0
     time_budget: str | float | None = None
@@ -141,6 +144,10 @@ class RunConfig:
         for k in positive:
             if getattr(self, k) < 1:
                 raise ConfigError(f"config '{k}' must be ≥ 1, got {getattr(self, k)}")
+        if self.end_round is not None and not 1 <= self.end_round <= self.rounds:
+            raise ConfigError(
+                f"config 'end_round' must be in [1, rounds] or null, got {self.end_round}"
+            )
         if not 0 <= self.warmup_rounds < self.rounds:
             raise ConfigError(
                 f"config 'warmup_rounds' must be in [0, rounds), got {self.warmup_rounds}"

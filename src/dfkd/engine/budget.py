@@ -172,6 +172,13 @@ def size_run(
     return sized, _record(costs, budget_s, sized)
 
 
+def deadline(record: dict[str, Any], started: float) -> float:
+    """When (``time.time()``) a sized run's last round must end: the budget less its reserve,
+    one evaluation and one checkpoint."""
+    spare = record["budget_s"] * RESERVE + record["eval_s"] + record["checkpoint_s"]
+    return started + record["budget_s"] - spare
+
+
 def _record(costs: Costs, budget_s: float, sized: RunConfig) -> dict[str, Any]:
     """What ``metrics.json`` says about the sizing."""
     return {

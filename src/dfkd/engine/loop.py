@@ -9,6 +9,7 @@ Classical KD is this loop with a real-data source and ``g_steps = 0``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class Loop:
     to_model: InputMap  # the source's normalisation → the networks' (identity for own teachers)
     meter: TermMeter = field(default_factory=TermMeter)
     shown: tuple[torch.Tensor, torch.Tensor] | None = None
+    #: a budgeted run's deadline (``time.time()``) for its last round to end by
+    deadline: float | None = None
     # fixed for the run, worked out once (not per step)
     synth_needs: set[str] = field(init=False)
     synth_student: bool = field(init=False)
@@ -63,10 +66,12 @@ class Loop:
         bar = self.report.progress_bar(self.state.round)
         t_start = time.perf_counter() - self.state.timers["wall_s"]
         done = 0
-        while self.state.round < self.cfg.rounds:
+        while self.state.round < self.last_round:
+            t_round = time.time()
             self._timed("synthesis_s", self.synthesis_step, self.cfg.g_steps)
             self._timed("distill_s", self.distill_step, 0 if self.warming_up else self.cfg.kd_steps)
             self.state.timers["wall_s"] = time.perf_counter() - t_start
+            self._keep_deadline(time.time() - t_round)
             done += 1
             stop = stop_after_rounds is not None and done >= stop_after_rounds
             bar.set_postfix(**self.end_round(stop))
@@ -74,6 +79,22 @@ class Loop:
             if stop:
                 break
         bar.close()
+
+    @property
+    def last_round(self) -> int:
+        """The round the run ends after (``end_round``, else ``rounds``)."""
+        return self.cfg.end_round or self.cfg.rounds
+
+    def _keep_deadline(self, round_s: float) -> None:
+        """Make this round the last when another one like it would end past the deadline (a
+        round's cost can grow during a run: selection that refills batches keeps fewer samples
+        as the generator learns). The decision is rank 0's; ``config.yaml`` records it."""
+        if self.deadline is None or self.state.round + 1 >= self.last_round:
+            return
+        late = time.time() + round_s > self.deadline
+        if self.fabric.broadcast(late, src=0):
+            self.cfg = dataclasses.replace(self.cfg, end_round=self.state.round + 1)
+            self.report.resize(self.cfg)
 
     @property
     def warming_up(self) -> bool:
@@ -199,7 +220,7 @@ class Loop:
                 **self.parts.plugins.round_end({"round": r, "step": st.step})}  # fmt: skip
         st.last_terms = self.meter.means()
         st.round = r + 1
-        last = st.round == self.cfg.rounds
+        last = st.round == self.last_round
         fields = short(st.last_terms)
         if st.round % self.cfg.eval_every == 0 or last:
             row = self.report.evaluate(self.deployed, st, logs)

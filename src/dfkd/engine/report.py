@@ -71,6 +71,13 @@ class Reporter:
         return tqdm(total=self.cfg.rounds, initial=start_round, desc=self.cfg.method,
                     unit="round", disable=None if show else True, dynamic_ncols=True)  # fmt: skip
 
+    def resize(self, cfg: RunConfig) -> None:
+        """The run now ends earlier (``end_round``): its ``config.yaml`` says so."""
+        self.cfg = cfg
+        if self.writes:
+            assert self.out_dir is not None
+            atomic_write_text(self.out_dir / "config.yaml", cfg.to_yaml())
+
     def start(self, clear_old: bool) -> None:
         """A new run: the folder, cleared of an overwritten run's files, and ``config.yaml``."""
         if not self.writes:
@@ -118,7 +125,7 @@ class Reporter:
     ) -> dict:
         """The final metrics (figures of the last evaluation; nothing selected)."""
         final = state.history[-1] if state.history else {}
-        completed = bool(final) and final["round"] == self.cfg.rounds
+        completed = bool(final) and final["round"] == (self.cfg.end_round or self.cfg.rounds)
         counts = state.class_counts.cpu()
         shares = (counts / counts.sum().clamp_min(1)).tolist()
         return {

@@ -26,7 +26,7 @@ from ..models.heads import rebuild
 from ..sources import SourceEnv
 from ..teachers.taps import Taps, last_linear
 from ..teachers.train import freeze
-from .budget import size_run
+from .budget import deadline, size_run
 from .loop import Loop
 from .optim import make_optimizer
 from .parts import RunParts, assemble
@@ -141,6 +141,8 @@ def _worker(
         cfg, budget = size_run(cfg, trial, fabric, out_dir is not None, started)
     seed_all(cfg.seed)
     loop = build_loop(fabric, cfg, parts, teacher, student, spaces, out_dir)
+    if budget is not None:
+        loop.deadline = deadline(budget, started)
     if saved is not None:
         loop.state.load_state_dict(saved)
     else:
@@ -148,7 +150,7 @@ def _worker(
     loop.fit(stop_after_rounds)
     metrics = loop.report.metrics(loop.state, student, loop.deployed, loop.teacher)
     if budget is not None:
-        metrics["budget"] = budget
+        metrics["budget"] = {**budget, "end_round": loop.cfg.end_round}
     loop.report.finish(metrics, loop.state, loop.deployed, on_finish)
     if out_dir is not None:
         metrics["out"] = str(out_dir)
