@@ -135,8 +135,11 @@ def test_warmup_rounds_only_synthesise(teacher_dir: Path) -> None:
     assert m["steps"] == 2 * 20
     hist = m["history"]
     assert "synth/decision_adversarial" not in hist[0] and "synth/decision_adversarial" in hist[3]
+    short = dfkd.distill(teacher_dir, "lenet5_half", "fast", "digits", progress=False,
+                         overrides=["rounds=2", "warmup_rounds=5"])  # fmt: skip
+    assert short["steps"] == 20  # the warm-up never takes the last round
     with pytest.raises(ConfigError, match="warmup_rounds"):
-        dfkd.resolve_config("fast", "digits", overrides=["rounds=4", "warmup_rounds=4"])
+        dfkd.resolve_config("fast", "digits", overrides=["warmup_rounds=-1"])
 
 
 def test_fast_resumes_bit_exactly(teacher_dir: Path, tmp_path: Path) -> None:

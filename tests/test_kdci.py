@@ -171,7 +171,7 @@ def test_kdci_composes_with_every_method(
         need_mnist10k()
     stats = digits_stats if needs_stats_file(method) else None
     g_steps = min(5, dfkd.resolve_config(method, "digits").g_steps)  # composition, not quality
-    over = ["rounds=2", "kd_steps=4", "eval_every=1", f"g_steps={g_steps}"]
+    over = ["rounds=2", "kd_steps=4", "eval_every=1", f"g_steps={g_steps}", "warmup_rounds=0"]
     m = dfkd.distill(teacher_dir, "lenet5_half", method, "digits", plugins=[SMALL],
                      overrides=over, stats=stats, progress=False)  # fmt: skip
     assert m["completed"] and "head" not in m  # the raw student is deployed by default

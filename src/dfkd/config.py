@@ -91,7 +91,8 @@ class RunConfig:
 
     A run is ``rounds`` rounds; each round does ``g_steps`` synthesis steps on the source, then
     ``kd_steps`` student steps on batches of ``batch_size``; the first ``warmup_rounds`` rounds
-    only synthesise (no student steps, no synthesis term that needs the student). Evaluation and
+    only synthesise (no student steps, no synthesis term that needs the student; never the
+    last round). Evaluation and
     checkpoints happen every ``eval_every`` / ``checkpoint_every`` rounds and after the last
     round. When plug-ins drop samples from a distillation batch, up to ``fill_selected`` further
     batches are drawn to refill it to exactly ``batch_size`` (0: the student trains on what was
@@ -130,6 +131,12 @@ class RunConfig:
     fabric: FabricConfig = field(default_factory=FabricConfig)
     progress: bool = True
 
+    @property
+    def warmup(self) -> int:
+        """The warm-up rounds a run makes: ``warmup_rounds``, but never the last round (a
+        two-round try of a method with a longer warm-up still trains the student once)."""
+        return min(self.warmup_rounds, self.rounds - 1)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (what ``config.yaml`` holds)."""
         return dataclasses.asdict(self)
@@ -148,10 +155,8 @@ class RunConfig:
             raise ConfigError(
                 f"config 'end_round' must be in [1, rounds] or null, got {self.end_round}"
             )
-        if not 0 <= self.warmup_rounds < self.rounds:
-            raise ConfigError(
-                f"config 'warmup_rounds' must be in [0, rounds), got {self.warmup_rounds}"
-            )
+        if self.warmup_rounds < 0:
+            raise ConfigError(f"config 'warmup_rounds' must be ≥ 0, got {self.warmup_rounds}")
         for k in ("g_steps", "kd_steps", "fill_selected"):
             if getattr(self, k) < 0:
                 raise ConfigError(f"config '{k}' must be ≥ 0, got {getattr(self, k)}")

@@ -99,7 +99,7 @@ class Loop:
     @property
     def warming_up(self) -> bool:
         """Whether this round only synthesises (``warmup_rounds``)."""
-        return self.state.round < self.cfg.warmup_rounds
+        return self.state.round < self.cfg.warmup
 
     def _timed(self, timer: str, step: Callable[[], None], n: int) -> None:
         t0 = time.perf_counter()
@@ -166,7 +166,7 @@ class Loop:
 
     @property
     def total_steps(self) -> int:
-        return (self.cfg.rounds - self.cfg.warmup_rounds) * self.cfg.kd_steps
+        return (self.cfg.rounds - self.cfg.warmup) * self.cfg.kd_steps
 
     def distill_batch(self) -> Batch:
         """A distillation batch after the plug-ins' selection, refilled to ``batch_size`` from
