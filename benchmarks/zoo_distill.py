@@ -122,6 +122,22 @@ def summary(cells: list[dict]) -> list[str]:
     return lines
 
 
+def pivot(cells: list[dict]) -> list[str]:
+    """Teacher × method: % of the teacher's accuracy ('n/a': the method does not apply to the
+    teacher; a budget shorter than one round scores 0), and each teacher's best."""
+    methods = [m for m in DATA_FREE if any(c["method"] == m for c in cells)]
+    by = {(c["teacher"], c["method"]): c for c in cells}
+    lines = ["| teacher | " + " | ".join(f"`{m}`" for m in methods) + " | best |",
+             "|---" * (len(methods) + 2) + "|"]  # fmt: skip
+    for t in [t for t in TEACHERS if any(c["teacher"] == t for c in cells)]:
+        vals = [by.get((t, m)) for m in methods]
+        shown = ["–" if c is None else "n/a" if "note" in c and "budget" not in c["note"]
+                 else f"{c['percent_of_teacher']:.1f}" for c in vals]  # fmt: skip
+        best = max((c["percent_of_teacher"] for c in vals if c is not None), default=0.0)
+        lines.append(f"| `{t}` | " + " | ".join(shown) + f" | **{best:.1f}** |")
+    return lines
+
+
 def markdown(doc: dict) -> str:
     lines = header(
         "Data-free methods on the teacher zoo",
@@ -135,7 +151,7 @@ def markdown(doc: dict) -> str:
         "labels), `balance` = its normalised entropy.",
     )
     for ds, cells in doc["rows"].items():
-        lines += [f"## {ds}", "", *summary(cells), "",
+        lines += [f"## {ds}", "", *summary(cells), "", *pivot(cells), "",
                   "| teacher | method | budget | teacher acc | student acc | % of teacher "
                   "| last5 | call s | rounds | coverage | balance | stats | threads |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
