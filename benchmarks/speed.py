@@ -31,10 +31,18 @@ from zoo_distill import DATA_FREE, needs_stats, stats_file
 
 import dfkd
 from dfkd.io.files import atomic_write_text
+from dfkd.methods import METHODS
 
 STUDENT = "lenet5_half"
 DATASETS = ["mnist10k", "fashion-mnist"]
 SHARES = (0.95, 0.98)
+#: every data-free method, variants (``fast-2``, ``fast-10``) included
+ALL_DATA_FREE = [m for m in METHODS.names() if METHODS.get(m).data_free]
+
+
+def cell_name(method: str, budget: str | None) -> str:
+    """The file stem of a cell's row and run folder: the method, and its budget if any."""
+    return method if budget is None else f"{method}@{budget}"
 
 
 def time_to(curve: list[list[float]], target: float) -> float | None:
@@ -47,7 +55,8 @@ def run_cell(method: str, dataset: str, args: argparse.Namespace) -> dict:
     """Distil the dataset's teacher with one method; the row, with its evaluation curve."""
     teacher = zoo_teacher("lenet5", dataset, Path(args.zoo))
     with_stats = method != "kd" and needs_stats(method, dataset, teacher)
-    m = dfkd.distill(teacher, STUDENT, method, dataset, out=Path(args.out) / dataset / method,
+    out = Path(args.out) / dataset / cell_name(method, args.time_budget)
+    m = dfkd.distill(teacher, STUDENT, method, dataset, out=out,
                      overwrite=True, stats=stats_file(teacher, dataset) if with_stats else None,
                      time_budget=args.time_budget, progress=False)  # fmt: skip
     curve = [[h["wall_s"], h["student_accuracy"]] for h in m["history"]]
@@ -146,7 +155,8 @@ def publish(args: argparse.Namespace) -> None:
     for ds in DATASETS:
         cells = [json.loads(p.read_text()) for p in (Path(args.out) / ds).glob("*.json")]
         if cells:
-            cells.sort(key=lambda c: order.index(c["method"]) if c["method"] in order else 99)
+            cells.sort(key=lambda c: (order.index(c["method"]) if c["method"] in order else 99,
+                                      c["time_budget"] or ""))  # fmt: skip
             doc["rows"][ds] = cells
             plot(ds, cells, res / f"speed_{ds}.svg")
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
@@ -157,7 +167,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
     ap.add_argument("--methods", nargs="+", default=["kd", *DATA_FREE],
-                    choices=["kd", *DATA_FREE])  # fmt: skip
+                    choices=["kd", *ALL_DATA_FREE])  # fmt: skip
     ap.add_argument("--time-budget", default=None, help="per run, e.g. 10m (default: presets)")
     ap.add_argument("--rerun", action="store_true", help="run cells that already have a row")
     ap.add_argument("--zoo", default="runs/zoo")
@@ -167,7 +177,7 @@ def main() -> None:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     for ds in args.datasets:
         for method in args.methods:
-            row = Path(args.out) / ds / f"{method}.json"
+            row = Path(args.out) / ds / f"{cell_name(method, args.time_budget)}.json"
             if row.exists() and not args.rerun:
                 continue
             cell = run_cell(method, ds, args)

@@ -10,18 +10,20 @@ def random_shift(
     x: torch.Tensor, max_shift: int, fill: torch.Tensor, gen: torch.Generator
 ) -> torch.Tensor:
     """Translate each image by up to ``max_shift`` whole pixels, filling with ``fill``
-    (``1×C×1×1``, e.g. the normalised value of a black pixel)."""
+    (``1×C×1×1``, e.g. the normalised value of a black pixel): output pixel ``(i, j)`` of an
+    image drawn the shift ``(dx, dy)`` is input pixel ``(i + dy, j + dx)``."""
     if max_shift <= 0:
         return x
-    b, _, h, w = x.shape
-    d = torch.randint(-max_shift, max_shift + 1, (b, 2), generator=gen).float()
-    theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, 0, 2] = 2 * d[:, 0] / w
-    theta[:, 1, 2] = 2 * d[:, 1] / h
-    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    b, c, h, w = x.shape
+    d = torch.randint(-max_shift, max_shift + 1, (b, 2), generator=gen).to(x.device)
     fill = fill.to(x.device, x.dtype)
-    return F.grid_sample(x - fill, grid, mode="nearest", align_corners=False) + fill
+    s = max_shift
+    padded = F.pad(x - fill, (s, s, s, s)) + fill
+    rows = torch.arange(h, device=x.device) + s + d[:, 1:]  # b × h
+    cols = torch.arange(w, device=x.device) + s + d[:, :1]  # b × w
+    index = (rows[:, :, None] * (w + 2 * s) + cols[:, None, :]).view(b, 1, h * w)
+    flat = padded.reshape(b, c, -1).gather(2, index.expand(b, c, h * w))
+    return flat.view(b, c, h, w)
 
 
 def random_flip(x: torch.Tensor, gen: torch.Generator, p: float = 0.5) -> torch.Tensor:
