@@ -12,6 +12,7 @@ import dfkd
 from dfkd.errors import ConfigError
 from dfkd.losses.generator import one_hot_loss
 from dfkd.sources import GeneratorSource, MemoryBank, PixelInversion, SourceEnv
+from dfkd.sources.bank import pool_metrics
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,23 @@ def test_memory_bank_ring_and_state() -> None:
     other.load_state_dict(bank.state_dict())
     g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
     assert torch.equal(bank.sample(8, g1), other.sample(8, g2))
+
+
+def test_memory_bank_ages_and_max_age() -> None:
+    bank = MemoryBank(6, max_age=1)
+    for k in range(4):  # batches 0..3 of two samples; 0 is overwritten by 3
+        bank.add(torch.full((2, 1), float(k)))
+    assert sorted(bank.ages().tolist()) == [0, 0, 1, 1, 2, 2]
+    assert pool_metrics(bank) == {"pool_size": 6.0, "pool_age": 1.0}
+    drawn = bank.sample(200, torch.Generator().manual_seed(0)).view(-1)
+    assert set(drawn.tolist()) == {2.0, 3.0}  # only the two newest batches are replayed
+    other = MemoryBank(6, max_age=1)
+    other.load_state_dict(bank.state_dict())
+    assert torch.equal(other.ages(), bank.ages())
+    other.add(torch.full((2, 1), 4.0))
+    assert set(other.sample(200, torch.Generator().manual_seed(0)).view(-1).tolist()) == {3.0, 4.0}
+    with pytest.raises(ValueError, match="max_age"):
+        MemoryBank(4, max_age=-1)
 
 
 def _same_future(a, b, steps: int = 2) -> None:

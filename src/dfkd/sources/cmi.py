@@ -46,9 +46,9 @@ class CMISource(MetaGeneratorSource):
         head_dim: width of the projection head's output.
         memory: how many past images' features are kept; negatives: how many are drawn per step.
         local_scale: the share of the image area a local view covers (range).
-        model, nz, lr, lr_z, betas, keep, bank, synth_batch_size, shift, flip, replay_shift,
-            replay_flip, channels_last, targets: as for ``meta_generator`` (whose ``meta`` is
-            ``reset`` here); ``lr`` also drives the head's Adam.
+        model, nz, lr, lr_z, betas, keep, bank, replay_max_age, synth_batch_size, shift, flip,
+            replay_shift, replay_flip, channels_last, targets: as for ``meta_generator``
+            (whose ``meta`` is ``reset`` here); ``lr`` also drives the head's Adam.
     """
 
     synth_needs = ("teacher_instance_means",)
@@ -68,6 +68,7 @@ class CMISource(MetaGeneratorSource):
         betas: tuple[float, float] = (0.5, 0.999),
         keep: str = "best",
         bank: int = 8192,
+        replay_max_age: int | None = None,
         synth_batch_size: int | None = None,
         shift: int = 2,
         flip: bool = False,
@@ -83,9 +84,9 @@ class CMISource(MetaGeneratorSource):
             )
         super().__init__(
             model=model, nz=nz, lr=lr, lr_z=lr_z, betas=betas, meta="reset", keep=keep,
-            bank=bank, synth_batch_size=synth_batch_size, shift=shift, flip=flip,
-            replay_shift=replay_shift, replay_flip=replay_flip, channels_last=channels_last,
-            targets=targets,
+            bank=bank, replay_max_age=replay_max_age, synth_batch_size=synth_batch_size,
+            shift=shift, flip=flip, replay_shift=replay_shift, replay_flip=replay_flip,
+            channels_last=channels_last, targets=targets,
         )  # fmt: skip
         self.weight, self.T, self.head_dim = contrastive, contrastive_T, head_dim
         self.memory_size, self.negatives = memory, negatives

@@ -12,7 +12,7 @@ from torch import nn
 from ..data.augment import shift_flip
 from ..errors import ConfigError
 from ..models import create_generator
-from .bank import MemoryBank
+from .bank import MemoryBank, pool_metrics
 from .base import Batch, Source, SourceEnv, register_source
 
 META_RULES = ("reptile", "fomaml", "reset")
@@ -60,6 +60,8 @@ class MetaGeneratorSource(Source):
         keep: the batch a round adds to the pool: ``"best"`` (lowest synthesis loss of the
             round) or ``"last"``.
         bank: data-pool capacity in samples.
+        replay_max_age: the student replays only pool samples added at most this many rounds
+            ago (``None``: the whole pool).
         synth_batch_size: samples per round (default: the run's batch size).
         shift, flip: random translation (up to this many pixels) and horizontal flips of the
             images the teacher sees during synthesis (the paper's crop-and-flip views).
@@ -81,6 +83,7 @@ class MetaGeneratorSource(Source):
         meta_lr: float | None = None,
         keep: str = "best",
         bank: int = 8192,
+        replay_max_age: int | None = None,
         synth_batch_size: int | None = None,
         shift: int = 2,
         flip: bool = False,
@@ -102,6 +105,7 @@ class MetaGeneratorSource(Source):
         self.lr, self.lr_z, self.betas = lr, lr_z, tuple(betas)
         self.meta, self.meta_lr = meta, meta_lr
         self.keep, self.bank_capacity, self.synth_batch_size = keep, bank, synth_batch_size
+        self.replay_max_age = replay_max_age
         self.shift, self.flip = int(shift), bool(flip)
         self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
 
@@ -122,7 +126,7 @@ class MetaGeneratorSource(Source):
         self.meta_opt = torch.optim.Adam(self.net.parameters(), lr=meta_lr, betas=self.betas)
         self.batch_size = self.synth_batch_size or env.batch_size
         self.num_classes = env.data.num_classes
-        self.bank = MemoryBank(self.bank_capacity)
+        self.bank = MemoryBank(self.bank_capacity, self.replay_max_age)
         self._reset_round()
 
     def _reset_round(self) -> None:
@@ -196,7 +200,7 @@ class MetaGeneratorSource(Source):
 
     def round_end(self, round_index: int) -> dict[str, float]:
         self._finish()
-        return {"pool_size": float(len(self.bank))}
+        return pool_metrics(self.bank)
 
     @torch.no_grad()
     def sample(self, batch_size: int) -> Batch:

@@ -13,7 +13,7 @@ from ..data.augment import shift_flip
 from ..errors import ConfigError
 from ..io.files import load_tensors
 from ..models import create_generator
-from .bank import MemoryBank
+from .bank import MemoryBank, pool_metrics
 from .base import Batch, Source, SourceEnv, register_source
 
 EMBEDDINGS = ("orthogonal", "onehot", "learnable")
@@ -93,6 +93,7 @@ class NoisyGeneratorSource(Source):
         g_life: rounds between re-initialisations of ``G`` (0: never).
         keep: the batch a round adds to the pool: ``best`` (lowest synthesis loss) or ``last``.
         bank: data-pool capacity in samples.
+        replay_max_age: as for ``meta_generator``.
         synth_batch_size: samples per round (default: the run's batch size).
         shift, flip, replay_shift, replay_flip: random translation and horizontal flips of the
             images the teacher sees during synthesis, and of those the student replays.
@@ -113,6 +114,7 @@ class NoisyGeneratorSource(Source):
         g_life: int = 20,
         keep: str = "best",
         bank: int = 8192,
+        replay_max_age: int | None = None,
         synth_batch_size: int | None = None,
         shift: int = 2,
         flip: bool = False,
@@ -130,6 +132,7 @@ class NoisyGeneratorSource(Source):
         self.lr, self.betas, self.embedding_kind = lr, tuple(betas), embedding
         self.embedding_dim, self.chunk, self.g_life, self.keep = embedding_dim, chunk, g_life, keep
         self.bank_capacity, self.synth_batch_size = bank, synth_batch_size
+        self.replay_max_age = replay_max_age
         self.shift, self.flip = int(shift), bool(flip)
         self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
 
@@ -144,7 +147,7 @@ class NoisyGeneratorSource(Source):
         self.emb = env.fabric.to_device(emb).requires_grad_(self.embedding_kind == "learnable")
         self.batch_size = self.synth_batch_size or env.batch_size
         self.per_chunk = self.chunk or self.num_classes
-        self.bank = MemoryBank(self.bank_capacity)
+        self.bank = MemoryBank(self.bank_capacity, self.replay_max_age)
         self.round = 0
         self.net = self._new_generator()
         self._reset_round()
@@ -218,7 +221,7 @@ class NoisyGeneratorSource(Source):
 
     def round_end(self, round_index: int) -> dict[str, float]:
         self._finish()
-        return {"pool_size": float(len(self.bank))}
+        return pool_metrics(self.bank)
 
     @torch.no_grad()
     def sample(self, batch_size: int) -> Batch:
