@@ -49,7 +49,8 @@ def _planned_seconds(sized: RunConfig, costs: Costs, preset: RunConfig) -> float
     total = costs.spent_s
     for r in range(1, sized.rounds + 1):
         per_step = (costs.round_s - preset.kd_steps * costs.distill_s) / preset.g_steps
-        total += sized.g_steps * per_step + sized.kd_steps * costs.distill_s
+        kd_steps = 0 if r <= sized.warmup_rounds else sized.kd_steps  # warm-up: synthesis only
+        total += sized.g_steps * per_step + kd_steps * costs.distill_s
         last = r == sized.rounds
         total += costs.eval_s * (r % sized.eval_every == 0 or last)
         total += costs.checkpoint_s * (r % sized.checkpoint_every == 0 or last)
@@ -79,6 +80,18 @@ def test_plan_gives_what_is_left_of_a_few_dear_rounds_to_the_student():
     # 294 s available − 6 spent − 2 × (100 + 5 + 1) = 76 s → 76 student steps over 2 rounds
     assert sized.kd_steps == 50 + 76
     assert 0.97 * 300 <= _planned_seconds(sized, costs, preset) <= 300 * (1 - RESERVE)
+
+
+@pytest.mark.parametrize("budget", [40.0, 120.0, 600.0])
+def test_plan_keeps_the_presets_share_of_warm_up(budget):
+    """A preset that warms up for 10 of its 100 rounds keeps about a tenth of a sized run as
+    warm-up (never all of it), and the plan still fills its budget."""
+    costs = Costs(round_s=2.0, eval_s=0.5, checkpoint_s=0.2, spent_s=5.0, distill_s=0.02)
+    preset = _cfg(g_steps=5, kd_steps=50, warmup_rounds=10)
+    sized = plan(preset, costs, budget)
+    assert 1 <= sized.warmup_rounds < sized.rounds
+    assert abs(sized.warmup_rounds - round(sized.rounds / 10)) <= 1
+    assert 0.95 * budget <= _planned_seconds(sized, costs, preset) <= budget * (1 - RESERVE)
 
 
 @pytest.mark.parametrize(("rounds", "every", "n"), [(10, 5, 2), (11, 5, 3), (1, 1, 1), (3, 7, 1)])

@@ -53,16 +53,25 @@ def due(rounds: int, every: int) -> int:
     return rounds // every + (rounds % every != 0)
 
 
+def warmup_share(cfg: RunConfig, rounds: int) -> int:
+    """The warm-up of a ``rounds``-round plan: the preset's share of its rounds (at least one
+    round when the preset has any, and never every round)."""
+    if not cfg.warmup_rounds:
+        return 0
+    return max(1, min(rounds - 1, round(cfg.warmup_rounds * rounds / cfg.rounds)))
+
+
 def plan(cfg: RunConfig, costs: Costs, budget_s: float) -> RunConfig:
-    """``cfg`` with as many rounds as fit in what is left of ``budget_s`` and as many
-    evaluations and checkpoints as the preset had; time left over of less than one round goes
-    to more student steps per round (the rounds' synthesis keeps the preset's shape)."""
+    """``cfg`` with as many rounds as fit in what is left of ``budget_s``, the preset's share of
+    them as warm-up, and as many evaluations and checkpoints as the preset had; time left over
+    of less than one round goes to more student steps per round (the rounds' synthesis keeps
+    the preset's shape)."""
     n_eval = math.ceil(cfg.rounds / cfg.eval_every)
     n_ckpt = math.ceil(cfg.rounds / cfg.checkpoint_every)
 
     def total(rounds: int) -> float:  # rounds, evaluations and checkpoints of a plan
         evals = due(rounds, max(1, rounds // n_eval))
-        warmup = min(cfg.warmup_rounds, rounds) * cfg.kd_steps * costs.distill_s
+        warmup = warmup_share(cfg, rounds) * cfg.kd_steps * costs.distill_s
         return (
             rounds * costs.round_s
             - warmup
@@ -77,9 +86,10 @@ def plan(cfg: RunConfig, costs: Costs, budget_s: float) -> RunConfig:
         rounds -= 1
     while total(rounds + 1) <= left:
         rounds += 1
-    if rounds <= cfg.warmup_rounds:
-        need = math.ceil((costs.spent_s + total(cfg.warmup_rounds + 1)) / (1 - RESERVE))
-        warm = f" (after {cfg.warmup_rounds} warm-up rounds)" if cfg.warmup_rounds else ""
+    least = 2 if cfg.warmup_rounds else 1  # a student round, after a warm-up round if any
+    if rounds < least:
+        need = math.ceil((costs.spent_s + total(least)) / (1 - RESERVE))
+        warm = " (after a warm-up round)" if cfg.warmup_rounds else ""
         raise ConfigError(
             f"time budget of {budget_s:.0f} s is too short: setting up took "
             f"{costs.spent_s:.0f} s and one round takes {costs.round_s:.1f} s on this machine"
@@ -87,11 +97,12 @@ def plan(cfg: RunConfig, costs: Costs, budget_s: float) -> RunConfig:
         )
     extra = 0
     if cfg.kd_steps and costs.distill_s > 0:
-        student_rounds = rounds - cfg.warmup_rounds
+        student_rounds = rounds - warmup_share(cfg, rounds)
         extra = int((left - total(rounds)) // (student_rounds * costs.distill_s))
     return dataclasses.replace(
         cfg,
         rounds=rounds,
+        warmup_rounds=warmup_share(cfg, rounds),
         kd_steps=cfg.kd_steps + extra,
         eval_every=max(1, rounds // n_eval),
         checkpoint_every=max(1, rounds // n_ckpt),
