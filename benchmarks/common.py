@@ -64,8 +64,10 @@ def pm(v: list[float] | None, scale: float = 100.0, digits: int = 2) -> str:
 
 
 def budget_rounds(method: str, dataset: str, steps: int) -> int:
-    """Rounds such that the method takes ``steps`` student steps (its own kd_steps per round)."""
-    return max(1, steps // dfkd.resolve_config(method, dataset).kd_steps)
+    """Rounds such that the method takes ``steps`` student steps (its own kd_steps per round),
+    after its synthesis-only warm-up rounds."""
+    cfg = dfkd.resolve_config(method, dataset)
+    return max(1, steps // cfg.kd_steps) + cfg.warmup_rounds
 
 
 def budget_overrides(method: str, dataset: str, steps: int) -> list[str]:

@@ -3,12 +3,17 @@ teachers?
 
 Trains five teachers per dataset — ``lenet5`` (BatchNorm) with seeds 0, 1, 2 and an MLP with
 BatchNorm (784→256→128) with seeds 0, 1 — and distils each into ``lenet5_half`` with ``dafl``,
-``dfq``, ``dfad`` and ``ta_dfkd`` under the same budget: the dataset's CPU preset of each method
-with its number of rounds set so that every method takes the same number of student steps of the
-same batch size. Reports per method the mean, minimum and across-teacher standard deviation of the
-final accuracy, the mean of ``acc_last5``, and a plot of the accuracy curves.
+``dfq``, ``dfad``, ``ta_dfkd``, ``fast``, ``nayer`` and ``cmi`` under the same budget: the
+dataset's CPU preset of each method with its number of rounds set so that every method takes the
+same number of student steps of the same batch size (after its warm-up rounds, if any).
+Reports per method the mean, minimum and across-teacher standard deviation of the final
+accuracy, the mean of ``acc_last5``, and a plot of the accuracy curves.
 
     python benchmarks/teacher_agnostic.py [--datasets mnist10k fashion-mnist] [--steps 1500]
+                                          [--methods ...]
+
+With ``--methods`` only those run; the committed rows of the others are kept (same teachers and
+step budget required).
 
 Writes ``benchmarks/results/teacher_agnostic.{json,md}`` and one SVG plot per dataset; a rerun
 of some datasets replaces only their rows. Teachers and finished runs (same method, same number
@@ -42,9 +47,10 @@ TEACHERS = [
     ("mlp", 1, {"bn": True}),
 ]
 EPOCHS = TEACHER_EPOCHS
-METHODS = ["dafl", "dfq", "dfad", "ta_dfkd"]
+METHODS = ["dafl", "dfq", "dfad", "ta_dfkd", "fast", "nayer", "cmi"]
 STUDENT = "lenet5_half"
-COLORS = {"dafl": "#1f77b4", "dfq": "#ff7f0e", "dfad": "#2ca02c", "ta_dfkd": "#d62728"}
+COLORS = {"dafl": "#1f77b4", "dfq": "#ff7f0e", "dfad": "#2ca02c", "ta_dfkd": "#d62728",
+          "fast": "#9467bd", "nayer": "#8c564b", "cmi": "#e377c2"}  # fmt: skip
 
 
 def teacher_name(model: str, seed: int) -> str:
@@ -89,7 +95,15 @@ def svg_plot(curves: dict[str, list[list[tuple[int, float]]]], title: str) -> st
     return "\n".join(out) + "\n"
 
 
-def run_dataset(ds: str, out: Path, steps: int, res: Path) -> dict:
+def kept_runs(previous: dict | None, steps: int, methods: list[str]) -> dict[str, dict]:
+    """The committed runs of the methods not run now, when they had the same step budget."""
+    if not previous or previous.get("steps") != steps:
+        return {}
+    return {m: per for m, per in previous["runs"].items() if m not in methods}
+
+
+def run_dataset(ds: str, out: Path, steps: int, res: Path, methods: list[str],
+                previous: dict | None) -> dict:  # fmt: skip
     teachers = {}
     for model, seed, args in TEACHERS:
         name = teacher_name(model, seed)
@@ -101,8 +115,11 @@ def run_dataset(ds: str, out: Path, steps: int, res: Path) -> dict:
                                       progress=False)  # fmt: skip
         teachers[name] = card["test_accuracy"]
         print(f"[{ds}] teacher {name}: {100 * card['test_accuracy']:.2f} %", flush=True)
-    runs: dict[str, dict[str, dict]] = {m: {} for m in METHODS}
-    for method in METHODS:
+    runs: dict[str, dict[str, dict]] = kept_runs(previous, steps, methods)
+    if previous and runs and previous["teachers"] != teachers:
+        raise SystemExit(f"[{ds}] the teachers differ from the committed ones; run every method")
+    for method in methods:
+        runs[method] = {}
         over, rounds = budget_overrides(method, ds, steps), budget_rounds(method, ds, steps)
         for name in teachers:
             run_dir = out / ds / method / name
@@ -141,7 +158,7 @@ def run_dataset(ds: str, out: Path, steps: int, res: Path) -> dict:
         "dataset": ds,
         "teachers": teachers,
         "steps": steps,
-        "overrides": {m: budget_overrides(m, ds, steps) for m in METHODS},
+        "overrides": {m: budget_overrides(m, ds, steps) for m in runs},
         "runs": runs,
         "summary": summary,
     }
@@ -192,6 +209,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", choices=list(EPOCHS), default=list(EPOCHS))
     ap.add_argument("--steps", type=int, default=1500, help="student steps per run")
+    ap.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS,
+                    help="run these; the committed rows of the others are kept")  # fmt: skip
     ap.add_argument("--out", default="runs/bench-teacher-agnostic")
     ap.add_argument("--results", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args()
@@ -201,7 +220,8 @@ def main() -> None:
         + ("" if args.steps == 1500 else f" --steps {args.steps}")
     )
     for ds in args.datasets:
-        doc["rows"][ds] = run_dataset(ds, Path(args.out), args.steps, res)
+        previous = doc["rows"].get(ds)
+        doc["rows"][ds] = run_dataset(ds, Path(args.out), args.steps, res, args.methods, previous)
         path.write_text(json.dumps(doc, indent=2) + "\n")
         (res / "teacher_agnostic.md").write_text(markdown(doc) + "\n")
     print((res / "teacher_agnostic.md").read_text())
