@@ -44,8 +44,8 @@ def header(title: str, meta: dict[str, Any], text: str) -> list[str]:
     return [
         f"# {title}",
         "",
-        f"Command: `{meta['command']}` (torch {meta['torch']}, {meta['threads']} threads, "
-        f"{meta['machine']}). {text}",
+        f"Command: `{meta['command']}` (torch {meta['torch']}, {meta['threads']} "
+        f"thread{'s' * (meta['threads'] != 1)}, {meta['machine']}). {text}",
         "",
     ]
 
