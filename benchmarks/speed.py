@@ -101,7 +101,7 @@ def table(cells: list[dict]) -> list[str]:
         accs = [at_time(c["curve"], t) for t in AT_TIMES]
         lines.append(
             f"| {c['method']} | {c['time_budget'] or 'preset'} | {pct(c['student_accuracy'])} "
-            f"| {pct(c['acc_last5'])} | {c['percent_of_teacher']:.1f} | {c['wall_s']:.0f} "
+            f"| {pct(c['acc_last5'])} | {c['percent_of_teacher']:.2f} | {c['wall_s']:.0f} "
             + " ".join(f"| {'–' if t is None else f'{t:.0f}'}" for t in to)
             + "".join(f" | {'–' if a is None else pct(a)}" for a in accs)
             + f" | {c['rounds']} | {'yes' if c['stats_file'] else 'no'} |"
