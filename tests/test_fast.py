@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 import dfkd
 from dfkd.config import RunConfig
-from dfkd.engine.budget import Costs, plan
+from dfkd.engine.budget import RESERVE, Costs, plan
 from dfkd.errors import ConfigError
 from dfkd.losses.generator import decision_adversarial_loss, one_hot_loss
 from dfkd.sources import MetaGeneratorSource, SourceEnv
@@ -159,10 +159,16 @@ def test_budget_plan_counts_warmup_rounds_without_student_steps() -> None:
                     checkpoint_every=50)  # fmt: skip
     costs = Costs(round_s=2.0, eval_s=0.0, checkpoint_s=0.0, spent_s=0.0, distill_s=0.1)
     sized = plan(cfg, costs, 100.0)
-    # 98 s: warm-up rounds cost 1 s (the student's 1 s is not spent), the others 2 s
-    assert sized.rounds == 10 + (98 - 10) // 2
-    with pytest.raises(ConfigError, match="10 warm-up rounds"):
-        plan(cfg, costs, 10.0)
+    left = 100.0 * (1 - RESERVE)
+
+    def cost(rounds: int) -> float:  # warm-up rounds cost 1 s (no student steps), others 2 s
+        warm = max(1, min(rounds - 1, round(10 * rounds / 50)))
+        return 2.0 * rounds - 1.0 * warm
+
+    assert sized.rounds == max(r for r in range(2, 100) if cost(r) <= left)
+    assert sized.warmup_rounds == round(10 * sized.rounds / 50)
+    with pytest.raises(ConfigError, match="after a warm-up round"):
+        plan(cfg, costs, 2.0)
 
 
 @pytest.mark.parametrize("method", ["fast", "nayer", "cmi"])
