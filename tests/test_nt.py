@@ -275,6 +275,30 @@ def test_square_and_grid_triggers_stamp_the_right_pixels() -> None:
     assert torch.allclose(g[0, 0][expect], torch.ones(12)) and g[0, 0][~expect].eq(0.9).all()
 
 
+def test_blend_and_trojan_triggers_against_a_per_pixel_reference() -> None:
+    p = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(5))
+    pattern = torch.rand(3, 12, 12, generator=torch.Generator().manual_seed(0))
+    blended = Trigger.parse("blend:alpha=0.25").pixels(p)
+    for n, c, i, j in [(0, 0, 0, 0), (1, 2, 11, 3), (0, 1, 6, 9)]:
+        expect = 0.75 * p[n, c, i, j] + 0.25 * pattern[c, i, j]
+        assert torch.isclose(blended[n, c, i, j], expect)
+    troj = Trigger.parse("trojan:alpha=0.5,corner=tl").pixels(p)  # 3×3 patch, 1 px margin
+    patch = (torch.rand(3, 3, 3, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    for n in range(2):
+        for c in range(3):
+            for i in range(12):
+                for j in range(12):
+                    inside = 1 <= i < 4 and 1 <= j < 4
+                    want = 0.5 * p[n, c, i, j] + 0.5 * patch[c, i - 1, j - 1] if inside \
+                        else p[n, c, i, j]  # fmt: skip
+                    assert torch.isclose(troj[n, c, i, j], want)
+    assert 0 < patch.mean() < 1  # textured, not a solid block
+    with pytest.raises(ConfigError, match="alpha"):
+        Trigger.parse("blend:alpha=0").pixels(p)
+    with pytest.raises(ConfigError, match="size"):
+        Trigger.parse("trojan:size=12").pixels(p)
+
+
 def test_trigger_specs_are_checked(digits: dfkd.Data) -> None:
     t = Trigger.parse("square:size=2,target=3")
     assert t.target == 3 and t.args == {"size": 2} and Trigger.parse(t.spec) == t

@@ -148,6 +148,46 @@ def grid_trigger(
     return out
 
 
+def _pattern(shape: tuple[int, ...], seed: int, binary: bool) -> torch.Tensor:
+    """A fixed pixel pattern in ``[0, 1]`` drawn from ``seed`` (the same on every device)."""
+    g = torch.Generator().manual_seed(seed)
+    pattern = torch.rand(shape, generator=g)
+    return (pattern > 0.5).float() if binary else pattern
+
+
+@TRIGGERS.register("blend")
+def blend_trigger(x: torch.Tensor, alpha: float = 0.2, seed: int = 0) -> torch.Tensor:
+    """The blended-injection trigger: the whole image mixed with a fixed random pattern,
+    ``(1 - alpha) * x + alpha * pattern`` (the pattern is uniform noise drawn from ``seed``)."""
+    if not 0 < alpha <= 1:
+        raise ConfigError(f"blend trigger: alpha in (0, 1], got {alpha}")
+    pattern = _pattern(tuple(x.shape[1:]), seed, binary=False).to(x.device, x.dtype)
+    return (1 - alpha) * x + alpha * pattern
+
+
+@TRIGGERS.register("trojan")
+def trojan_trigger(
+    x: torch.Tensor, size: int = 0, corner: str = "br", margin: int = 1, alpha: float = 1.0,
+    seed: int = 1,
+) -> torch.Tensor:  # fmt: skip
+    """A trojan-style watermark: a ``size``×``size`` patch of a fixed black-and-white pattern
+    (drawn from ``seed``) mixed at ``alpha`` into a corner; ``size=0`` picks ⌈H/4⌉ (7 px at
+    28×28). Unlike ``square`` the patch has texture, and at ``alpha < 1`` it is see-through."""
+    h, w = x.shape[-2:]
+    k = size or -(-h // 4)
+    if corner not in ("tl", "tr", "bl", "br") or not 0 < k + margin <= min(h, w):
+        raise ConfigError("trojan trigger: corner in tl/tr/bl/br and size + margin ≤ image size")
+    if not 0 < alpha <= 1:
+        raise ConfigError(f"trojan trigger: alpha in (0, 1], got {alpha}")
+    r0 = margin if corner[0] == "t" else h - margin - k
+    c0 = margin if corner[1] == "l" else w - margin - k
+    patch = _pattern((x.shape[1], k, k), seed, binary=True).to(x.device, x.dtype)
+    out = x.clone()
+    region = out[..., r0 : r0 + k, c0 : c0 + k]
+    out[..., r0 : r0 + k, c0 : c0 + k] = (1 - alpha) * region + alpha * patch
+    return out
+
+
 @dataclass
 class Trigger:
     """A registered pixel pattern with its options and, for a backdoor, the attack label."""
