@@ -486,16 +486,25 @@ def test_atesc_resumes_identically(nt_teachers: dict[str, Path], tmp_path: Path)
 # --- audit ---------------------------------------------------------------------------------------
 
 
-def test_audit_report(nt_teachers: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_audit_report(
+    nt_teachers: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     r = dfkd.audit_teacher(nt_teachers["ordinary"], probes=32, steps=20)
     assert r["batchnorm_layers"] == 3 and r["recommended_method"] == "dfq"
     for probe in ("noise", "inverted"):
         assert set(r["signals"][probe]) == {"robust_fraction", "confidence",
                                             "class_concentration", "attack_sink"}  # fmt: skip
-    assert cli_main(["audit", "--teacher", str(nt_teachers["ordinary"]), "--probes", "32",
-                     "--steps", "10"]) == 0  # fmt: skip
+    assert r["trigger_scan"]["config"]["steps"] == 300 and len(r["trigger_scan"]["mask_l1"]) == 10
+    png = tmp_path / "triggers.png"
+    args = ["audit", "--teacher", str(nt_teachers["ordinary"]), "--probes", "32", "--steps", "10",
+            "--trigger-steps", "20", "--trigger-png", str(png)]  # fmt: skip
+    assert cli_main(args) == 0
     out = capsys.readouterr().out
     assert "verdict:" in out and "recommended: dfkd distill dfq" in out
+    assert "trigger scan: smallest mask class" in out and png.read_bytes()[:4] == b"\x89PNG"
+    before = png.read_bytes()
+    assert cli_main(args) != 0  # an earlier picture is never overwritten
+    assert "exists" in capsys.readouterr().err and png.read_bytes() == before
     with pytest.raises(DfkdError, match="--dataset"):
         dfkd.audit_teacher("lenet5")
 

@@ -300,10 +300,13 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 def cmd_audit(a: argparse.Namespace) -> int:
     from .teachers.audit import audit_teacher, format_report
+    from .teachers.triggers import ScanConfig
 
-    r = audit_teacher(
-        a.teacher, a.dataset, probes=a.probes, steps=a.steps, seed=a.seed, data_root=a.data_root
-    )
+    if a.trigger_png and Path(a.trigger_png).exists():
+        raise DfkdError(f"{a.trigger_png} exists; give another --trigger-png path")
+    scan = ScanConfig(steps=a.trigger_steps) if a.trigger_steps else None
+    r = audit_teacher(a.teacher, a.dataset, probes=a.probes, steps=a.steps, seed=a.seed,
+                      data_root=a.data_root, scan=scan, trigger_png=a.trigger_png)  # fmt: skip
     print(json.dumps(r) if a.json else format_report(r))
     return 0
 
@@ -591,6 +594,14 @@ def _add_audit(sub: Any) -> None:
     au.add_argument("--dataset", default=None, help="only for a teacher without a card")
     au.add_argument("--probes", type=int, default=256, help="probes per probe set")
     au.add_argument("--steps", type=int, default=100, help="inversion steps")
+    au.add_argument(
+        "--trigger-steps", type=int, default=300,
+        help="trigger scan: optimisation steps per class (0 skips the scan)",
+    )  # fmt: skip
+    au.add_argument(
+        "--trigger-png", default=None, metavar="PATH",
+        help="save the scan's recovered masks and patterns (one row per class)",
+    )  # fmt: skip
     au.add_argument("--seed", type=int, default=0)
     au.add_argument("--data-root", default=None)
     au.add_argument("--json", action="store_true")

@@ -12,6 +12,10 @@ teacher toward every class, with its BatchNorm statistics when it has them):
   into few answers).
 * ``attack_sink``: among the probes an attack flips, the largest share sent to one class (a
   backdoor's target class acts as a sink).
+
+And a trigger scan (:mod:`.triggers`) on the inverted probes: the smallest stamp that flips
+them to each class, and the class whose stamp is an outlier by the anomaly index (a backdoor's
+suspected target), with the recovered masks and patterns as a picture.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ..sources import SourceEnv, build_source
 from .robustness import PGDProbe
 from .taps import bn_layers
 from .train import freeze
+from .triggers import ScanConfig, save_trigger_png, scan_triggers
 
 
 def load_for_audit(
@@ -125,13 +130,21 @@ RULES: list[tuple[str, str, float, str]] = [
 ]
 
 
-def verdict(signals: dict[str, dict[str, float]], has_bn: bool) -> dict[str, Any]:
+def verdict(
+    signals: dict[str, dict[str, float]], has_bn: bool, scan: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Suspected or not, the reasons, and the recommended method and plug-ins."""
     reasons = [
         f"{what}: {100 * signals[probe][key]:.1f} % (≥ {100 * limit:.0f} %)"
         for probe, key, limit, what in RULES
         if signals[probe][key] >= limit
     ]
+    if scan and scan["suspected_target"] is not None:
+        t = scan["suspected_target"]
+        reasons.append(
+            f"trigger scan: class {t} flips with a mask of {scan['mask_l1'][t]:.1f} px "
+            f"(anomaly index {scan['anomaly_index'][t]:.1f} > {scan['config']['threshold']:g})"
+        )
     suspected = bool(reasons)
     method = "dfq" if has_bn else "dfad"
     plugins = ["atesc"] if suspected else []
@@ -159,6 +172,8 @@ def audit_teacher(
     steps: int = 100,
     seed: int = 0,
     data_root: str | None = None,
+    scan: ScanConfig | None = ScanConfig(),  # noqa: B008 (frozen)
+    trigger_png: str | Path | None = None,
 ) -> dict[str, Any]:
     """Audit a teacher from synthetic probes only; returns the report as a dict.
 
@@ -166,9 +181,13 @@ def audit_teacher(
         teacher: a card, or ``module:factory``/registry name or module with ``dataset``.
         dataset: only for its input shape and normalisation (no data is read for a card).
         probes: probes per set; steps: inversion steps.
+        scan: the trigger scan's options (``None`` skips it); trigger_png: where to save its
+            masks and patterns (one row per class: mask, pattern, stamp).
     """
     if probes < 2 or steps < 0:
         raise DfkdError("probes must be ≥ 2 and steps ≥ 0")
+    if trigger_png is not None and scan is None:
+        raise DfkdError("trigger_png needs the trigger scan; leave scan on")
     model, space = load_for_audit(teacher, dataset, data_root)
     model = freeze(model)
     gen = torch.Generator().manual_seed(seed)
@@ -179,6 +198,10 @@ def audit_teacher(
         "inverted": inverted_probes(model, space, probes, seed, steps),
     }
     signals = {k: probe_signals(model, x, space, probe) for k, x in sets.items()}
+    found = scan_triggers(model, sets["inverted"], space, scan, seed) if scan else None
+    if found is not None and trigger_png is not None:
+        save_trigger_png(trigger_png, found)
+    summary = {k: v for k, v in found.items() if k not in ("masks", "patterns")} if found else None
     return {
         "teacher": str(teacher) if not isinstance(teacher, nn.Module) else type(teacher).__name__,
         "batchnorm_layers": len(bns),
@@ -192,7 +215,8 @@ def audit_teacher(
             "seed": seed,
         },
         "signals": signals,
-        **verdict(signals, bool(bns)),
+        "trigger_scan": summary,
+        **verdict(signals, bool(bns), summary),
     }
 
 
@@ -206,6 +230,14 @@ def format_report(r: dict[str, Any]) -> str:
     for key in ("robust_fraction", "confidence", "class_concentration", "attack_sink"):
         a, b = r["signals"]["noise"][key], r["signals"]["inverted"][key]
         lines.append(f"  {key:<20} {100 * a:6.1f} %  / {100 * b:6.1f} %")
+    if r.get("trigger_scan"):
+        ts = r["trigger_scan"]
+        worst = ts["smallest_mask_class"]
+        lines.append(
+            f"trigger scan: smallest mask class {worst} ({ts['mask_l1'][worst]} px, anomaly "
+            f"index {ts['anomaly_index'][worst]:.2f}); suspected backdoor target: "
+            f"{ts['suspected_target'] if ts['suspected_target'] is not None else 'none'}"
+        )
     verdict_line = "SUSPECTED non-transferable" if r["non_transferable_suspected"] else "ordinary"
     lines.append(f"verdict: {verdict_line}")
     lines += [f"  - {why}" for why in r["reasons"]]

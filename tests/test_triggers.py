@@ -1,0 +1,107 @@
+"""Trigger inversion (the audit's Neural Cleanse scan): its loss, stamp and anomaly index
+against naive transcriptions, and the scan on toy teachers whose shortcut is known."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from dfkd.data import Data
+from dfkd.errors import ConfigError
+from dfkd.teachers.triggers import (
+    ScanConfig,
+    anomaly_index,
+    inversion_loss,
+    save_trigger_png,
+    scan_triggers,
+    stamp,
+)
+
+
+def test_inversion_loss_against_a_naive_reference() -> None:
+    logits = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
+    mask = torch.rand(1, 1, 3, 3, generator=torch.Generator().manual_seed(1))
+    ce = -sum(math.log(math.exp(r[2]) / sum(math.exp(v) for v in r)) for r in logits.tolist()) / 4
+    l1 = sum(abs(v) for v in mask.flatten().tolist())
+    assert inversion_loss(logits, 2, mask, 0.01).item() == pytest.approx(ce + 0.01 * l1, rel=1e-5)
+
+
+def test_stamp_mixes_each_pixel_through_the_mask() -> None:
+    p, pattern = torch.rand(2, 3, 4, 4), torch.rand(1, 3, 4, 4)
+    mask = torch.rand(1, 1, 4, 4)
+    out = stamp(p, mask, pattern)
+    for n, c, i, j in [(0, 0, 0, 0), (1, 2, 3, 1), (0, 1, 2, 2)]:
+        m = mask[0, 0, i, j]
+        assert out[n, c, i, j] == pytest.approx(
+            float((1 - m) * p[n, c, i, j] + m * pattern[0, c, i, j])
+        )
+
+
+def test_anomaly_index_against_a_naive_reference() -> None:
+    norms = [40.0, 38.0, 45.0, 3.0, 41.0, 39.0, 44.0, 50.0, 36.0, 42.0]
+    med = sorted(norms)[4:6]  # torch's median of an even count is the lower middle value
+    median = med[0]
+    dev = sorted(abs(n - median) for n in norms)
+    mad = 1.4826 * dev[4]
+    expect = [max(0.0, (median - n) / mad) for n in norms]
+    got = anomaly_index(torch.tensor(norms, dtype=torch.float64)).tolist()
+    assert got == pytest.approx(expect)
+    assert got[3] > 2 and max(got[:3] + got[4:]) < 2
+    floored = anomaly_index(torch.tensor([10.0, 10.0, 10.0, 9.5, 10.0]), floor=0.1).tolist()
+    assert floored == pytest.approx([0, 0, 0, 0.5, 0])  # the MAD is 0: the spread is 1
+
+
+class RegionTeacher(nn.Module):
+    """Class k answers the mean brightness of its region, scaled: a clean teacher when every
+    region has the same size, a backdoored one when a class's region is a small patch."""
+
+    def __init__(self, regions: list[tuple[slice, slice]]) -> None:
+        super().__init__()
+        self.regions = regions
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([20 * x[:, 0, r, c].mean((1, 2)) for r, c in self.regions], 1)
+
+
+COLUMNS = [(slice(0, 8), slice(k, k + 1)) for k in range(10)]  # ten classes, one column each
+
+
+def _space(classes: int) -> Data:
+    return Data.input_space("toy", (1, 8, 10), classes, (0.0,), (1.0,))
+
+
+def _probes() -> torch.Tensor:
+    """Dim images whose columns all have the same distribution (every cyclic shift of four)."""
+    base = 0.5 * torch.rand(4, 1, 8, 10, generator=torch.Generator().manual_seed(3))
+    return torch.cat([base.roll(k, -1) for k in range(10)])
+
+
+def test_scan_names_the_class_with_a_shortcut(tmp_path: Path) -> None:
+    teacher = RegionTeacher([*COLUMNS, (slice(7, 8), slice(8, 10))])  # class 10: a 1×2 patch
+    r = scan_triggers(teacher, _probes(), _space(11), ScanConfig(steps=200, batch_size=40))
+    assert r["suspected_target"] == 10 == r["smallest_mask_class"]
+    assert r["mask_l1"][10] < 0.5 * min(r["mask_l1"][:10])
+    assert r["anomaly_index"][10] > 2 and all(a <= 2 for a in r["anomaly_index"][:10])
+    mask = r["masks"][10]
+    assert mask[7, 8:].mean() > 4 * mask[:7].mean()  # the mask sits on the patch
+    save_trigger_png(tmp_path / "t.png", r)
+    assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scan_flags_no_class_of_a_clean_teacher() -> None:
+    r = scan_triggers(RegionTeacher(COLUMNS), _probes(), _space(10),
+                      ScanConfig(steps=200, batch_size=40))  # fmt: skip
+    assert r["suspected_target"] is None
+    assert max(r["mask_l1"]) < 1.5 * min(r["mask_l1"])
+    assert all(a <= 2 for a in r["anomaly_index"])
+
+
+def test_scan_options_are_checked() -> None:
+    with pytest.raises(ConfigError, match="steps"):
+        ScanConfig(steps=0)
+    with pytest.raises(ConfigError, match="success"):
+        ScanConfig(success=1.5)
