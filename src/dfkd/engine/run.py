@@ -225,3 +225,8 @@ class Autocast(nn.Module):
         fabric, to_model = self._context
         with fabric.autocast():
             return self.model(to_model(x))
+
+    def with_model(self, model: nn.Module) -> Autocast:
+        """Another model (e.g. a modified copy of this one) behind the same input map and
+        precision."""
+        return Autocast(model, *self._context)

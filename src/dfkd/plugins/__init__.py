@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import abd as _abd  # noqa: F401  (registers abd_sv, abd_sr)
 from . import atesc as _atesc  # noqa: F401  (registers atesc)
 from . import balance as _balance  # noqa: F401  (registers class_balance)
 from . import confidence as _confidence  # noqa: F401  (registers confidence_weighting)
