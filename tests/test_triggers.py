@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -105,3 +106,52 @@ def test_scan_options_are_checked() -> None:
         ScanConfig(steps=0)
     with pytest.raises(ConfigError, match="success"):
         ScanConfig(success=1.5)
+
+
+def _plugin_env(teacher: nn.Module, student: nn.Module, classes: int) -> Any:
+    from lightning_fabric import Fabric
+
+    from dfkd.sources import SourceEnv
+
+    return SourceEnv(fabric=Fabric(accelerator="cpu", devices=1), data=_space(classes),
+                     teacher=teacher, student=student, batch_size=8, seed=0)  # fmt: skip
+
+
+def test_trigger_filter_finds_the_shortcut_and_uses_it() -> None:
+    from dfkd.plugins.trigger_filter import TriggerFilter
+    from dfkd.sources import Batch
+
+    teacher = RegionTeacher([*COLUMNS, (slice(7, 8), slice(8, 10))])
+    student = nn.Sequential(nn.Flatten(), nn.Linear(80, 11))
+    plugin = TriggerFilter(mode="both", probes=40, probe_steps=20, scan_steps=200)
+    plugin.setup(_plugin_env(teacher, student, 11))
+    assert plugin.target == 10 and plugin.index > 2
+    probes = _probes()
+    clean = probes[teacher(probes).argmax(1) != 10][:8]  # images whose answer is a column
+    carried = clean.clone()
+    carried[:4, :, 7, 8:] = 1.0  # the shortcut: the teacher answers 10
+    batch = Batch(carried, teacher_logits=teacher(carried))
+    picked = plugin.select(batch)
+    assert picked.weight is not None
+    assert picked.weight[:4].eq(0).all() and picked.weight[4:].eq(1).all()
+    from dfkd.losses.terms import StepContext
+
+    ctx = StepContext("distill", clean, teacher(clean), student(clean))
+    (term,) = plugin.distill_terms(ctx).values()
+    term.backward()
+    assert term > 0 and student[1].weight.grad is not None
+    logs = plugin.round_end({"round": 0})
+    assert logs["target"] == 10 and logs["filtered"] == 0.5
+
+
+def test_trigger_filter_leaves_a_clean_teacher_alone() -> None:
+    from dfkd.plugins.trigger_filter import TriggerFilter
+    from dfkd.sources import Batch
+
+    teacher = RegionTeacher(COLUMNS)
+    plugin = TriggerFilter(mode="both", probes=40, probe_steps=20, scan_steps=200)
+    plugin.setup(_plugin_env(teacher, nn.Linear(80, 10), 10))
+    x = _probes()[:8]
+    batch = Batch(x, teacher_logits=teacher(x))
+    assert plugin.target is None and plugin.select(batch) is batch
+    assert plugin.round_end({"round": 0})["target"] == -1

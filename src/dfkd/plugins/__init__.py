@@ -9,6 +9,7 @@ from . import confidence as _confidence  # noqa: F401  (registers confidence_wei
 from . import gmm as _gmm  # noqa: F401  (registers gmm_selection)
 from . import kdci as _kdci  # noqa: F401  (registers kdci)
 from . import ood_escape as _ood_escape  # noqa: F401  (registers ood_escape)
+from . import trigger_filter as _trigger_filter  # noqa: F401  (registers trigger_filter)
 from .base import PLUGINS, Plugin, PluginSet, build_plugins, parse_plugin_spec, register_plugin
 
 __all__ = [

@@ -75,17 +75,18 @@ PROBE_TERMS = {"class_target": {"weight": 1.0}, "tv": {"weight": 1e-3},
 
 
 def inverted_probes(
-    teacher: nn.Module, space: Data, n: int, seed: int = 0, steps: int = 100
-) -> torch.Tensor:
+    teacher: nn.Module, space: Data, n: int, seed: int = 0, steps: int = 100,
+    fabric: Any = None,
+) -> torch.Tensor:  # fmt: skip
     """Images inverted from uniform noise toward classes ``0, 1, …`` in turn by the engine's
     pixel source and synthesis terms (:data:`PROBE_SOURCE`, :data:`PROBE_TERMS`; the BatchNorm
-    term only when the teacher has BatchNorm)."""
+    term only when the teacher has BatchNorm), on ``fabric``'s device (default: the CPU)."""
     from lightning_fabric import Fabric
 
     specs = {k: v for k, v in PROBE_TERMS.items() if k != "bn_stats" or bn_layers(teacher)}
     terms = bind_terms(specs, "synth")
     source = build_source("pixels", {**PROBE_SOURCE, "synth_batch_size": n})
-    fabric = Fabric(accelerator="cpu", devices=1)
+    fabric = fabric or Fabric(accelerator="cpu", devices=1)
     source.setup(SourceEnv(fabric=fabric, data=space, teacher=teacher, student=teacher,
                            batch_size=n, seed=seed))  # fmt: skip
     for _ in range(steps):

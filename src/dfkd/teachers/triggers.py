@@ -87,13 +87,14 @@ def invert_class(
     """The smallest mask and its pattern found for ``target``: the mask's L1 norm (``inf`` if
     no stamp reached ``cfg.success``), its success rate, and the tensors."""
     c, h, w = space.input_shape
-    m_raw = torch.randn(1, 1, h, w, generator=gen).mul_(0.1).requires_grad_()
-    p_raw = torch.randn(1, c, h, w, generator=gen).mul_(0.1).requires_grad_()
+    dev = pixels.device
+    m_raw = torch.randn(1, 1, h, w, generator=gen).mul_(0.1).to(dev).requires_grad_()
+    p_raw = torch.randn(1, c, h, w, generator=gen).mul_(0.1).to(dev).requires_grad_()
     opt = torch.optim.Adam([m_raw, p_raw], lr=cfg.lr, betas=(0.5, 0.9))
     cost, up, down = cfg.cost, 0, 0
     best: dict[str, Any] = {"l1": math.inf, "success": 0.0, "mask": None, "pattern": None}
     for _ in range(cfg.steps):
-        idx = torch.randint(len(pixels), (min(cfg.batch_size, len(pixels)),), generator=gen)
+        idx = torch.randint(len(pixels), (min(cfg.batch_size, len(pixels)),), generator=gen).to(dev)
         mask, pattern = torch.sigmoid(m_raw), torch.sigmoid(p_raw)
         x = from_pixels(stamp(pixels[idx], mask, pattern), space.mean, space.std)
         logits = teacher(x)

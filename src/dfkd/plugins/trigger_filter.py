@@ -1,0 +1,110 @@
+"""Escape through the inverted trigger: the audit's trigger scan (:mod:`dfkd.teachers.triggers`)
+run on the teacher before distillation, and the recovered trigger used against the backdoor."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+from ..evaluation.domains import from_pixels, to_pixels
+from ..losses.kd import kl_div
+from ..losses.terms import StepContext
+from ..sources.base import Batch, SourceEnv
+from .base import Plugin, register_plugin
+
+
+@register_plugin("trigger_filter")
+class TriggerFilter(Plugin):
+    """Scans the teacher for a trigger at set-up (``probes`` images inverted from it for
+    ``probe_steps`` steps, ``scan_steps`` steps per class) and, when a target class is
+    suspected, uses its recovered mask ``m`` and pattern ``p``:
+
+    * ``filter``: distillation samples the teacher assigns to the target lose their KD weight
+      when erasing the mask's region (``(1 − m)·x + m·μ``, ``μ`` the dataset's mean pixel
+      value, from its normalisation) moves the teacher off the target: the trigger is what
+      makes them the target.
+    * ``relabel``: a ``portion`` of every batch is stamped with the recovered trigger and the
+      student is taught the teacher's answer on the *unstamped* image,
+      ``weight · KL(T(x) ‖ S(stamp(x)))`` (Neural Cleanse's unlearning, data-free).
+    * ``both``.
+
+    Nothing changes when no class is suspected. Logs ``target`` (−1: none), ``filtered`` (share
+    of samples given weight 0) and the scan's anomaly index of the target.
+    """
+
+    def __init__(
+        self, mode: str = "relabel", portion: float = 0.2, weight: float = 1.0, probes: int = 256,
+        probe_steps: int = 100, scan_steps: int = 300, threshold: float = 2.0,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        if mode not in ("filter", "relabel", "both"):
+            raise ConfigError(f"trigger_filter: mode must be filter, relabel or both, not {mode!r}")
+        if not 0 < portion <= 1 or weight < 0 or probes < 2 or min(probe_steps, scan_steps) < 1:
+            raise ConfigError(
+                "trigger_filter: portion in (0, 1], weight ≥ 0, probes ≥ 2, steps ≥ 1"
+            )
+        self.mode, self.portion, self.weight = mode, portion, weight
+        self.probes, self.probe_steps, self.scan_steps = probes, probe_steps, scan_steps
+        self.threshold = threshold
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+        self._filtered: list[float] = []
+
+    def setup(self, env: SourceEnv) -> None:
+        from ..teachers.audit import inverted_probes
+        from ..teachers.triggers import ScanConfig, scan_triggers
+
+        teacher, space = env.teacher, env.data  # the teacher takes the source's inputs
+        probes = inverted_probes(teacher, space, self.probes, env.seed, self.probe_steps,
+                                 env.fabric)  # fmt: skip
+        cfg = ScanConfig(steps=self.scan_steps, threshold=self.threshold)
+        scan = scan_triggers(teacher, probes, space, cfg, env.seed)
+        self.target: int | None = scan["suspected_target"]
+        self.index = scan["anomaly_index"][scan["smallest_mask_class"]]
+        dev = env.fabric.device
+        t = self.target if self.target is not None else 0
+        self._trigger = (scan["masks"][t].to(dev), scan["patterns"][t].to(dev))
+        self._env = (teacher, env.student, space, env.seed)
+
+    def stamp(self, x: torch.Tensor, fill: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` (normalised) with the recovered trigger stamped on, or with the mask's region
+        filled with ``fill`` (pixels) instead of the pattern."""
+        mask, pattern = self._trigger
+        space = self._env[2]
+        p = to_pixels(x, space.mean, space.std)
+        fill = pattern if fill is None else fill
+        return from_pixels((1 - mask) * p + mask * fill, space.mean, space.std)
+
+    def select(self, batch: Batch) -> Batch:
+        if self.target is None or self.mode == "relabel":
+            return batch
+        teacher = self._env[0]
+        on_target = batch.teacher_logits.argmax(1) == self.target
+        space = self._env[2]
+        mean = torch.tensor(space.mean, device=batch.x.device).view(1, -1, 1, 1)
+        erased = self.stamp(batch.x, mean)
+        with torch.no_grad():
+            moved = teacher(erased).argmax(1) != self.target
+        flagged = on_target & moved
+        self._filtered.append(float(flagged.float().mean()))
+        return batch.weighted((~flagged).float())
+
+    def distill_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        if self.target is None or self.mode == "filter" or self.weight == 0:
+            return {}
+        n = len(ctx.x)
+        gen = torch.Generator().manual_seed(self._env[3] * 104729 + int(self.calls))
+        self.calls += 1
+        picked = torch.randperm(n, generator=gen)[: max(1, math.ceil(self.portion * n))]
+        picked = picked.to(ctx.x.device)
+        student = self._env[1]
+        logits = student(self.stamp(ctx.x[picked].detach()))
+        return {"relabel": self.weight * kl_div(logits, ctx.teacher_logits[picked].detach())}
+
+    def round_end(self, info: dict[str, Any]) -> dict[str, float]:
+        filtered = sum(self._filtered) / len(self._filtered) if self._filtered else 0.0
+        self._filtered = []
+        target = -1 if self.target is None else self.target
+        return {"target": float(target), "filtered": filtered, "anomaly_index": self.index}
