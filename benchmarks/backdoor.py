@@ -170,8 +170,8 @@ def markdown(doc: dict) -> str:
         "## Teachers and the audit's trigger scan",
         "",
         "| teacher | ID acc | ASR | scan: suspected target | smallest-mask class "
-        "| its mask L1 (px) | its anomaly index | verdict |",
-        "|---|---|---|---|---|---|---|---|",
+        "| its mask L1 (px) | its anomaly index | ratio to the 2nd smallest | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, t in doc["teachers"].items():
         scan = t["audit"]["trigger_scan"]
@@ -180,6 +180,7 @@ def markdown(doc: dict) -> str:
             f"| {name} | {pct(t['id_accuracy'])} | {pct(t['asr'])} "
             f"| {scan['suspected_target'] if scan['suspected_target'] is not None else 'none'} "
             f"| {k} | {scan['mask_l1'][k]} | {scan['anomaly_index'][k]:.2f} "
+            f"| {scan.get('second_ratio', float('nan')):.2f} "
             f"| {'suspected' if t['audit']['non_transferable_suspected'] else 'ordinary'} |"
         )
     lines += ["", "## Students: ID accuracy / ASR (%), and seconds", ""]

@@ -86,6 +86,7 @@ def test_scan_names_the_class_with_a_shortcut(tmp_path: Path) -> None:
     r = scan_triggers(teacher, _probes(), _space(11), ScanConfig(steps=200, batch_size=40))
     assert r["suspected_target"] == 10 == r["smallest_mask_class"]
     assert r["mask_l1"][10] < 0.5 * min(r["mask_l1"][:10])
+    assert r["second_ratio"] < 0.5
     assert r["anomaly_index"][10] > 2 and all(a <= 2 for a in r["anomaly_index"][:10])
     mask = r["masks"][10]
     assert mask[7, 8:].mean() > 4 * mask[:7].mean()  # the mask sits on the patch
@@ -99,6 +100,16 @@ def test_scan_flags_no_class_of_a_clean_teacher() -> None:
     assert r["suspected_target"] is None
     assert max(r["mask_l1"]) < 1.5 * min(r["mask_l1"])
     assert all(a <= 2 for a in r["anomaly_index"])
+
+
+def test_scan_names_no_target_when_two_classes_are_equally_easy() -> None:
+    """Two shortcut classes: each stands out from the median, but neither from the other (a
+    class that is merely easy to reach, not a planted target)."""
+    patches = [(slice(7, 8), slice(0, 2)), (slice(7, 8), slice(8, 10))]
+    r = scan_triggers(RegionTeacher([*COLUMNS, *patches]), _probes(), _space(12),
+                      ScanConfig(steps=200, batch_size=40))  # fmt: skip
+    assert r["smallest_mask_class"] in (10, 11) and r["anomaly_index"][r["smallest_mask_class"]] > 2
+    assert r["second_ratio"] > 0.7 and r["suspected_target"] is None
 
 
 def test_scan_options_are_checked() -> None:

@@ -35,8 +35,9 @@ class ScanConfig:
     """Options of the scan: optimisation steps per class, Adam's rate, the mask's first cost,
     the success rate that counts as a flip, the steps between changes of the cost and its
     factors, the batch of probes per step, the anomaly index above which a class is flagged,
-    and the least spread of the norms as a share of their median (:func:`anomaly_index`).
-    Neural Cleanse's defaults where it has them; ``mad_floor`` is dfkd's."""
+    the least spread of the norms as a share of their median (:func:`anomaly_index`), and the
+    largest ratio of the smallest norm to the second smallest that still names a target.
+    Neural Cleanse's defaults where it has them; ``mad_floor`` and ``max_ratio`` are dfkd's."""
 
     steps: int = 300
     lr: float = 0.1
@@ -48,6 +49,7 @@ class ScanConfig:
     batch_size: int = 64
     threshold: float = 2.0
     mad_floor: float = 0.1
+    max_ratio: float = 0.7
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or self.cost < 0:
@@ -124,7 +126,8 @@ def scan_triggers(
 ) -> dict[str, Any]:  # fmt: skip
     """Invert a trigger toward every class from the normalised images ``probes``; the mask
     norms, the anomaly index, the suspected target class (the smallest mask, when its index
-    passes ``cfg.threshold``) and each class's mask and pattern."""
+    passes ``cfg.threshold`` and it is under ``cfg.max_ratio`` of the second smallest) and
+    each class's mask and pattern."""
     cfg = cfg or ScanConfig()
     gen = torch.Generator().manual_seed(seed)
     pixels = to_pixels(probes.detach(), space.mean, space.std).clamp(0, 1)
@@ -135,12 +138,16 @@ def scan_triggers(
     capped = torch.where(finite, norms, torch.tensor(area, dtype=norms.dtype))
     index = anomaly_index(capped, cfg.mad_floor)
     top = int(capped.argmin())
+    ratio = float(capped.sort().values[0] / capped.sort().values[1].clamp_min(1e-12))
     return {
         "config": asdict(cfg),
         "mask_l1": [round(float(n), 3) if math.isfinite(n) else None for n in norms.tolist()],
         "flip_rate": [round(f["success"], 4) for f in found],
         "anomaly_index": [round(float(a), 3) for a in index],
-        "suspected_target": top if float(index[top]) > cfg.threshold else None,
+        "second_ratio": round(ratio, 3),
+        "suspected_target": top
+        if float(index[top]) > cfg.threshold and ratio < cfg.max_ratio
+        else None,
         "smallest_mask_class": top,
         "masks": torch.stack([f["mask"] for f in found]),
         "patterns": torch.stack([f["pattern"] for f in found]),
