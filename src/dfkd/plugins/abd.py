@@ -188,7 +188,7 @@ class SelfRetrospection(Plugin):
         self.l2, self.hg_iters, self.hg_lr, self.T, self.weight = l2, hg_iters, hg_lr, T, weight
         self.register_buffer("round", torch.zeros((), dtype=torch.long))
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
-        self._moved: list[float] = []
+        self._moved: list[torch.Tensor] = []
 
     def setup(self, env: SourceEnv) -> None:
         self._env = (env.teacher, env.student, env.rounds, env.seed)
@@ -210,7 +210,7 @@ class SelfRetrospection(Plugin):
                 delta.grad = grad
                 opt.step()
             with torch.no_grad():
-                self._moved.append(float(divergence_of_perturbation(model, x, delta)))
+                self._moved.append(divergence_of_perturbation(model, x, delta))
         return delta.detach()
 
     def _stamped(self, n: int, device: torch.device) -> torch.Tensor:
@@ -243,6 +243,6 @@ class SelfRetrospection(Plugin):
 
     def round_end(self, info: dict[str, Any]) -> dict[str, float]:
         self.round.fill_(int(info["round"]) + 1)
-        moved = sum(self._moved) / len(self._moved) if self._moved else math.nan
+        moved = float(torch.stack(self._moved).mean()) if self._moved else math.nan
         self._moved = []
         return {"active": float(not math.isnan(moved)), "perturbation": moved}

@@ -50,7 +50,7 @@ class TriggerFilter(Plugin):
         self.probes, self.probe_steps, self.scan_steps = probes, probe_steps, scan_steps
         self.threshold = threshold
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
-        self._filtered: list[float] = []
+        self._filtered: list[torch.Tensor] = []
 
     def setup(self, env: SourceEnv) -> None:
         from ..teachers.audit import inverted_probes
@@ -88,7 +88,7 @@ class TriggerFilter(Plugin):
         with torch.no_grad():
             moved = teacher(erased).argmax(1) != self.target
         flagged = on_target & moved
-        self._filtered.append(float(flagged.float().mean()))
+        self._filtered.append(flagged.float().mean())  # read once per round, not per step
         return batch.weighted((~flagged).float())
 
     def distill_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
@@ -104,7 +104,7 @@ class TriggerFilter(Plugin):
         return {"relabel": self.weight * kl_div(logits, ctx.teacher_logits[picked].detach())}
 
     def round_end(self, info: dict[str, Any]) -> dict[str, float]:
-        filtered = sum(self._filtered) / len(self._filtered) if self._filtered else 0.0
+        filtered = float(torch.stack(self._filtered).mean()) if self._filtered else 0.0
         self._filtered = []
         target = -1 if self.target is None else self.target
         return {"target": float(target), "filtered": filtered, "anomaly_index": self.index}

@@ -133,12 +133,12 @@ def scan_triggers(
     pixels = to_pixels(probes.detach(), space.mean, space.std).clamp(0, 1)
     found = [invert_class(teacher, pixels, space, t, cfg, gen) for t in range(space.num_classes)]
     norms = torch.tensor([f["l1"] for f in found], dtype=torch.float64)
-    finite = norms.isfinite()
     area = float(space.input_shape[1] * space.input_shape[2])  # the largest mask there is
-    capped = torch.where(finite, norms, torch.tensor(area, dtype=norms.dtype))
+    capped = torch.where(norms.isfinite(), norms, torch.tensor(area, dtype=norms.dtype))
     index = anomaly_index(capped, cfg.mad_floor)
     top = int(capped.argmin())
-    ratio = float(capped.sort().values[0] / capped.sort().values[1].clamp_min(1e-12))
+    smallest = capped.sort().values
+    ratio = float(smallest[0] / smallest[1].clamp_min(1e-12))
     return {
         "config": asdict(cfg),
         "mask_l1": [round(float(n), 3) if math.isfinite(n) else None for n in norms.tolist()],
