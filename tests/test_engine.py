@@ -350,3 +350,11 @@ def test_python_modules_as_teacher_and_student(teacher_dir: Path) -> None:
     student = dfkd.create_model("mlp", num_classes=10, in_channels=1, image_size=8, hidden=(32,))
     m = dfkd.distill(teacher, student, "kd", "digits", overrides=FAST)
     assert m["student"] is student and m["student_accuracy"] > 0.5
+
+
+def test_a_warm_up_with_nothing_to_learn_is_a_one_line_error(teacher_dir: Path) -> None:
+    """DFAD's only synthesis term needs the student: a warm-up round has nothing to train."""
+    with pytest.raises(ConfigError, match="set warmup_rounds=0") as e:
+        dfkd.distill(teacher_dir, "lenet5_half", "dfad", "digits", progress=False,
+                     overrides=["rounds=3", "warmup_rounds=1"])  # fmt: skip
+    assert "\n" not in str(e.value)

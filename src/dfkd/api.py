@@ -25,6 +25,7 @@ from .config import (
     substitute_layer,
 )
 from .data import DATASETS, Data, load_dataset
+from .data.reshape import preset_key
 from .engine import run, seed_all
 from .errors import ConfigError, DfkdError
 from .evaluation.metrics import accuracy, agreement, predict
@@ -78,7 +79,8 @@ def resolve_config(
     for layer in (base, user, over, top):
         data_layer.update(layer.get("data") or {})
     ds = data_layer.get("name", m.defaults.get("data", {}).get("name", "digits"))
-    layers: list[Layer] = [m.defaults, m.presets.get(ds, {}), base, user, over, top]
+    preset = m.presets.get(preset_key(ds, data_layer.get("args")) or "", {})
+    layers: list[Layer] = [m.defaults, preset, base, user, over, top]
     if plugins:
         layers.append(plugin_layer([_plugin_component(p) for p in plugins]))
     if substitute is not None:

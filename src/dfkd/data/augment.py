@@ -15,8 +15,9 @@ def random_shift(
     if max_shift <= 0:
         return x
     b, c, h, w = x.shape
-    d = torch.randint(-max_shift, max_shift + 1, (b, 2), generator=gen).to(x.device)
-    fill = fill.to(x.device, x.dtype)
+    d = torch.randint(-max_shift, max_shift + 1, (b, 2), generator=gen)
+    d = d.to(x.device, non_blocking=True)  # drawn on the host: no device sync
+    fill = fill.to(x.device, x.dtype, non_blocking=True)
     s = max_shift
     padded = F.pad(x - fill, (s, s, s, s)) + fill
     rows = torch.arange(h, device=x.device) + s + d[:, 1:]  # b × h
@@ -28,7 +29,7 @@ def random_shift(
 
 def random_flip(x: torch.Tensor, gen: torch.Generator, p: float = 0.5) -> torch.Tensor:
     """Flip each image horizontally with probability ``p``."""
-    mask = (torch.rand(len(x), generator=gen) < p).to(x.device)
+    mask = (torch.rand(len(x), generator=gen) < p).to(x.device, non_blocking=True)
     return torch.where(mask.view(-1, 1, 1, 1), x.flip(3), x)
 
 
@@ -63,5 +64,6 @@ def random_resized_crop(
     theta = torch.zeros(b, 2, 3)
     theta[:, 0, 0], theta[:, 0, 2] = sw * sign, cx
     theta[:, 1, 1], theta[:, 1, 2] = sh, cy
-    grid = F.affine_grid(theta.to(x.device, x.dtype), [b, x.shape[1], h, w], align_corners=False)
+    theta = theta.to(x.device, x.dtype, non_blocking=True)
+    grid = F.affine_grid(theta, [b, x.shape[1], h, w], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

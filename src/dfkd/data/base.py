@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ..config import checked_args
+from ..config import checked_args, parse_spec
 from ..errors import ConfigError
 from ..registry import Registry
 
@@ -183,12 +183,24 @@ def load_dataset(
     as it is.
 
     Args:
-        name: registry name, e.g. ``"digits"``, ``"mnist10k"``, ``"fashion-mnist"``.
+        name: registry name, e.g. ``"digits"``, ``"mnist10k"``, ``"fashion-mnist"``, with
+            options as ``NAME:key=value,...``.
         root: where the files are; each dataset has a documented default.
-        **options: dataset-specific options (checked against the loader's signature).
+        **options: dataset-specific options (checked against the loader's signature), and
+            ``size`` (``N`` or ``HxW``), ``channels`` and ``fit`` (``resize`` or ``pad``), which
+            every dataset takes: ``fashion-mnist:size=32,channels=3`` is 32×32×3 Fashion-MNIST.
+            The returned data's ``name`` is the canonical spec, options included.
     """
+    from .reshape import RESHAPE_OPTIONS, reshape_data, spec_name
+
     if isinstance(name, Data):
         return name
-    fn = DATASETS.get(name)
-    options = checked_args(fn, options, f"dataset '{name}'", skip=("root",))
-    return fn(root=None if root is None else str(root), **options)
+    base, spec_options = parse_spec(name, "dataset")
+    options = {**spec_options, **options}
+    shape = {k: options.pop(k) for k in RESHAPE_OPTIONS if k in options}
+    fn = DATASETS.get(base)
+    loader_options = checked_args(fn, options, f"dataset '{base}'", skip=("root",))
+    data = fn(root=None if root is None else str(root), **loader_options)
+    if shape:
+        data = reshape_data(data, **shape)
+    return replace(data, name=spec_name(base, {**options, **shape}))

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..config import RunConfig
 from ..data import InputMap
+from ..errors import ConfigError
 from ..losses.terms import StepContext
 from ..sources import Batch
 from ..teachers.taps import Taps, last_linear
@@ -133,6 +134,11 @@ class Loop:
                           taps=taps.as_context() if taps else {}, extras=batch.extras)  # fmt: skip
         extra = {**self.parts.plugins.synth_terms(ctx), **self.parts.source.synth_terms(ctx)}
         loss, values = weighted_sum(terms, ctx, extra)
+        if self.warming_up and not (terms or extra):  # known without reading a tensor
+            raise ConfigError(
+                f"method '{self.cfg.method}' has no synthesis term without the student to warm "
+                f"up on; set warmup_rounds=0 (it is {self.cfg.warmup_rounds})"
+            )
         self.parts.source.update(loss)
         self.meter.add({**values, "loss": loss}, "synth/")
 
@@ -197,7 +203,9 @@ class Loop:
         assert batch.teacher_logits is not None
         predicted = batch.teacher_logits.argmax(1)
         counts = self.state.class_counts
-        counts += torch.bincount(predicted, minlength=len(counts)).to(counts.device)
+        # index_add_, not bincount: bincount on a GPU waits for the host to size its output
+        ones = torch.ones(len(predicted), dtype=counts.dtype, device=counts.device)
+        counts.index_add_(0, predicted.to(counts.device), ones)
         self.shown = (batch.x.detach(), predicted)
 
     def _student_forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:

@@ -91,7 +91,7 @@ def load_ood_domain(spec: str, id_data: Data, what: str = "OOD dataset") -> OODD
     fit = args.pop("fit", "pad")
     if fit not in ("pad", "stretch"):
         raise ConfigError(f"{what} option fit must be 'pad' or 'stretch', got {fit!r}")
-    if name == id_data.name:
+    if name == id_data.name.partition(":")[0]:
         raise ConfigError(f"the {what} '{name}' is the in-distribution dataset; pick another")
     ood = load_dataset(name, None if root is None else str(root), **args)
     same_shape = ood.input_shape == id_data.input_shape

@@ -105,19 +105,18 @@ class CMISource(MetaGeneratorSource):
         self.head_opt = torch.optim.Adam(self.head.parameters(), lr=self.lr, betas=self.betas)
         self.memory = MemoryBank(self.memory_size)
         self._features: torch.Tensor | None = None
-        self._best_features: torch.Tensor | None = None
 
     def _local_features(self, x: torch.Tensor) -> torch.Tensor:
         local = random_resized_crop(x, self.gen, self.local_scale)
-        with Taps(self.teacher, means=self.layers) as taps:
+        with self.fabric.autocast(), Taps(self.teacher, means=self.layers) as taps:
             self.teacher(local)
-        return torch.cat(list(taps.means.values()), dim=1)
+        return torch.cat(list(taps.means.values()), dim=1).float()
 
     def synth_terms(self, ctx: Any) -> dict[str, torch.Tensor]:
         if self.weight == 0:
             return {}
         # the loop tapped the same layers of the bare teacher, in the same (forward) order
-        glob = torch.cat(list(ctx.taps["means"].values()), dim=1)
+        glob = torch.cat(list(ctx.taps["means"].values()), dim=1).float()  # fp32 under autocast
         local = self._local_features(ctx.x)
         n = len(glob)
         self._features = torch.cat([local, glob], dim=1).detach()
@@ -131,17 +130,23 @@ class CMISource(MetaGeneratorSource):
         return {"contrastive": self.weight * loss}
 
     def update(self, loss: torch.Tensor) -> None:
-        best = self.best
         self.head_opt.zero_grad(set_to_none=True)
         super().update(loss)
         self.head_opt.step()
-        if self.best is not best or self._best_features is None:  # this step's batch is best
-            self._best_features = self._features
+
+    def _offered(self) -> tuple[torch.Tensor, ...]:
+        """The batch and, with the contrastive term on, its features (for the memory)."""
+        batch = super()._offered()
+        return batch if self._features is None else (*batch, self._features)
+
+    def _best_features(self) -> torch.Tensor | None:
+        items = self.kept.items
+        return items[1] if items is not None and len(items) > 1 else None
 
     def _finish(self) -> None:
-        if self.fast is not None and self._best_features is not None:
-            self.memory.add(self._best_features)
-        self._best_features = None
+        features = self._best_features()
+        if self.fast is not None and features is not None:
+            self.memory.add(features)
         super()._finish()
 
     def state_dict(self) -> dict[str, Any]:
@@ -150,7 +155,7 @@ class CMISource(MetaGeneratorSource):
             "head": self.head.state_dict(),
             "head_opt": self.head_opt.state_dict(),
             "memory": self.memory.state_dict(),
-            "best_features": self._best_features,
+            "best_features": self._best_features(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -158,4 +163,6 @@ class CMISource(MetaGeneratorSource):
         self.head.load_state_dict(state["head"])
         self.head_opt.load_state_dict(state["head_opt"])
         self.memory.load_state_dict(state["memory"])
-        self._best_features = state.get("best_features")
+        features = state.get("best_features")
+        if features is not None and self.kept.items is not None:
+            self.kept.items = (self.kept.items[0], features)

@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..models import create_generator
 from .bank import MemoryBank, pool_metrics
 from .base import Batch, Source, SourceEnv, register_source
+from .keep import KeepBest
 
 META_RULES = ("reptile", "fomaml", "reset")
 KEEP = ("best", "last")
@@ -132,8 +133,7 @@ class MetaGeneratorSource(Source):
     def _reset_round(self) -> None:
         self.fast: nn.Module | None = None
         self.z: torch.Tensor | None = None
-        self.best: torch.Tensor | None = None
-        self.best_loss = float("inf")
+        self.kept = KeepBest(last=self.keep == "last")
         self._drawn: torch.Tensor | None = None
 
     def _start_round(self) -> None:
@@ -166,9 +166,7 @@ class MetaGeneratorSource(Source):
 
     def update(self, loss: torch.Tensor) -> None:
         assert self.fast is not None and self._drawn is not None
-        value = float(loss.detach())
-        if self.keep == "last" or value < self.best_loss or self.best is None:
-            self.best, self.best_loss = self._drawn, value
+        self.kept.offer(loss, *self._offered())
         self.opt.zero_grad(set_to_none=True)
         self.fabric.backward(loss)
         if self.meta == "fomaml":
@@ -177,13 +175,18 @@ class MetaGeneratorSource(Source):
                     p.grad.add_(q.grad)
         self.opt.step()
 
+    def _offered(self) -> tuple[torch.Tensor, ...]:
+        """What a synthesis step offers to keep: the batch it drew (subclasses add more)."""
+        assert self._drawn is not None
+        return (self._drawn,)
+
     def _finish(self) -> None:
         """End the round's synthesis: meta-update ``θ`` and pool the round's batch."""
-        if self.fast is None or self.best is None:
+        if self.fast is None or self.kept.best is None:
             return
         if self.meta != "reset":
             self._meta_step()
-        self.bank.add(self.best)
+        self.bank.add(self.kept.best)
         self._reset_round()
 
     def _meta_step(self) -> None:
@@ -227,8 +230,7 @@ class MetaGeneratorSource(Source):
                 "z": self.z.detach(),  # type: ignore[union-attr]
                 "targets": self.targets,
                 "opt": self.opt.state_dict(),
-                "best": self.best,
-                "best_loss": torch.tensor(self.best_loss, dtype=torch.float64),
+                **self.kept.state(),
                 "meta_grad": [p.grad for p in self.net.parameters()],
             }
         return state
@@ -252,6 +254,6 @@ class MetaGeneratorSource(Source):
             lr=self.lr, betas=self.betas,
         )  # fmt: skip
         self.opt.load_state_dict(fast["opt"])
-        self.best, self.best_loss = fast["best"], float(fast["best_loss"])
+        self.kept.restore(fast["best"], fast["best_loss"], device=self.z.device)
         for p, g in zip(self.net.parameters(), fast["meta_grad"], strict=True):
             p.grad = None if g is None else g.clone()

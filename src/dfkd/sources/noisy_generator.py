@@ -15,6 +15,7 @@ from ..io.files import load_tensors
 from ..models import create_generator
 from .bank import MemoryBank, pool_metrics
 from .base import Batch, Source, SourceEnv, register_source
+from .keep import KeepBest
 
 EMBEDDINGS = ("orthogonal", "onehot", "learnable")
 
@@ -166,8 +167,7 @@ class NoisyGeneratorSource(Source):
 
     def _reset_round(self) -> None:
         self.noise: list[torch.Tensor] | None = None
-        self.best: torch.Tensor | None = None
-        self.best_loss = float("inf")
+        self.kept = KeepBest(last=self.keep == "last")
         self._drawn: torch.Tensor | None = None
 
     def _start_round(self) -> None:
@@ -202,18 +202,16 @@ class NoisyGeneratorSource(Source):
 
     def update(self, loss: torch.Tensor) -> None:
         assert self._drawn is not None
-        value = float(loss.detach())
-        if self.keep == "last" or value < self.best_loss or self.best is None:
-            self.best, self.best_loss = self._drawn, value
+        self.kept.offer(loss, self._drawn)
         self.opt.zero_grad(set_to_none=True)
         self.fabric.backward(loss)
         self.opt.step()
 
     def _finish(self) -> None:
         """End the round's synthesis: pool its batch; re-initialise ``G`` when its life ends."""
-        if self.noise is None or self.best is None:
+        if self.noise is None or self.kept.best is None:
             return
-        self.bank.add(self.best)
+        self.bank.add(self.kept.best)
         self._reset_round()
         self.round += 1
         if self.g_life and self.round % self.g_life == 0:
@@ -247,8 +245,7 @@ class NoisyGeneratorSource(Source):
                 "noise": [t.detach() for t in self.noise],
                 "targets": self.targets,
                 "opt": self.opt.state_dict(),
-                "best": self.best,
-                "best_loss": torch.tensor(self.best_loss, dtype=torch.float64),
+                **self.kept.state(),
             }
         return state
 
@@ -268,4 +265,4 @@ class NoisyGeneratorSource(Source):
         self.noise = [self.fabric.to_device(t.clone()).requires_grad_(True) for t in o["noise"]]
         self.opt = self._optimizer()
         self.opt.load_state_dict(o["opt"])
-        self.best, self.best_loss = o["best"], float(o["best_loss"])
+        self.kept.restore(o["best"], o["best_loss"], device=self.targets.device)
