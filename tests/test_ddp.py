@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 import dfkd
 
@@ -31,7 +32,7 @@ def test_two_process_ddp_classical_kd(tmp_path: Path, teacher_dir: Path) -> None
     assert abs(r["accuracy"] - m["student_accuracy"]) < 1e-6  # rank 0 wrote the trained weights
 
 
-@pytest.mark.parametrize("method", ["dfq", "deepinversion", "fast", "nayer", "cmi"])
+@pytest.mark.parametrize("method", ["dfq", "dfad", "deepinversion", "fast", "nayer", "cmi"])
 def test_two_process_ddp_data_free(tmp_path: Path, teacher_dir: Path, method: str) -> None:
     short = ["rounds=4", "eval_every=2", "checkpoint_every=2"]
     m = dfkd.distill(
@@ -45,7 +46,9 @@ def test_two_process_ddp_data_free(tmp_path: Path, teacher_dir: Path, method: st
     )
     assert m["completed"] and m["synthesis_s"] > 0
     assert (tmp_path / method / "samples.png").is_file()
-    assert m["student_accuracy"] > 0.15
+    assert m["student_accuracy"] > (0.1 if method == "dfad" else 0.15)  # dfad: slowest start
+    # each rank synthesised its own samples, yet the learned weights stayed bit-identical
+    assert m["replicas_identical"] == {"student": True, "source": True}
 
 
 def test_two_process_ddp_time_budget(tmp_path: Path, teacher_dir: Path) -> None:
@@ -57,3 +60,14 @@ def test_two_process_ddp_time_budget(tmp_path: Path, teacher_dir: Path) -> None:
     saved = (tmp_path / "b" / "config.yaml").read_text()
     assert f"rounds: {b['rounds']}\n" in saved and "time_budget: null" in saved
     assert f"end_round: {b['end_round'] if b['end_round'] else 'null'}\n" in saved
+
+
+def test_replica_check_sees_a_drifted_rank() -> None:
+    """The digest behind ``replicas_identical`` changes with one flipped bit."""
+    from dfkd.engine.replicas import digest
+
+    a = {"w": torch.ones(3, dtype=torch.bfloat16), "b": torch.zeros(())}
+    b = {"w": torch.ones(3, dtype=torch.bfloat16), "b": torch.zeros(())}
+    assert digest(a) == digest(b)
+    b["w"].view(torch.int16)[1] ^= 1
+    assert digest(a) != digest(b)

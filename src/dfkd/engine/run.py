@@ -30,6 +30,7 @@ from .budget import deadline, size_run
 from .loop import Loop
 from .optim import make_optimizer
 from .parts import RunParts, assemble
+from .replicas import replicas_identical
 from .report import CHECKPOINT, FinishHook, Reporter
 from .state import RunState
 
@@ -151,6 +152,11 @@ def _worker(
     metrics = loop.report.metrics(loop.state, student, loop.deployed, loop.teacher)
     if budget is not None:
         metrics["budget"] = {**budget, "end_round": loop.cfg.end_round}
+    if fabric.world_size > 1:  # the ranks' learned weights must not have drifted apart
+        metrics["replicas_identical"] = replicas_identical(fabric, {
+            "student": dict(student.named_parameters()),
+            "source": loop.parts.source.shared_state(),
+        })  # fmt: skip
     loop.report.finish(metrics, loop.state, loop.deployed, on_finish)
     if out_dir is not None:
         metrics["out"] = str(out_dir)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -168,6 +168,11 @@ class Source:
         """A batch for the student, without gradient."""
         raise NotImplementedError
 
+    def shared_state(self) -> dict[str, torch.Tensor]:
+        """The learned tensors that stay identical on every DDP rank (a generator's weights);
+        what a rank synthesises, draws and remembers is its own."""
+        return {}
+
     def synth_terms(self, ctx: Any) -> dict[str, torch.Tensor]:
         """The source's own synthesis terms on this step (already weighted), added to the
         objective and logged like the configured terms (e.g. a contrastive term whose head and
@@ -197,3 +202,13 @@ def build_source(name: str, args: dict[str, Any]) -> Source:
     """Instantiate a registered source, checking ``args`` against its signature."""
     factory = SOURCES.get(name)
     return factory(**checked_args(factory, dict(args), f"source '{name}'"))
+
+
+def mean_gradients(fabric: Any, params: Iterable[torch.Tensor]) -> None:
+    """Replace each gradient by its mean over the DDP ranks, through Fabric (nothing on one
+    process): what keeps a source's shared weights identical on every rank."""
+    if getattr(fabric, "world_size", 1) <= 1:
+        return
+    for p in params:
+        if p.grad is not None:
+            p.grad = fabric.all_reduce(p.grad, reduce_op="mean")

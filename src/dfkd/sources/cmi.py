@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from ..losses.contrastive import instance_contrastive_loss
 from ..teachers.taps import Taps, contrast_layers
 from .bank import MemoryBank
-from .base import SourceEnv, register_source
+from .base import SourceEnv, mean_gradients, register_source
 from .meta_generator import MetaGeneratorSource
 
 
@@ -132,7 +132,11 @@ class CMISource(MetaGeneratorSource):
     def update(self, loss: torch.Tensor) -> None:
         self.head_opt.zero_grad(set_to_none=True)
         super().update(loss)
+        mean_gradients(self.fabric, self.head.parameters())  # one head for every rank
         self.head_opt.step()
+
+    def shared_state(self) -> dict[str, torch.Tensor]:
+        return {**super().shared_state(), **dict(self.head.named_parameters(prefix="head"))}
 
     def _offered(self) -> tuple[torch.Tensor, ...]:
         """The batch and, with the contrastive term on, its features (for the memory)."""

@@ -88,6 +88,9 @@ class GeneratorSource(Source):
         self._drawn: torch.Tensor | None = None
         self._unused = False
 
+    def shared_state(self) -> dict[str, torch.Tensor]:
+        return dict(self.net.named_parameters())  # DDP-wrapped: gradients all-reduced
+
     def _z(self, n: int) -> torch.Tensor:
         return self.fabric.to_device(torch.randn(n, self.nz, generator=self.gen))
 

@@ -180,6 +180,9 @@ class MetaGeneratorSource(Source):
         assert self._drawn is not None
         return (self._drawn,)
 
+    def shared_state(self) -> dict[str, torch.Tensor]:
+        return dict(self.net.named_parameters())  # θ: stepped by the ranks' mean gradient
+
     def _finish(self) -> None:
         """End the round's synthesis: meta-update ``θ`` and pool the round's batch."""
         if self.fast is None or self.kept.best is None:

@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from ..io.files import load_tensors
 from ..models import create_generator
 from .bank import MemoryBank, pool_metrics
-from .base import Batch, Source, SourceEnv, register_source
+from .base import Batch, Source, SourceEnv, mean_gradients, register_source
 from .keep import KeepBest
 
 EMBEDDINGS = ("orthogonal", "onehot", "learnable")
@@ -205,7 +205,11 @@ class NoisyGeneratorSource(Source):
         self.kept.offer(loss, self._drawn)
         self.opt.zero_grad(set_to_none=True)
         self.fabric.backward(loss)
+        mean_gradients(self.fabric, self.shared_state().values())  # the noisy layers stay local
         self.opt.step()
+
+    def shared_state(self) -> dict[str, torch.Tensor]:
+        return {**dict(self.net.named_parameters(prefix="net")), "emb": self.emb}
 
     def _finish(self) -> None:
         """End the round's synthesis: pool its batch; re-initialise ``G`` when its life ends."""
