@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import os
 import shlex
 import sys
 import time
@@ -233,6 +234,8 @@ def cmd_distill(a: argparse.Namespace) -> int:
         progress=False if a.quiet else None,
         command=a.cmdline,
     )
+    if os.environ.get("RANK", "0") != "0":  # launched by torchrun: rank 0 reports
+        return 0
     rows = _metrics_rows(m)
     if not m["completed"]:
         rows.append(("status", f"stopped after round {m['rounds']}; continue with --resume"))

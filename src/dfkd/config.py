@@ -67,10 +67,13 @@ class OptimConfig:
 
 @dataclass
 class FabricConfig:
-    """Passed to ``lightning_fabric.Fabric``."""
+    """Passed to ``lightning_fabric.Fabric``: ``devices`` per node (machine), ``num_nodes``
+    machines; ``strategy: ddp_spawn`` starts the processes itself, ``strategy: ddp`` is for
+    processes started by ``torchrun`` or ``fabric run`` (one per device, on every node)."""
 
     accelerator: str = "auto"
     devices: int = 1
+    num_nodes: int = 1
     precision: str = "32-true"
     strategy: str = "auto"
 
