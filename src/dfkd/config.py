@@ -79,6 +79,18 @@ class FabricConfig:
 
 
 @dataclass
+class SpeedConfig:
+    """How the teacher and the student run, not what they compute: ``channels_last`` memory
+    format, and ``compile`` (``torch.compile`` of both, with ``compile_backend`` — ``inductor``
+    needs a C++ compiler on CPUs — and ``compile_mode``)."""
+
+    channels_last: bool = False
+    compile: bool = False
+    compile_backend: str = "inductor"
+    compile_mode: str | None = None
+
+
+@dataclass
 class EvalConfig:
     """Extra evaluation beside the test split: an OOD dataset brought into the dataset's input
     space (``NAME`` or ``NAME:fit=pad|stretch``) and/or a trigger stamped on the test images
@@ -132,6 +144,7 @@ class RunConfig:
     plugins: list[Component] = field(default_factory=list)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     fabric: FabricConfig = field(default_factory=FabricConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
     progress: bool = True
 
     @property

@@ -16,7 +16,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from ..config import RunConfig, safe_load
+from ..config import RunConfig, SpeedConfig, safe_load
 from ..data import Data, InputMap
 from ..errors import DfkdError
 from ..io.cards import tensor_state
@@ -174,7 +174,7 @@ def build_loop(
     adapters, plug-ins (their parameters join the student's optimiser), the student, the
     source."""
     data, to_model = spaces.source, InputMap(spaces.source, spaces.model)
-    teacher = fabric.to_device(freeze(teacher))
+    teacher = speed_up(fabric.to_device(freeze(teacher)), cfg.speed)
     if parts.pairs is not None:
         parts.pairs.reset_parameters()  # initialised from the run's seed
         parts.pairs.to(fabric.device)
@@ -188,13 +188,23 @@ def build_loop(
     params = list(student.parameters()) + parts.plugins.parameters()
     if parts.pairs is not None:
         params += list(parts.pairs.parameters())
-    wrapped, optimizer = fabric.setup(student, make_optimizer(cfg, params))
+    wrapped, optimizer = fabric.setup(speed_up(student, cfg.speed), make_optimizer(cfg, params))
     parts.source.setup(env)
     counts = torch.zeros(data.num_classes, dtype=torch.long, device=fabric.device)
     state = RunState(student, optimizer, parts.source, parts.plugins, parts.pairs, counts)
     report = Reporter.build(cfg, spaces.model, fabric, teacher, parts.domains, out_dir, data)
     deployed = parts.plugins.deployed(student)
     return Loop(cfg, parts, fabric, teacher, wrapped, student, deployed, state, report, to_model)
+
+
+def speed_up(model: nn.Module, speed: SpeedConfig) -> nn.Module:
+    """``model`` itself, in channels-last memory format and/or compiled in place (its
+    parameters, state-dict keys and hooks unchanged)."""
+    if speed.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if speed.compile:
+        model.compile(backend=speed.compile_backend, mode=speed.compile_mode)
+    return model
 
 
 def features_dim(teacher: nn.Module, parts: RunParts, data: Data) -> int | None:
