@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 import dfkd
 from dfkd.data.base import data_root
@@ -42,3 +43,15 @@ def test_every_plugin_runs_in_bf16(name: str, teacher_dir: Path) -> None:
     m = dfkd.distill(teacher_dir, "lenet5_half", "dfq", "digits", plugins=[name],
                      overrides=[*BF16, "g_steps=2"], progress=False)  # fmt: skip
     assert m["completed"] and _finite(m), m["loss_terms"]
+
+
+def test_bn_statistics_are_float32_under_autocast() -> None:
+    """A bf16 activation's batch statistics are computed in float32 (a variance in bf16 has 3
+    significant digits)."""
+    from dfkd.losses.bn import channel_stats
+
+    x = torch.randn(64, 4, 5, 5, generator=torch.Generator().manual_seed(0)) * 3 + 1
+    mean, var = channel_stats(x.to(torch.bfloat16))
+    ref = x.to(torch.bfloat16).double()
+    assert mean.dtype == var.dtype == torch.float32
+    assert torch.allclose(var.double(), ref.var(dim=(0, 2, 3), unbiased=False), rtol=1e-6)

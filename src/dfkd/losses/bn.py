@@ -48,7 +48,8 @@ def bn_stat_loss(
 
 def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and biased variance of ``B×C×…`` activations (what BatchNorm normalises
-    with in training mode)."""
+    with in training mode), in float32 also for half-precision activations (autocast)."""
+    x = x.float()
     dims = [0, *range(2, x.ndim)]
     mean = x.mean(dim=dims)
     var = x.var(dim=dims, unbiased=False)
