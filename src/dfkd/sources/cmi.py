@@ -102,7 +102,8 @@ class CMISource(MetaGeneratorSource):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(env.seed + 47)
             self.head = env.fabric.to_device(ProjectionHead(dim, self.head_dim))
-        self.head_opt = torch.optim.Adam(self.head.parameters(), lr=self.lr, betas=self.betas)
+        head_opt = torch.optim.Adam(self.head.parameters(), lr=self.lr, betas=self.betas)
+        self.head_opt = env.fabric.setup_optimizers(head_opt)
         self.memory = MemoryBank(self.memory_size)
         self._features: torch.Tensor | None = None
 

@@ -145,14 +145,21 @@ class MetaGeneratorSource(Source):
         self.z = self.fabric.to_device(z).requires_grad_(True)
         targets = torch.randint(self.num_classes, (self.batch_size,), generator=self.gen)
         self.targets = self.fabric.to_device(targets.sort().values)
-        self.opt = torch.optim.Adam(
-            [{"params": self.fast.parameters()}, {"params": [self.z], "lr": self.lr_z}],
-            lr=self.lr, betas=self.betas,
-        )  # fmt: skip
+        self.opt = self._fast_optimizer()
         if self.meta == "fomaml":
             self.meta_opt.zero_grad(set_to_none=False)
             for p in self.net.parameters():
                 p.grad = torch.zeros_like(p) if p.grad is None else p.grad.zero_()
+
+    def _fast_optimizer(self) -> torch.optim.Optimizer:
+        """Adam over the fast copy and the latent codes, stepped through Fabric (which unscales
+        fp16 gradients and skips steps that overflowed)."""
+        assert self.fast is not None and self.z is not None
+        opt = torch.optim.Adam(
+            [{"params": self.fast.parameters()}, {"params": [self.z], "lr": self.lr_z}],
+            lr=self.lr, betas=self.betas,
+        )  # fmt: skip
+        return self.fabric.setup_optimizers(opt)
 
     def draw(self) -> Batch:
         if self.fast is None:
@@ -252,10 +259,7 @@ class MetaGeneratorSource(Source):
         self.fast.load_state_dict(fast["net"])
         self.z = self.fabric.to_device(fast["z"].clone()).requires_grad_(True)
         self.targets = self.fabric.to_device(fast["targets"].clone())
-        self.opt = torch.optim.Adam(
-            [{"params": self.fast.parameters()}, {"params": [self.z], "lr": self.lr_z}],
-            lr=self.lr, betas=self.betas,
-        )  # fmt: skip
+        self.opt = self._fast_optimizer()
         self.opt.load_state_dict(fast["opt"])
         self.kept.restore(fast["best"], fast["best_loss"], device=self.z.device)
         for p, g in zip(self.net.parameters(), fast["meta_grad"], strict=True):

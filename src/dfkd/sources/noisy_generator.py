@@ -188,7 +188,8 @@ class NoisyGeneratorSource(Source):
         params = [*self.net.parameters(), *self.noise]
         if self.emb.requires_grad:
             params.append(self.emb)
-        return torch.optim.Adam(params, lr=self.lr, betas=self.betas)
+        # stepped through Fabric: fp16 gradients unscaled, overflowing steps skipped
+        return self.fabric.setup_optimizers(torch.optim.Adam(params, lr=self.lr, betas=self.betas))
 
     def draw(self) -> Batch:
         if self.noise is None:

@@ -81,8 +81,13 @@ class PixelInversion(Source):
         else:
             x = torch.randn(self.shape, generator=self.gen) * self.init_std
         self.pixels = self.fabric.to_device(x).requires_grad_(True)
-        self.opt = torch.optim.Adam([self.pixels], lr=self.lr, betas=self.betas)
+        self.opt = self._optimizer()
         self.steps_on_batch = 0
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        """Adam over the pixels, stepped through Fabric (fp16 gradients unscaled)."""
+        opt = torch.optim.Adam([self.pixels], lr=self.lr, betas=self.betas)
+        return self.fabric.setup_optimizers(opt)
 
     def draw(self) -> Batch:
         if self.pixels is None:
@@ -135,5 +140,5 @@ class PixelInversion(Source):
         self.pixels = None
         if state["pixels"] is not None:
             self.pixels = self.fabric.to_device(state["pixels"].clone()).requires_grad_(True)
-            self.opt = torch.optim.Adam([self.pixels], lr=self.lr, betas=self.betas)
+            self.opt = self._optimizer()
             self.opt.load_state_dict(state["opt"])
