@@ -48,7 +48,8 @@ BATCH = 256
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=4, help="rounds of each images/s run")
+    p.add_argument("--steps", type=int, default=300, help="steps of each overhead run")
     p.add_argument("--small", action="store_true", help="smoke-test sizes")
     p.add_argument("--results", default="benchmarks/results")
     return p.parse_args(argv)
@@ -204,11 +205,12 @@ def overhead_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     teacher = teacher_for(t_name, data)
     for p in teacher.parameters():
         p.requires_grad_(False)
-    batch, rounds = (16, 2) if args.small else (BATCH, args.rounds * 5)
+    batch = 16 if args.small else BATCH
     rows = []
     for method in ("kd", "dfq"):
         cfg = dfkd.resolve_config(method, "mnist10k")
         g, k = cfg.g_steps, cfg.kd_steps
+        rounds = 2 if args.small else max(1, args.steps // (g + k))
         over = [f"rounds={rounds}", f"batch_size={batch}", f"eval_every={rounds}",
                 f"checkpoint_every={rounds}", "warmup_rounds=0"]  # fmt: skip
         engine, bare = [], []
