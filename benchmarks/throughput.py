@@ -2,8 +2,10 @@
 
 1. Images per second of synthesis and of distillation for every data-free method (and ``kd``)
    at batch 256: LeNet-5 → LeNet-5-half on 28×28 gray images and ResNet-8 → ResNet-8 on 32×32×3
-   (sklearn digits brought to those sizes: throughput depends on shapes, not on the pixels).
-   Each method runs its preset's steps per round (at most 10 of each) for a few rounds; the
+   (sklearn digits brought to those sizes: throughput depends on shapes, not on the pixels),
+   with the MNIST-10k CPU presets for LeNet-5 and the CIFAR-10 configurations (the method
+   defaults) for ResNet-8. Each method runs its steps per round (at most 10 of each) for a few
+   rounds; the
    figures are the engine's own timers (synthesis: images through a synthesis step per second
    of synthesis; student: images through a student step per second of distillation).
 2. The engine's overhead: ``kd`` and ``dfq`` through ``dfkd.distill`` against a bare,
@@ -36,9 +38,9 @@ from dfkd.losses.kd import kl_div
 from dfkd.methods import METHODS
 from dfkd.models import create_generator, create_model
 
-SETUPS = {  # name: (dataset, teacher, student)
-    "lenet5 28×28": ("digits:size=28", "lenet5", "lenet5_half"),
-    "resnet8 32×32×3": ("digits:size=32,channels=3", "resnet8", "resnet8"),
+SETUPS = {  # name: (dataset, teacher, student, the presets used: a dataset's, or the defaults)
+    "lenet5 28×28": ("digits:size=28", "lenet5", "lenet5_half", "mnist10k"),
+    "resnet8 32×32×3": ("digits:size=32,channels=3", "resnet8", "resnet8", None),
 }
 #: need a statistics file (spectral) or another dataset (substitute); fast-2/10 are fast's k
 SKIP = {"spectral", "substitute", "fast-2", "fast-10"}
@@ -51,6 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=4, help="rounds of each images/s run")
     p.add_argument("--steps", type=int, default=300, help="steps of each overhead run")
     p.add_argument("--small", action="store_true", help="smoke-test sizes")
+    p.add_argument("--only", choices=["overhead"], help="rerun the overhead, keep the rates")
     p.add_argument("--results", default="benchmarks/results")
     return p.parse_args(argv)
 
@@ -75,9 +78,9 @@ def methods() -> list[str]:
 
 def rate_row(method: str, setup: str, args: argparse.Namespace) -> dict[str, Any]:
     """One method's images/s on one setup."""
-    dataset, t_name, s_name = SETUPS[setup]
+    dataset, t_name, s_name, preset = SETUPS[setup]
     data = dfkd.load_dataset(dataset)
-    cfg = dfkd.resolve_config(method, dataset.split(":")[0])
+    cfg = dfkd.resolve_config(method, preset)
     batch = 16 if args.small else BATCH
     g, k = min(cfg.g_steps, 2 if args.small else 10), min(cfg.kd_steps, 2 if args.small else 10)
     over = [
@@ -91,8 +94,8 @@ def rate_row(method: str, setup: str, args: argparse.Namespace) -> dict[str, Any
     ]
     if g:  # every synthesising source takes synth_batch_size
         over.append(f"source.args.synth_batch_size={batch}")
-    m = dfkd.distill(teacher_for(t_name, data), s_name, method, data, overrides=over,
-                     progress=False)  # fmt: skip
+    m = dfkd.distill(teacher_for(t_name, data), s_name, method, data, config=cfg.to_dict(),
+                     overrides=over, progress=False)  # fmt: skip
     synth = m["rounds"] * g * batch / m["synthesis_s"] if g else None
     student = m["steps"] * batch / m["distill_s"]
     return {"method": method, "setup": setup, "g_steps": g, "kd_steps": k,
@@ -142,11 +145,16 @@ def bare_kd(teacher, data: dfkd.Data, s_name: str, cfg: Any, steps: int, batch: 
 
 
 def _bn_inputs(teacher: torch.nn.Module) -> tuple[list, list, list]:
-    """Forward hooks collecting each BatchNorm's input statistics, and the hook handles."""
+    """Forward hooks collecting each BatchNorm's input statistics while ``stats`` holds
+    ``None`` as its first item (synthesis steps only), and the hook handles."""
     stats: list = []
+
+    def hook(_m: torch.nn.Module, i: tuple, _o: torch.Tensor) -> None:
+        if stats and stats[0] is None:
+            stats.append(channel_stats(i[0]))
+
     bns = [m for m in teacher.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    hooks = [m.register_forward_hook(lambda _m, i, _o: stats.append(channel_stats(i[0])))
-             for m in bns]  # fmt: skip
+    hooks = [m.register_forward_hook(hook) for m in bns]
     return stats, [(m.running_mean, m.running_var) for m in bns], hooks
 
 
@@ -172,10 +180,10 @@ def bare_dfq(teacher, data: dfkd.Data, s_name: str, cfg: Any, rounds: int, g: in
     for _ in range(rounds):
         student.eval().requires_grad_(False)  # the generator's step: no student gradients
         for _ in range(g):
-            stats.clear()
+            stats[:] = [None]  # collect
             x = net(torch.randn(batch, a["nz"], generator=gen)).contiguous()
             t_logits = teacher(x)
-            loss = (w["stat_match"] * bn_stat_loss(list(stats), refs)
+            loss = (w["stat_match"] * bn_stat_loss(stats[1:], refs)
                     + w["one_hot"] * one_hot_loss(t_logits)
                     + w["adversarial"] * adversarial_loss(student(x), t_logits, "kl", 1.0)
                     + w["info_entropy"] * information_entropy_loss(t_logits))  # fmt: skip
@@ -186,7 +194,7 @@ def bare_dfq(teacher, data: dfkd.Data, s_name: str, cfg: Any, rounds: int, g: in
         for _ in range(k):
             with torch.no_grad():
                 x = net(torch.randn(batch, a["nz"], generator=gen)).contiguous()
-                stats.clear()
+                stats.clear()  # no statistics in a student step
                 t_logits = teacher(x)
             loss = kl_div(student(x), t_logits, cfg.distill_terms["kd_kl"].get("T", 1.0))
             opt.zero_grad(set_to_none=True)
@@ -200,7 +208,7 @@ def bare_dfq(teacher, data: dfkd.Data, s_name: str, cfg: Any, rounds: int, g: in
 
 def overhead_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Engine step time over bare-loop time for ``kd`` and ``dfq`` (LeNet-5, 28×28)."""
-    dataset, t_name, s_name = SETUPS["lenet5 28×28"]
+    dataset, t_name, s_name, preset = SETUPS["lenet5 28×28"]
     data = dfkd.load_dataset(dataset)
     teacher = teacher_for(t_name, data)
     for p in teacher.parameters():
@@ -208,14 +216,16 @@ def overhead_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     batch = 16 if args.small else BATCH
     rows = []
     for method in ("kd", "dfq"):
-        cfg = dfkd.resolve_config(method, "mnist10k")
+        cfg = dfkd.resolve_config(method, preset)
         g, k = cfg.g_steps, cfg.kd_steps
         rounds = 2 if args.small else max(1, args.steps // (g + k))
         over = [f"rounds={rounds}", f"batch_size={batch}", f"eval_every={rounds}",
                 f"checkpoint_every={rounds}", "warmup_rounds=0"]  # fmt: skip
         engine, bare = [], []
         for _ in range(args.repeats):
-            m = dfkd.distill(teacher, s_name, method, data, overrides=over, progress=False)
+            m = dfkd.distill(
+                teacher, s_name, method, data, config=cfg.to_dict(), overrides=over, progress=False
+            )  # the very config of the bare loop
             engine.append(m["synthesis_s"] + m["distill_s"])
             bare.append(bare_kd(teacher, data, s_name, cfg, rounds * k, batch) if method == "kd"
                         else bare_dfq(teacher, data, s_name, cfg, rounds, g, k, batch))  # fmt: skip
@@ -227,10 +237,11 @@ def overhead_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def markdown(doc: dict[str, Any]) -> list[str]:
+    rates = doc["meta"].get("rates_command")
     lines = header("Throughput and engine overhead", doc["meta"],
-                   "Images per second at batch 256 (the engine's own step timers); "
-                   "overhead: best of the repeats, engine step time over a bare "
-                   "hand-written loop.")  # fmt: skip
+                   "Images per second at batch 256 (the engine's own step timers)"
+                   + (f", from `{rates}`" if rates else "") + "; overhead: best of the "
+                   "repeats, engine step time over a bare hand-written loop.")  # fmt: skip
     setups = list(SETUPS)
     lines += ["| method | " + " | ".join(f"{s}: synth img/s | {s}: student img/s" for s in setups)
               + " |", "|---|" + "---|---|" * len(setups)]  # fmt: skip
@@ -256,15 +267,19 @@ def main(argv: list[str] | None = None) -> None:
     command = "python benchmarks/throughput.py " + " ".join(
         argv if argv is not None else sys.argv[1:]
     )
+    res = Path(args.results)
+    old = json.loads((res / "throughput.json").read_text()) if args.only == "overhead" else {}
     doc: dict[str, Any] = {"meta": run_meta(command.strip())}
     doc["overhead"] = overhead_rows(args)
     print(json.dumps(doc["overhead"]), flush=True)
-    doc["rates"] = []
-    for setup in SETUPS:
-        for method in methods():
-            doc["rates"].append(rate_row(method, setup, args))
-            print(json.dumps(doc["rates"][-1]), flush=True)
-    res = Path(args.results)
+    doc["rates"] = old.get("rates", [])
+    if args.only != "overhead":
+        for setup in SETUPS:
+            for method in methods():
+                doc["rates"].append(rate_row(method, setup, args))
+                print(json.dumps(doc["rates"][-1]), flush=True)
+    else:
+        doc["meta"]["rates_command"] = old["meta"]["command"]
     res.mkdir(parents=True, exist_ok=True)
     atomic_write_text(res / "throughput.json", json.dumps(doc, indent=1))
     atomic_write_text(res / "throughput.md", "\n".join(markdown(doc)) + "\n")
