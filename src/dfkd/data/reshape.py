@@ -73,12 +73,10 @@ def reshape_data(data: Data, size: Any = None, channels: int | None = None,
             "only gray → N channels or N channels → gray is defined"
         )
     mean, std = _stats_to(data.mean, c), _stats_to(data.std, c)
-    view = (1, -1, 1, 1)
-    m_old, s_old = torch.tensor(data.mean).view(view), torch.tensor(data.std).view(view)
-    m_new, s_new = torch.tensor(mean).view(view), torch.tensor(std).view(view)
+    m_new, s_new = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
 
     def convert(x: torch.Tensor) -> torch.Tensor:
-        return (_pixels_to((x * s_old + m_old).clamp(0, 1), hw, c, fit) - m_new) / s_new
+        return (_pixels_to(data.denormalize(x), hw, c, fit) - m_new) / s_new
 
     return replace(data, x_train=convert(data.x_train), x_test=convert(data.x_test),
                    mean=tuple(mean), std=tuple(std))  # fmt: skip

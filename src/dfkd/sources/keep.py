@@ -21,7 +21,7 @@ class KeepBest:
         """Keep ``items`` if ``loss`` (a scalar) is lower than the kept loss (no host sync)."""
         loss = loss.detach().float()
         new = tuple(i.detach() for i in items)
-        if self.items is None or self.loss is None or self.last:
+        if self.loss is None or self.last:
             self.items, self.loss = new, loss
             return
         better = loss < self.loss
@@ -39,10 +39,10 @@ class KeepBest:
         return {"best": self.best, "best_loss": loss}
 
     def restore(self, best: torch.Tensor | None, loss: torch.Tensor | float | None,
-                *rest: torch.Tensor, device: torch.device) -> None:  # fmt: skip
-        """Keep a checkpoint's batch (and further tensors) and loss again."""
+                device: torch.device) -> None:  # fmt: skip
+        """Keep a checkpoint's batch and loss again."""
         if best is None:
             self.items, self.loss = None, None
             return
-        self.items = (best, *rest)
+        self.items = (best,)
         self.loss = torch.as_tensor(loss, dtype=torch.float32, device=device)

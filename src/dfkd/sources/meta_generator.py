@@ -13,7 +13,7 @@ from ..data.augment import shift_flip
 from ..errors import ConfigError
 from ..models import create_generator
 from .bank import MemoryBank, pool_metrics
-from .base import Batch, Source, SourceEnv, register_source
+from .base import Batch, Source, SourceEnv, mean_gradients, register_source
 from .keep import KeepBest
 
 META_RULES = ("reptile", "fomaml", "reset")
@@ -206,8 +206,7 @@ class MetaGeneratorSource(Source):
             for p, d in zip(self.net.parameters(), reptile_direction(self.net, self.fast),
                             strict=True):  # fmt: skip
                 p.grad = d
-        for p in self.net.parameters():  # every rank steps θ by the same mean gradient
-            p.grad = self.fabric.all_reduce(p.grad, reduce_op="mean")
+        mean_gradients(self.fabric, self.net.parameters())  # every rank: the same θ step
         self.meta_opt.step()
         self.meta_opt.zero_grad(set_to_none=True)
 
