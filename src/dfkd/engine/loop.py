@@ -189,11 +189,12 @@ class Loop:
         return batch
 
     def _labelled(self, batch: Batch) -> Batch:
-        """``batch`` with the teacher's logits, and its penultimate features when a plug-in
-        declared that need (one forward, under autocast, no gradient)."""
+        """``batch`` with the teacher's logits (kept when the source gave them), and its
+        penultimate features when a plug-in declared that need (one forward, under autocast,
+        no gradient)."""
         layer = self.feature_layer
-        if layer is None:
-            return self._with_teacher(batch)
+        if layer is None:  # a pool that keeps its images' logits has labelled the batch
+            return batch if batch.teacher_logits is not None else self._with_teacher(batch)
         with torch.no_grad(), self.fabric.autocast(), Taps(self.teacher, inputs=[layer]) as tp:
             logits = self.teacher(self.to_model(batch.x))
         return batch.replace(teacher_logits=logits, teacher_features=tp.inputs[layer])

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
+
+from ..data.augment import shift_flip
+from ..errors import ConfigError
+from .base import Batch
+
+#: what the student is taught on a replayed sample: the teacher's logits on the replayed
+#: (augmented) view, computed at every replay, or those on the pooled image, kept with it
+REPLAY_TARGETS = ("fresh", "cached")
 
 
 class MemoryBank:
@@ -14,15 +23,20 @@ class MemoryBank:
     Args:
         capacity: the most samples kept.
         max_age: replay only samples of at most this age (``None``: every sample kept).
+        label: when given, each added batch's labels (the teacher's logits) are computed once
+            and kept beside it; :meth:`draw` returns them.
     """
 
-    def __init__(self, capacity: int, max_age: int | None = None) -> None:
+    def __init__(self, capacity: int, max_age: int | None = None,
+                 label: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:  # fmt: skip
         if capacity < 1:
             raise ValueError(f"memory bank capacity must be ≥ 1, got {capacity}")
         if max_age is not None and max_age < 0:
             raise ValueError(f"memory bank max_age must be ≥ 0 or None, got {max_age}")
         self.capacity, self.max_age = capacity, max_age
+        self.label = label
         self.data: torch.Tensor | None = None
+        self.logits: torch.Tensor | None = None
         self.born = torch.zeros(capacity, dtype=torch.long)
         self.size = 0
         self.head = 0
@@ -32,13 +46,21 @@ class MemoryBank:
         return self.size
 
     def add(self, x: torch.Tensor) -> None:
-        """Append a batch (detached, moved to the CPU)."""
-        x = x.detach().to("cpu")
+        """Append a batch (detached, moved to the CPU), with its labels when the bank has a
+        ``label``."""
+        x = x.detach()[-self.capacity :]
+        if self.label is not None:
+            with torch.no_grad():
+                logits = self.label(x).detach().float().to("cpu")
+            if self.logits is None:
+                self.logits = torch.empty((self.capacity, *logits.shape[1:]))
+        x = x.to("cpu")
         if self.data is None:
             self.data = torch.empty((self.capacity, *x.shape[1:]), dtype=x.dtype)
-        x = x[-self.capacity :]
         idx = (self.head + torch.arange(len(x))) % self.capacity
         self.data[idx] = x
+        if self.logits is not None:
+            self.logits[idx] = logits
         self.born[idx] = self.adds
         self.adds += 1
         self.head = int((self.head + len(x)) % self.capacity)
@@ -48,20 +70,33 @@ class MemoryBank:
         """The age of every kept sample, in storage order."""
         return self.adds - 1 - self.born[: self.size]
 
-    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        """``n`` samples drawn uniformly with replacement (among those young enough)."""
+    def _index(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """Storage indices of ``n`` samples drawn uniformly with replacement (among those young
+        enough)."""
         if self.data is None or self.size == 0:
             raise RuntimeError("memory bank is empty: run synthesis (g_steps > 0) before sampling")
         if self.max_age is None:
-            return self.data[torch.randint(0, self.size, (n,), generator=gen)]
+            return torch.randint(0, self.size, (n,), generator=gen)
         young = (self.ages() <= self.max_age).nonzero().squeeze(1)
-        return self.data[young[torch.randint(0, len(young), (n,), generator=gen)]]
+        return young[torch.randint(0, len(young), (n,), generator=gen)]
+
+    def draw(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` samples (see :meth:`sample`) and their kept labels (``None`` without
+        ``label``)."""
+        idx = self._index(n, gen)
+        assert self.data is not None
+        return self.data[idx], None if self.logits is None else self.logits[idx]
+
+    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """``n`` samples drawn uniformly with replacement (among those young enough)."""
+        return self.draw(n, gen)[0]
 
     def state_dict(self) -> dict[str, Any]:
         data = None if self.data is None else self.data[: self.size].clone()
         born = self.born[: self.size].clone()
+        logits = None if self.logits is None else self.logits[: self.size].clone()
         return {"data": data, "size": self.size, "head": self.head, "born": born,
-                "adds": self.adds}  # fmt: skip
+                "adds": self.adds, "logits": logits}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.size, self.head = int(state["size"]), int(state["head"])
@@ -74,6 +109,11 @@ class MemoryBank:
             d = state["data"]
             self.data = torch.empty((self.capacity, *d.shape[1:]), dtype=d.dtype)
             self.data[: len(d)] = d
+        self.logits = None
+        if state.get("logits") is not None:
+            t = state["logits"]
+            self.logits = torch.empty((self.capacity, *t.shape[1:]), dtype=t.dtype)
+            self.logits[: len(t)] = t
 
 
 def pool_metrics(bank: MemoryBank) -> dict[str, float]:
@@ -83,3 +123,22 @@ def pool_metrics(bank: MemoryBank) -> dict[str, float]:
         "pool_size": float(len(bank)),
         "pool_age": float(ages.float().mean()) if len(ages) else 0.0,
     }
+
+
+def replay_targets_option(value: str, source: str) -> str:
+    """``value`` when it is one of :data:`REPLAY_TARGETS`; a :class:`ConfigError` otherwise."""
+    if value not in REPLAY_TARGETS:
+        raise ConfigError(
+            f"source '{source}': replay_targets must be one of {REPLAY_TARGETS}, got {value!r}"
+        )
+    return value
+
+
+def replay(bank: MemoryBank, n: int, gen: torch.Generator, shift: int, flip: bool,
+           fill: torch.Tensor, to_device: Callable[[Any], Any]) -> Batch:  # fmt: skip
+    """A batch of ``n`` pooled samples, shifted/flipped, on the device; it carries the kept
+    teacher logits of the pooled images when the bank labels what it keeps (the loop then
+    does not run the teacher on it)."""
+    x, logits = bank.draw(n, gen)
+    x = to_device(shift_flip(x, shift, flip, fill, gen))
+    return Batch(x=x, teacher_logits=None if logits is None else to_device(logits))

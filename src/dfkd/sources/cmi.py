@@ -13,7 +13,7 @@ from ..data.augment import random_resized_crop
 from ..errors import ConfigError
 from ..losses.contrastive import instance_contrastive_loss
 from ..teachers.taps import Taps, contrast_layers
-from .bank import MemoryBank
+from .bank import MemoryBank, replay_targets_option
 from .base import SourceEnv, mean_gradients, register_source
 from .meta_generator import MetaGeneratorSource
 
@@ -47,7 +47,8 @@ class CMISource(MetaGeneratorSource):
         memory: how many past images' features are kept; negatives: how many are drawn per step.
         local_scale: the share of the image area a local view covers (range).
         model, nz, lr, lr_z, betas, keep, bank, replay_max_age, synth_batch_size, shift, flip,
-            replay_shift, replay_flip, channels_last, targets: as for ``meta_generator``
+            replay_shift, replay_flip, replay_targets, channels_last, targets: as for
+            ``meta_generator``
             (whose ``meta`` is ``reset`` here); ``lr`` also drives the head's Adam.
     """
 
@@ -74,9 +75,11 @@ class CMISource(MetaGeneratorSource):
         flip: bool = False,
         replay_shift: int = 2,
         replay_flip: bool = False,
+        replay_targets: str = "fresh",
         channels_last: bool = True,
         targets: bool = True,
     ) -> None:
+        replay_targets_option(replay_targets, "cmi_generator")
         if contrastive < 0 or contrastive_T <= 0 or min(head_dim, memory, negatives) < 1:
             raise ConfigError(
                 "source 'cmi_generator': contrastive ≥ 0, contrastive_T > 0, and head_dim, "
@@ -86,7 +89,7 @@ class CMISource(MetaGeneratorSource):
             model=model, nz=nz, lr=lr, lr_z=lr_z, betas=betas, meta="reset", keep=keep,
             bank=bank, replay_max_age=replay_max_age, synth_batch_size=synth_batch_size,
             shift=shift, flip=flip, replay_shift=replay_shift, replay_flip=replay_flip,
-            channels_last=channels_last, targets=targets,
+            replay_targets=replay_targets, channels_last=channels_last, targets=targets,
         )  # fmt: skip
         self.weight, self.T, self.head_dim = contrastive, contrastive_T, head_dim
         self.memory_size, self.negatives = memory, negatives

@@ -6,11 +6,10 @@ from typing import Any
 
 import torch
 
-from ..data.augment import shift_flip
 from ..errors import ConfigError
 from ..models import create_generator
 from ..schedules import cosine_decay
-from .bank import MemoryBank
+from .bank import MemoryBank, replay, replay_targets_option
 from .base import Batch, Source, SourceEnv, register_source
 
 
@@ -30,6 +29,9 @@ class GeneratorSource(Source):
             generator just drew (detached), as DAFL does, instead of drawing again.
         replay_shift, replay_flip: random translation (up to this many pixels, black fill) and
             horizontal flips of the images the student replays from the bank (needs ``bank``).
+        replay_targets: ``"fresh"`` (the teacher labels every replayed view) or ``"cached"``
+            (its logits on each banked image, computed once when the image joins the bank, are
+            the targets of every replay; needs ``bank``).
         lr_schedule: ``"constant"`` or ``"cosine"`` (G's learning rate decays with the rounds,
             as DFAD decays both players' rates; keeps a late generator from outrunning a
             student whose rate has decayed).
@@ -52,6 +54,7 @@ class GeneratorSource(Source):
         lr_schedule: str = "constant",
         replay_shift: int = 0,
         replay_flip: bool = False,
+        replay_targets: str = "fresh",
     ) -> None:
         if lr_schedule not in ("constant", "cosine"):
             raise ConfigError(
@@ -59,10 +62,12 @@ class GeneratorSource(Source):
             )
         if replay_shift < 0:
             raise ConfigError(f"source 'generator': replay_shift must be ≥ 0, got {replay_shift}")
-        if (replay_shift or replay_flip) and not bank:
+        if (replay_shift or replay_flip or replay_targets == "cached") and not bank:
             raise ConfigError(
-                "source 'generator': replay_shift/replay_flip augment replayed images; set bank"
+                "source 'generator': replay_shift/replay_flip/replay_targets apply to replayed "
+                "images; set bank"
             )
+        self.replay_targets = replay_targets_option(replay_targets, "generator")
         self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
         self.lr_schedule = lr_schedule
         self.model_name, self.nz, self.lr, self.betas = model, nz, lr, tuple(betas)
@@ -84,7 +89,8 @@ class GeneratorSource(Source):
         self.fabric = env.fabric
         self.rounds = env.rounds
         self.batch_size = self.synth_batch_size or env.batch_size
-        self.bank = MemoryBank(self.bank_capacity) if self.bank_capacity else None
+        label = env.teacher if self.replay_targets == "cached" else None
+        self.bank = MemoryBank(self.bank_capacity, label=label) if self.bank_capacity else None
         self._drawn: torch.Tensor | None = None
         self._unused = False
 
@@ -132,9 +138,8 @@ class GeneratorSource(Source):
         if self.bank is not None:
             if len(self.bank) == 0:
                 self.bank.add(self._g(self._z(batch_size)))
-            x = self.bank.sample(batch_size, self.gen)
-            x = shift_flip(x, self.replay_shift, self.replay_flip, self.fill, self.gen)
-            return Batch(x=self.fabric.to_device(x))
+            return replay(self.bank, batch_size, self.gen, self.replay_shift, self.replay_flip,
+                          self.fill, self.fabric.to_device)  # fmt: skip
         return Batch(x=self._g(self._z(batch_size)))
 
     def state_dict(self) -> dict[str, Any]:

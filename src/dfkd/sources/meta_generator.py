@@ -12,7 +12,7 @@ from torch import nn
 from ..data.augment import shift_flip
 from ..errors import ConfigError
 from ..models import create_generator
-from .bank import MemoryBank, pool_metrics
+from .bank import MemoryBank, pool_metrics, replay, replay_targets_option
 from .base import Batch, Source, SourceEnv, mean_gradients, register_source
 from .keep import KeepBest
 
@@ -67,6 +67,10 @@ class MetaGeneratorSource(Source):
         shift, flip: random translation (up to this many pixels) and horizontal flips of the
             images the teacher sees during synthesis (the paper's crop-and-flip views).
         replay_shift, replay_flip: the same for the images the student replays from the pool.
+        replay_targets: ``"fresh"`` (the teacher labels every replayed view) or ``"cached"``
+            (its logits on each pooled image, computed once when the image joins the pool, are
+            the targets of every replayed view: one teacher forward per pooled image instead
+            of one per replay).
         targets: give each round's images random target classes in
             ``batch.extras["targets"]`` (the ``class_target`` term; Fast-DFKD and CMI).
     """
@@ -90,6 +94,7 @@ class MetaGeneratorSource(Source):
         flip: bool = False,
         replay_shift: int = 2,
         replay_flip: bool = False,
+        replay_targets: str = "fresh",
         channels_last: bool = True,
         targets: bool = True,
     ) -> None:
@@ -109,6 +114,7 @@ class MetaGeneratorSource(Source):
         self.replay_max_age = replay_max_age
         self.shift, self.flip = int(shift), bool(flip)
         self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
+        self.replay_targets = replay_targets_option(replay_targets, "meta_generator")
 
     def setup(self, env: SourceEnv) -> None:
         rank = getattr(env.fabric, "global_rank", 0)
@@ -127,7 +133,8 @@ class MetaGeneratorSource(Source):
         self.meta_opt = torch.optim.Adam(self.net.parameters(), lr=meta_lr, betas=self.betas)
         self.batch_size = self.synth_batch_size or env.batch_size
         self.num_classes = env.data.num_classes
-        self.bank = MemoryBank(self.bank_capacity, self.replay_max_age)
+        label = env.teacher if self.replay_targets == "cached" else None
+        self.bank = MemoryBank(self.bank_capacity, self.replay_max_age, label)
         self._reset_round()
 
     def _reset_round(self) -> None:
@@ -220,9 +227,8 @@ class MetaGeneratorSource(Source):
         if len(self.bank) == 0:  # no synthesis yet (g_steps: 0): θ's own samples
             z = torch.randn(batch_size, self.nz, generator=self.gen)
             self.bank.add(self.net(self.fabric.to_device(z)))
-        x = self.bank.sample(batch_size, self.gen)
-        x = shift_flip(x, self.replay_shift, self.replay_flip, self.fill, self.gen)
-        return Batch(x=self.fabric.to_device(x))
+        return replay(self.bank, batch_size, self.gen, self.replay_shift, self.replay_flip,
+                      self.fill, self.fabric.to_device)  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {

@@ -13,7 +13,7 @@ from ..data.augment import shift_flip
 from ..errors import ConfigError
 from ..io.files import load_tensors
 from ..models import create_generator
-from .bank import MemoryBank, pool_metrics
+from .bank import MemoryBank, pool_metrics, replay, replay_targets_option
 from .base import Batch, Source, SourceEnv, mean_gradients, register_source
 from .keep import KeepBest
 
@@ -98,6 +98,7 @@ class NoisyGeneratorSource(Source):
         synth_batch_size: samples per round (default: the run's batch size).
         shift, flip, replay_shift, replay_flip: random translation and horizontal flips of the
             images the teacher sees during synthesis, and of those the student replays.
+        replay_targets: as for ``meta_generator`` (``fresh`` or ``cached``).
     """
 
     synthesizes = True
@@ -121,6 +122,7 @@ class NoisyGeneratorSource(Source):
         flip: bool = False,
         replay_shift: int = 2,
         replay_flip: bool = False,
+        replay_targets: str = "fresh",
         channels_last: bool = True,
     ) -> None:
         if keep not in ("best", "last"):
@@ -136,6 +138,7 @@ class NoisyGeneratorSource(Source):
         self.replay_max_age = replay_max_age
         self.shift, self.flip = int(shift), bool(flip)
         self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
+        self.replay_targets = replay_targets_option(replay_targets, "noisy_generator")
 
     def setup(self, env: SourceEnv) -> None:
         rank = getattr(env.fabric, "global_rank", 0)
@@ -148,7 +151,8 @@ class NoisyGeneratorSource(Source):
         self.emb = env.fabric.to_device(emb).requires_grad_(self.embedding_kind == "learnable")
         self.batch_size = self.synth_batch_size or env.batch_size
         self.per_chunk = self.chunk or self.num_classes
-        self.bank = MemoryBank(self.bank_capacity, self.replay_max_age)
+        label = env.teacher if self.replay_targets == "cached" else None
+        self.bank = MemoryBank(self.bank_capacity, self.replay_max_age, label)
         self.round = 0
         self.net = self._new_generator()
         self._reset_round()
@@ -231,9 +235,8 @@ class NoisyGeneratorSource(Source):
         self._finish()
         if len(self.bank) == 0:
             raise ConfigError("source 'noisy_generator' replays its pool; set g_steps ≥ 1")
-        x = self.bank.sample(batch_size, self.gen)
-        x = shift_flip(x, self.replay_shift, self.replay_flip, self.fill, self.gen)
-        return Batch(x=self.fabric.to_device(x))
+        return replay(self.bank, batch_size, self.gen, self.replay_shift, self.replay_flip,
+                      self.fill, self.fabric.to_device)  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {

@@ -7,9 +7,8 @@ from typing import Any
 
 import torch
 
-from ..data.augment import shift_flip
 from ..errors import ConfigError
-from .bank import MemoryBank
+from .bank import MemoryBank, replay, replay_targets_option
 from .base import Batch, Source, SourceEnv, register_source
 
 
@@ -29,6 +28,9 @@ class PixelInversion(Source):
         replay_shift: random translation (up to this many pixels, black fill) of the images the
             student replays from the bank; 0 = none. The teacher labels the augmented image.
         replay_flip: random horizontal flips of the replayed images.
+        replay_targets: ``"fresh"`` (the teacher labels every replayed view) or ``"cached"``
+            (its logits on each banked image, computed once when the batch joins the bank, are
+            the targets of every replay).
         init: initial pixels — ``normal`` (Gaussian noise of ``init_std`` in normalised units)
             or ``uniform`` (uniform noise over the pixel range ``[0, 1]``, normalised).
         targets: give each image of the batch a target class (``0, 1, …`` in turn) in
@@ -51,6 +53,7 @@ class PixelInversion(Source):
         replay_flip: bool = False,
         init: str = "normal",
         targets: bool = False,
+        replay_targets: str = "fresh",
     ) -> None:
         if replay_shift < 0:
             raise ConfigError(f"source 'pixels': replay_shift must be ≥ 0, got {replay_shift}")
@@ -60,6 +63,7 @@ class PixelInversion(Source):
         self.lr, self.betas, self.jitter, self.flip = lr, tuple(betas), jitter, flip
         self.bank_capacity, self.synth_batch_size, self.init_std = bank, synth_batch_size, init_std
         self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
+        self.replay_targets = replay_targets_option(replay_targets, "pixels")
 
     def setup(self, env: SourceEnv) -> None:
         rank = getattr(env.fabric, "global_rank", 0)
@@ -68,7 +72,8 @@ class PixelInversion(Source):
         self.shape = (self.synth_batch_size or env.batch_size, *env.data.input_shape)
         low, high = env.data.bounds
         self.low, self.high = env.fabric.to_device((low, high))
-        self.bank = MemoryBank(self.bank_capacity)
+        label = env.teacher if self.replay_targets == "cached" else None
+        self.bank = MemoryBank(self.bank_capacity, label=label)
         self.pixels: torch.Tensor | None = None
         self.steps_on_batch = 0
         n = self.shape[0]
@@ -120,9 +125,8 @@ class PixelInversion(Source):
 
     def sample(self, batch_size: int) -> Batch:
         self._finish()
-        x = self.bank.sample(batch_size, self.gen)
-        x = shift_flip(x, self.replay_shift, self.replay_flip, self.low, self.gen)
-        return Batch(x=self.fabric.to_device(x))
+        return replay(self.bank, batch_size, self.gen, self.replay_shift, self.replay_flip,
+                      self.low, self.fabric.to_device)  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         return {
