@@ -51,7 +51,7 @@ CASES: dict[str, tuple[str, str, str, list[str], str]] = {
 }  # fmt: skip
 CACHED = ["source.args.replay_targets=cached"]
 _SHORT = {"vgg-bn": "vgg", "vgg-bn-ls": "vggls", "resnet-bn": "resnet", "lenet5": "lenet5"}
-for _m in ("fast", "nayer"):  # do kept targets (no teacher forward per replay) pay on costly teachers?
+for _m in ("fast", "nayer"):  # do kept targets pay on costly teachers?
     for _t, _s in _SHORT.items():
         CASES[f"{_m}-{_s}-cached"] = (_t, _m, "5m", CACHED, "replay targets kept with the pool")
         CASES[f"{_m}-{_s}-fresh"] = (_t, _m, "5m", [], "the teacher labels every replayed view")
