@@ -112,13 +112,13 @@ def student_row(method: str, variant: str, name: str, out: Path, steps: int) -> 
     }  # fmt: skip
 
 
-def save(doc: dict, res: Path) -> None:
-    """Merge this process's rows into the results (other processes may have written theirs)."""
+def save(res: Path, meta: dict, group: str, key: str, row: dict) -> None:
+    """Write one row (``group`` ``teachers`` or ``rows``) into the results on disk: only that
+    row changes, so processes sharing the work never write back each other's older rows."""
     path = res / "backdoor.json"
-    if path.exists():
-        disk = json.loads(path.read_text())
-        for key in ("teachers", "rows"):
-            doc[key] = {**disk.get(key, {}), **doc[key]}
+    doc = json.loads(path.read_text()) if path.exists() else {"teachers": {}, "rows": {}}
+    doc["meta"] = meta
+    doc.setdefault(group, {})[key] = row
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
     atomic_write_text(res / "backdoor.md", markdown(doc) + "\n")
 
@@ -136,24 +136,23 @@ def main() -> None:
     out, res = Path(args.out), Path(args.results)
     res.mkdir(parents=True, exist_ok=True)
     cmd = "python benchmarks/backdoor.py" + ("" if args.steps == 1500 else f" --steps {args.steps}")
-    doc: dict = {"meta": run_meta(cmd, steps=args.steps), "teachers": {}, "rows": {}}
+    meta = run_meta(cmd, steps=args.steps)
     for name in [*args.teachers, *([] if args.no_audit else CLEAN)]:
         tdir = make_teacher(name, out)
         if not args.no_audit:
-            doc["teachers"][name] = teacher_row(name, tdir, out / "triggers" / f"{name}.png")
-            scan = doc["teachers"][name]["audit"]["trigger_scan"]
+            trow = teacher_row(name, tdir, out / "triggers" / f"{name}.png")
+            save(res, meta, "teachers", name, trow)
+            scan = trow["audit"]["trigger_scan"]
             print(f"teacher {name}: suspected target {scan['suspected_target']}", flush=True)
-            save(doc, res)
     for method in args.methods:
         for name in args.teachers:
             for variant in args.variants:
                 t0 = time.perf_counter()
                 row = student_row(method, variant, name, out, args.steps)
-                doc["rows"][f"{method}/{variant}/{name}"] = row
+                save(res, meta, "rows", f"{method}/{variant}/{name}", row)
                 took = time.perf_counter() - t0
                 print(f"{method} {variant} on {name}: ID {pct(row['student_accuracy'])} "
                       f"ASR {pct(row['asr'])} ({took:.0f} s)", flush=True)  # fmt: skip
-                save(doc, res)
 
 
 def markdown(doc: dict) -> str:
