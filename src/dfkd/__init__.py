@@ -25,6 +25,7 @@ from .config import RunConfig
 from .data import Data, load_dataset, register_dataset
 from .errors import ConfigError, DfkdError
 from .io.cards import load_model, save_model
+from .io.export import export_model
 from .losses import register_term
 from .methods import Method, register_method
 from .models import create_generator, create_model, list_models, register_model
@@ -53,6 +54,7 @@ __all__ = [
     "create_model",
     "distill",
     "evaluate",
+    "export_model",
     "import_teacher",
     "list_datasets",
     "list_methods",

@@ -314,6 +314,16 @@ def cmd_audit(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(a: argparse.Namespace) -> int:
+    from .io.export import export_model
+
+    r = export_model(a.model, a.format, a.out, a.include_normalization, a.overwrite)
+    print(json.dumps(r) if a.json else
+          f"wrote {r['out']} ({r['format']}, {r['bytes']:,} bytes); largest difference from "
+          f"PyTorch on a check batch: {r['max_abs_diff']:.1e}")  # fmt: skip
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from .api import distill
     from .methods import METHODS
@@ -394,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stats(sub)
     _add_eval(sub)
     _add_audit(sub)
+    _add_export(sub)
     _add_demo(sub)
     return p
 
@@ -609,6 +620,22 @@ def _add_audit(sub: Any) -> None:
     au.add_argument("--data-root", default=None)
     au.add_argument("--json", action="store_true")
     au.set_defaults(fn=cmd_audit)
+
+
+def _add_export(sub: Any) -> None:
+    """``dfkd export``."""
+    xp = sub.add_parser("export", help="write a model card's network as ONNX or TorchScript")
+    xp.add_argument("--model", required=True, help="model card (.json or folder)")
+    xp.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    xp.add_argument("--out", required=True, help="the file to write")
+    xp.add_argument(
+        "--include-normalization", action="store_true",
+        help="fold the card's input normalisation into the graph (inputs: pixels in [0, 1]); "
+        "without it the graph takes normalised inputs and the file's metadata records mean/std",
+    )  # fmt: skip
+    xp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    xp.add_argument("--json", action="store_true")
+    xp.set_defaults(fn=cmd_export)
 
 
 def _add_demo(sub: Any) -> None:

@@ -143,6 +143,9 @@ class KDCIHead(nn.Module):
         self.register_buffer("prototypes", torch.zeros(n, feature_dim))
         self.register_buffer("prior", torch.full((n,), 1.0 / n))
         self.register_buffer("built", torch.zeros((), dtype=torch.bool))
+        #: ``built`` mirrored on the host: read without a device sync, and a constant to
+        #: ``torch.export`` (the deployed graph has the branch it was exported with)
+        self.is_built = False
         self.w_s = nn.Linear(num_classes, hidden, bias=False)
         self.w_z = nn.Linear(feature_dim, hidden)
         self.w = nn.Linear(hidden, 1, bias=False)
@@ -183,6 +186,7 @@ class KDCIHead(nn.Module):
         if self.prior_kind == "cluster":
             self.prior.copy_(prior)
         self.built.fill_(True)
+        self.is_built = True
 
     def weights(self, s: torch.Tensor) -> torch.Tensor:
         """The attention ``λ [B, N]`` of each sample over the prototypes."""
@@ -203,8 +207,13 @@ class KDCIHead(nn.Module):
             f = f / (lam @ self.prior)[:, None].clamp_min(1e-12)
         return f
 
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
+                              *args: Any, **kwargs: Any) -> None:  # fmt: skip
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.is_built = bool(self.built)
+
     def forward(self, s: torch.Tensor) -> torch.Tensor:
-        if not bool(self.built):
+        if not self.is_built:
             return s
         f = self.integration(s)
         if self.fusion == "concat":

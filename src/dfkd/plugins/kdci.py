@@ -158,7 +158,7 @@ class KDCI(Plugin):
 
     def adjust_logits(self, batch: Batch, logits: torch.Tensor) -> torch.Tensor:
         assert self.head is not None
-        if not bool(self.head.built):
+        if not self.head.is_built:
             return logits
         out = self.head(logits)
         lam = self.head.last_weights
