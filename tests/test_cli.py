@@ -239,7 +239,8 @@ def existing_run(tmp_path: Path, teacher_dir: Path) -> Path:
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}  # fmt: skip
 
 
 def bad_inputs(tmp: Path, teacher: Path) -> dict[str, tuple[list, str]]:

@@ -93,7 +93,7 @@ def test_export_refuses_bad_input_and_writes_nothing(teacher_dir: Path, tmp_path
     assert out.read_text() == "keep me"
     with pytest.raises(DfkdError, match="unknown export format"):
         dfkd.export_model(teacher_dir, "tflite", tmp_path / "m.tflite")
-    with pytest.raises(DfkdError, match="holds no teacher.json"):
+    with pytest.raises(DfkdError, match=r"holds no teacher\.json"):
         dfkd.export_model(tmp_path, "onnx", tmp_path / "x.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
     assert main(["export", "--model", str(teacher_dir), "--format", "torchscript",

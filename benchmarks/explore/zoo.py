@@ -55,6 +55,10 @@ for _m in ("fast", "nayer"):  # do kept targets pay on costly teachers?
     for _t, _s in _SHORT.items():
         CASES[f"{_m}-{_s}-cached"] = (_t, _m, "5m", CACHED, "replay targets kept with the pool")
         CASES[f"{_m}-{_s}-fresh"] = (_t, _m, "5m", [], "the teacher labels every replayed view")
+        CASES[f"{_m}-{_s}-cached-plain"] = (
+            _t, _m, "5m", [*CACHED, "source.args.replay_shift=0", "source.args.replay_flip=false"],
+            "kept targets on unaugmented replays (targets that fit the views)",
+        )  # fmt: skip
 
 
 def run(name: str) -> None:

@@ -100,6 +100,10 @@ class EvalConfig:
     trigger: str | None = None
 
 
+#: where a run with an output folder streams its curves (``logs/`` in the folder)
+LOGGERS = ("none", "csv", "tensorboard")
+
+
 @dataclass
 class RunConfig:
     """Everything that determines one distillation run.
@@ -117,6 +121,9 @@ class RunConfig:
     (``"10m"``, ``"90s"``, seconds) the run is sized on the machine it runs on: ``rounds``,
     ``eval_every`` and ``checkpoint_every`` are set so the whole run fits the budget
     (:mod:`dfkd.engine.budget`), and the saved ``config.yaml`` holds the sized values.
+    ``logger`` streams every round's loss terms and learning rate, and every evaluation, to
+    ``logs/`` in the output folder (``csv``: ``metrics.csv``; ``tensorboard``: event files,
+    with the sample grid as an image; ``none``); ``history.csv`` is written either way.
     """
 
     method: str = "kd"
@@ -145,6 +152,7 @@ class RunConfig:
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     fabric: FabricConfig = field(default_factory=FabricConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    logger: str = "csv"
     progress: bool = True
 
     @property
@@ -178,6 +186,8 @@ class RunConfig:
                 raise ConfigError(f"config '{k}' must be ≥ 0, got {getattr(self, k)}")
         if self.time_budget is not None:
             parse_duration(self.time_budget)
+        if self.logger not in LOGGERS:
+            raise ConfigError(f"config 'logger' must be one of {LOGGERS}, got {self.logger!r}")
         if self.optimizer.lr <= 0:
             raise ConfigError(f"config 'optimizer.lr' must be > 0, got {self.optimizer.lr}")
         for group in ("synth_terms", "distill_terms"):

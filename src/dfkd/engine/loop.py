@@ -228,12 +228,14 @@ class Loop:
         logs = {**self.parts.source.round_end(r),
                 **self.parts.plugins.round_end({"round": r, "step": st.step})}  # fmt: skip
         st.last_terms = self.meter.means()
+        logs["lr"] = float(self.state.optimizer.param_groups[0]["lr"])
+        self.report.log({**st.last_terms, **logs}, st.step)
         st.round = r + 1
         last = st.round == self.last_round
         fields = short(st.last_terms)
         if st.round % self.cfg.eval_every == 0 or last:
             row = self.report.evaluate(self.deployed, st, logs)
-            self.report.save_samples(self.shown)
+            self.report.save_samples(self.shown, st.step)
             fields = {"acc": f"{row['student_accuracy']:.3f}", **fields}
         due = st.round % self.cfg.checkpoint_every == 0 or last or stopping
         if self.report.out_dir is not None and due:

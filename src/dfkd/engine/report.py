@@ -24,10 +24,11 @@ from ..evaluation.metrics import (
 )
 from ..evaluation.ood import METRICS as OOD_METRICS
 from ..evaluation.ood import DomainEval
-from ..io.files import atomic_write_text, save_state, write_json
-from ..io.images import save_class_grid
+from ..io.files import atomic_write_bytes, atomic_write_text, save_state, write_json
+from ..io.images import class_grid, encode_png
 from ..io.runs import clear_run_files, write_history
 from ..models.heads import Headed
+from .loggers import log_image, numeric
 from .state import RunState
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -102,15 +103,25 @@ class Reporter:
             **logs,
         }
         state.history.append(row)
+        logged = {**state.last_terms, **logs}  # streamed by the round already
+        self.log({k: v for k, v in row.items() if k not in logged}, state.step)
         return row
 
-    def save_samples(self, shown: tuple[torch.Tensor, torch.Tensor] | None) -> None:
-        """``samples.png``: the last distillation batch, by the teacher's predicted class."""
+    def log(self, values: dict[str, Any], step: int) -> None:
+        """Stream ``values`` (their numbers) to the run's loggers."""
+        if self.writes and self.fabric.loggers:
+            self.fabric.log_dict(numeric(values), step=step)
+
+    def save_samples(self, shown: tuple[torch.Tensor, torch.Tensor] | None, step: int) -> None:
+        """``samples.png``: the last distillation batch, by the teacher's predicted class (also
+        to the loggers that keep images)."""
         if self.writes and shown is not None:
             assert self.out_dir is not None
             x, predicted = shown
-            save_class_grid(self.out_dir / "samples.png", self.source_data.denormalize(x.float()),
-                            predicted.cpu(), self.data.num_classes)  # fmt: skip
+            grid = class_grid(self.source_data.denormalize(x.float()), predicted.cpu(),
+                              self.data.num_classes)  # fmt: skip
+            atomic_write_bytes(self.out_dir / "samples.png", encode_png(grid))
+            log_image(self.fabric, "samples", grid, step)
 
     def checkpoint(self, state: RunState) -> None:
         """Write the run state (every process takes part in the barrier)."""

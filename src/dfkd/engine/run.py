@@ -27,6 +27,7 @@ from ..sources import SourceEnv
 from ..teachers.taps import Taps, last_linear
 from ..teachers.train import freeze
 from .budget import deadline, size_run
+from .loggers import finalize, make_loggers
 from .loop import Loop
 from .optim import make_optimizer
 from .parts import RunParts, assemble
@@ -83,7 +84,8 @@ def run(
     spaces = Spaces(data, model_data if model_data is not None else data)
     parts = assemble(cfg, teacher, student, spaces.model)  # every check before any output
     saved = saved_state(cfg, out_dir) if out_dir is not None and resume else None
-    fabric = Fabric(**vars(cfg.fabric))
+    loggers = make_loggers(cfg.logger, out_dir, saved["step"] if saved is not None else None)
+    fabric = Fabric(**vars(cfg.fabric), loggers=loggers)
     # launch(fn) runs fn once per process (spawn strategies) or directly (single device);
     # it returns the global-zero process's result
     metrics, weights = fabric.launch(
@@ -100,7 +102,7 @@ def saved_state(cfg: RunConfig, out_dir: Path) -> dict[str, Any] | None:
     """The checkpoint to resume from, after checking that ``cfg`` is the saved run's config."""
     saved_cfg = safe_load((out_dir / "config.yaml").read_text()) or {}
     # a budgeted run was sized when it started: resuming continues that plan
-    ignored = ("progress", "time_budget")
+    ignored = ("progress", "time_budget", "logger")
     now = {k: v for k, v in cfg.to_dict().items() if k not in ignored}
     was = {k: v for k, v in saved_cfg.items() if k not in ignored}
     d = config_diff(was, now)
@@ -149,6 +151,7 @@ def _worker(
     else:
         loop.report.start(clear_old)
     loop.fit(stop_after_rounds)
+    finalize(fabric)
     metrics = loop.report.metrics(loop.state, student, loop.deployed, loop.teacher)
     if budget is not None:
         metrics["budget"] = {**budget, "end_round": loop.cfg.end_round}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,11 @@ def check_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = Fa
 
 
 def clear_run_files(out: Path) -> None:
-    """Remove a previous run's files (only called with ``overwrite`` after validation passed)."""
+    """Remove a previous run's files and its ``logs/`` (only called with ``overwrite`` after
+    validation passed)."""
     for m in existing_run_files(out):
         (out / m).unlink(missing_ok=True)
+    shutil.rmtree(out / "logs", ignore_errors=True)
 
 
 def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
