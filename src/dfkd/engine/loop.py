@@ -20,10 +20,11 @@ from torch import nn
 
 from ..config import RunConfig
 from ..data import InputMap
-from ..errors import ConfigError
+from ..errors import ConfigError, NonFiniteError
 from ..losses.terms import StepContext
 from ..sources import Batch
 from ..teachers.taps import Taps, last_linear
+from .guard import first_non_finite, non_finite_message
 from .objective import TermMeter, frozen, needs_of, teacher_taps, weighted_sum
 from .optim import lr_at, set_lr
 from .parts import RunParts, synthesis_needs_student
@@ -49,6 +50,8 @@ class Loop:
     shown: tuple[torch.Tensor, torch.Tensor] | None = None
     #: a budgeted run's deadline (``time.time()``) for its last round to end by
     deadline: float | None = None
+    #: the round of the last checkpoint written (or resumed from)
+    checkpointed: int | None = None
     # fixed for the run, worked out once (not per step)
     synth_needs: set[str] = field(init=False)
     synth_student: bool = field(init=False)
@@ -228,6 +231,7 @@ class Loop:
         logs = {**self.parts.source.round_end(r),
                 **self.parts.plugins.round_end({"round": r, "step": st.step})}  # fmt: skip
         st.last_terms = self.meter.means()
+        self._stop_if_non_finite(st.last_terms, r + 1)
         logs["lr"] = float(self.state.optimizer.param_groups[0]["lr"])
         self.report.log({**st.last_terms, **logs}, st.step)
         st.round = r + 1
@@ -240,4 +244,16 @@ class Loop:
         due = st.round % self.cfg.checkpoint_every == 0 or last or stopping
         if self.report.out_dir is not None and due:
             self.report.checkpoint(st)
+            self.checkpointed = st.round
         return fields
+
+    def _stop_if_non_finite(self, terms: dict[str, float], round_no: int) -> None:
+        """Stop (every process) when a logged term of this round is NaN or infinite: nothing of
+        this round is evaluated, logged or checkpointed."""
+        found = first_non_finite(terms)
+        bad = found is not None
+        if self.fabric.world_size > 1:
+            flag = torch.tensor(float(bad), device=self.fabric.device)
+            bad = bool(self.fabric.all_reduce(flag, reduce_op="sum") > 0)
+        if bad:
+            raise NonFiniteError(non_finite_message(found, round_no, self.checkpointed))

@@ -18,6 +18,7 @@ from ..plugins import PluginSet, build_plugins
 from ..sources import Source, build_source
 from ..teachers.stats import TeacherStats
 from ..teachers.taps import bn_layers, last_linear
+from .guard import check_teacher_finite
 from .objective import BoundTerm, bind_terms, needs_of
 from .optim import check_optimizer
 from .pairs import FeaturePairs
@@ -70,6 +71,7 @@ def assemble(cfg: RunConfig, teacher: nn.Module, student: nn.Module, data: Data)
     feature pairs (built on the models' own devices; neither model is moved or changed)."""
     parts = build_parts(cfg)
     check_teacher(cfg, parts, teacher)
+    check_teacher_finite(teacher, data)
     parts.stats = load_run_stats(cfg, parts, teacher)
     parts.domains = DomainEval.build(
         data, cfg.evaluate.ood_dataset, cfg.evaluate.trigger, cfg.eval_batch_size

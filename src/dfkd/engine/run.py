@@ -148,6 +148,7 @@ def _worker(
         loop.deadline = deadline(budget, started)
     if saved is not None:
         loop.state.load_state_dict(saved)
+        loop.checkpointed = loop.state.round
     else:
         loop.report.start(clear_old)
     loop.fit(stop_after_rounds)
