@@ -324,6 +324,18 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(a: argparse.Namespace) -> int:
+    from .io.compare import compare_runs
+
+    r = compare_runs(a.runs, a.out, a.overwrite)
+    print(r["table"])
+    print(f"wrote {', '.join(r['written'])}")
+    if not r["plotted"]:
+        print("dfkd: no picture: matplotlib is not installed (pip install 'dfkd[plots]')",
+              file=sys.stderr)  # fmt: skip
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from .api import distill
     from .methods import METHODS
@@ -405,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_audit(sub)
     _add_export(sub)
+    _add_compare(sub)
     _add_demo(sub)
     return p
 
@@ -636,6 +649,19 @@ def _add_export(sub: Any) -> None:
     xp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     xp.add_argument("--json", action="store_true")
     xp.set_defaults(fn=cmd_export)
+
+
+def _add_compare(sub: Any) -> None:
+    """``dfkd compare``."""
+    cp = sub.add_parser("compare", help="runs side by side: a table and accuracy against time")
+    cp.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by dfkd distill")
+    cp.add_argument(
+        "--out",
+        default=None,
+        help="folder for compare.md and compare.png (default: the runs' parent)",
+    )
+    cp.add_argument("--overwrite", action="store_true", help="replace an earlier comparison")
+    cp.set_defaults(fn=cmd_compare)
 
 
 def _add_demo(sub: Any) -> None:
