@@ -113,3 +113,21 @@ def test_atomic_write_keeps_old_file_on_failure(
         atomic_write_bytes(p, b"new")
     assert p.read_bytes() == b"old"
     assert [x.name for x in tmp_path.iterdir()] == ["f.bin"]  # no temp file left behind
+
+
+def test_saved_tensors_have_their_metadata_in_one_order(tmp_path) -> None:
+    import json as _json
+
+    import torch as _torch
+
+    from dfkd.io.files import canonical_header, load_tensors, save_tensors
+
+    t = {"w": _torch.arange(4.0), "b": _torch.ones(2)}
+    save_tensors(tmp_path / "a.safetensors", t, {"role": "student", "format": "f", "a": "1"})
+    blob = (tmp_path / "a.safetensors").read_bytes()
+    n = int.from_bytes(blob[:8], "little")
+    assert list(_json.loads(blob[8 : 8 + n])["__metadata__"]) == ["a", "format", "role"]
+    tensors, meta = load_tensors(tmp_path / "a.safetensors")
+    assert meta == {"role": "student", "format": "f", "a": "1"}
+    assert all(_torch.equal(tensors[k], t[k]) for k in t)
+    assert canonical_header(blob) == blob

@@ -243,7 +243,7 @@ class Loop:
             fields = {"acc": f"{row['student_accuracy']:.3f}", **fields}
         due = st.round % self.cfg.checkpoint_every == 0 or last or stopping
         if self.report.out_dir is not None and due:
-            self.report.checkpoint(st)
+            self.report.checkpoint(st, self.checkpointed)
             self.checkpointed = st.round
         return fields
 

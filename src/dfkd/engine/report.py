@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from ..config import RunConfig
 from ..data import Data
+from ..errors import DfkdError
 from ..evaluation.metrics import (
     accuracy,
     agreement,
@@ -123,12 +124,26 @@ class Reporter:
             atomic_write_bytes(self.out_dir / "samples.png", encode_png(grid))
             log_image(self.fabric, "samples", grid, step)
 
-    def checkpoint(self, state: RunState) -> None:
-        """Write the run state (every process takes part in the barrier)."""
+    def checkpoint(self, state: RunState, previous: int | None = None) -> None:
+        """Write the run state (every process takes part). A write that fails (a full disk, a
+        folder made read-only) stops the run in one line; the file is replaced only by a
+        complete new one, so the checkpoint of round ``previous`` stays intact."""
         assert self.out_dir is not None
+        path = self.out_dir / CHECKPOINT
         blob = state.state_dict()
+        failed = None
         if self.fabric.is_global_zero:
-            save_state(self.out_dir / CHECKPOINT, blob)
+            try:
+                save_state(path, blob)
+            except OSError as e:
+                kept = (f"the checkpoint of round {previous} is intact" if previous
+                        else "no earlier checkpoint exists")  # fmt: skip
+                failed = (f"writing the checkpoint of round {state.round} to '{path}' failed "
+                          f"({e.strerror or e}); {kept}: free space or fix the folder's "
+                          "permissions, then --resume")  # fmt: skip
+        failed = self.fabric.broadcast(failed, src=0)
+        if failed:
+            raise DfkdError(failed)
         self.fabric.barrier()
 
     def metrics(

@@ -100,7 +100,23 @@ def save_tensors(
 ) -> None:
     """Atomically save tensors (made contiguous, moved to CPU) as safetensors."""
     clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    atomic_write_bytes(path, st_save(clean, metadata=meta))
+    atomic_write_bytes(path, canonical_header(st_save(clean, metadata=meta)))
+
+
+def canonical_header(blob: bytes) -> bytes:
+    """``blob`` (safetensors bytes) with its metadata keys in sorted order: the writer emits
+    them in a per-process hash order, which would make equal states differ byte for byte.
+    Only the order changes (same header length, same tensors)."""
+    n = int.from_bytes(blob[:8], "little")
+    raw = blob[8 : 8 + n]
+    header = json.loads(raw)
+    if "__metadata__" not in header:
+        return blob
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(text) > n or len(text) != len(raw.rstrip(b" ")):
+        return blob  # not the compact form this expects: keep the writer's bytes
+    return blob[:8] + text.ljust(n, b" ") + blob[8 + n :]
 
 
 # --- nested state (optimizer states, RNG states, counters) without pickle ---------------------
