@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import DfkdError
 
@@ -401,10 +401,18 @@ def _add_domain_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other dfkd error (the
+    sub-command parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"dfkd: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(prog="dfkd", description="Data-free knowledge distillation.")
+    p = OneLineParser(prog="dfkd", description="Data-free knowledge distillation.")
     p.add_argument("--version", action="version", version=f"dfkd {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     _add_list(sub)
