@@ -131,3 +131,21 @@ def test_saved_tensors_have_their_metadata_in_one_order(tmp_path) -> None:
     assert meta == {"role": "student", "format": "f", "a": "1"}
     assert all(_torch.equal(tensors[k], t[k]) for k in t)
     assert canonical_header(blob) == blob
+
+
+def test_a_safetensors_header_length_that_starts_like_a_pickle_still_loads(tmp_path) -> None:
+    import torch as _torch
+
+    from dfkd.io.files import load_tensors, save_tensors
+
+    # grow the header until its length's first byte is 0x80 and second 0x03 (pickle protocol 3)
+    for pad in range(1200):
+        path = tmp_path / "s.safetensors"
+        save_tensors(path, {"w": _torch.zeros(1)}, {"k": "x" * pad})
+        head = path.read_bytes()[:2]
+        if head == b"\x80\x03":
+            break
+    else:
+        raise AssertionError("no header length of the form 0x0380 reached")
+    tensors, meta = load_tensors(path)
+    assert _torch.equal(tensors["w"], _torch.zeros(1)) and meta["k"] == "x" * pad

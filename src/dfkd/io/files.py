@@ -58,7 +58,17 @@ def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
         raise DfkdError(f"{what} '{p}' is not valid JSON ({e})") from None
 
 
+def _looks_like_safetensors(data: bytes) -> bool:
+    """An 8-byte header length that fits the file, then a JSON object."""
+    if len(data) < 10:
+        return False
+    (n,) = struct.unpack("<Q", data[:8])
+    return data[8:9] == b"{" and 8 + n <= len(data) and data[7 + n : 8 + n] in (b"}", b" ")
+
+
 def _check_safetensors_bytes(data: bytes, path: Path) -> None:
+    if _looks_like_safetensors(data):  # first: a header length can begin like a pickle
+        return
     if data[:4] == _ZIP_MAGIC or data[:2] in _PICKLE_MAGIC:
         raise DfkdError(
             f"'{path}' is a pickle/torch.save file, which dfkd refuses to load (it can run code); "
@@ -67,12 +77,10 @@ def _check_safetensors_bytes(data: bytes, path: Path) -> None:
         )
     if len(data) < 8:
         raise DfkdError(f"'{path}' is not a safetensors file (only {len(data)} bytes)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if data[8:9] != b"{" or 8 + n > len(data):
-        raise DfkdError(
-            f"'{path}' is not a complete safetensors file (truncated or another format); "
-            "re-export the weights with safetensors"
-        )
+    raise DfkdError(
+        f"'{path}' is not a complete safetensors file (truncated or another format); "
+        "re-export the weights with safetensors"
+    )
 
 
 def load_tensors(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
