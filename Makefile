@@ -7,7 +7,7 @@ DFKD_DATA   ?= $(HOME)/.cache/dfkd
 BIN         := $(VENV)/bin
 export DFKD_DATA
 
-.PHONY: install data data-if-possible demo test lint format bench-foundation clean
+.PHONY: install data data-if-possible demo test lint format package-check bench-foundation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ demo: install data-if-possible        ## main job: teacher on sklearn digits →
 
 test: install data                    ## the test suite (CPU, a few minutes)
 	$(BIN)/python -m pytest
+
+package-check: install                ## build sdist + wheel, install the wheel in a fresh venv, run dfkd demo
+	bash scripts/check-package.sh $(BIN)/python
 
 lint:
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -25,6 +25,7 @@ from .config import RunConfig
 from .data import Data, load_dataset, register_dataset
 from .errors import ConfigError, DfkdError
 from .io.cards import load_model, save_model
+from .io.compare import compare_runs
 from .io.export import export_model
 from .losses import register_term
 from .methods import Method, register_method
@@ -50,6 +51,7 @@ __all__ = [
     "__version__",
     "audit_teacher",
     "collect_teacher_stats",
+    "compare_runs",
     "create_generator",
     "create_model",
     "distill",
