@@ -104,7 +104,7 @@ def cases(f: dict[str, Path]) -> dict[str, tuple[list, str]]:
         ),
         "distill: unsafe YAML tag": (
             [*d, "--config", f["unsafe.yaml"], *out, "--overwrite"],
-            "YAML",
+            "YAML tag that can build Python objects",
         ),
         "distill: YAML that is not a mapping": (
             [*d, "--config", f["list.yaml"], *over],

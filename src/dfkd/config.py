@@ -406,6 +406,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or type(e).__name__
+        if "could not determine a constructor" in problem:
+            raise ConfigError(
+                f"config file '{p}'{at} uses a YAML tag that can build Python objects "
+                f"({problem.split('tag ')[-1]}); dfkd reads plain YAML only: remove the tag"
+            ) from None
         raise ConfigError(f"config file '{p}' is not valid YAML{at}: {problem}") from None
     if data is None:
         return {}
