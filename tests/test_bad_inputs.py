@@ -64,6 +64,13 @@ def _files(tmp: Path, teacher: Path) -> dict[str, Path]:
 
 def cases(f: dict[str, Path]) -> dict[str, tuple[list, str]]:
     """name → (argv, what the error line must say)."""
+    parts = (_distill_cases, _distill_option_cases, _distill_file_cases, _teacher_cases,
+             _reading_cases)  # fmt: skip
+    return {k: v for part in parts for k, v in part(f).items()}
+
+
+def _distill_cases(f: dict[str, Path]) -> dict[str, tuple[list, str]]:
+    """Bad inputs of dfkd distill: names, shapes and config files."""
     t = ["--teacher", f["teacher"]]
     d = ["distill", "dfq", *t, "--dataset", "digits"]
     out = ["--out", RUN]
@@ -114,6 +121,16 @@ def cases(f: dict[str, Path]) -> dict[str, tuple[list, str]]:
             [*d, "--config", f["typo.yaml"], *out, "--overwrite"],
             "did you mean 'optimizer'",
         ),
+    }
+
+
+def _distill_option_cases(f: dict[str, Path]) -> dict[str, tuple[list, str]]:
+    """Bad inputs of dfkd distill: options and plug-ins."""
+    t = ["--teacher", f["teacher"]]
+    d = ["distill", "dfq", *t, "--dataset", "digits"]
+    out = ["--out", RUN]
+    over = [*out, "--overwrite"]  # past the folder check: the error must come from the input
+    return {
         "distill: --set without '='": ([*d, "--set", "rounds", *over], "key.sub=value"),
         "distill: --set of the wrong type": (
             [*d, "--set", "rounds=many", *out, "--overwrite"],
@@ -136,6 +153,15 @@ def cases(f: dict[str, Path]) -> dict[str, tuple[list, str]]:
             [*d, "--plugin", "atesc:epsilon=0.1", *out, "--overwrite"],
             "epsilon",
         ),
+    }
+
+
+def _distill_file_cases(f: dict[str, Path]) -> dict[str, tuple[list, str]]:
+    """Bad inputs of dfkd distill: files and folders."""
+    t = ["--teacher", f["teacher"]]
+    d = ["distill", "dfq", *t, "--dataset", "digits"]
+    out = ["--out", RUN]
+    return {
         "distill: truncated weights": (
             ["distill", "kd", "--teacher", f["trunc"], "--dataset", "digits", *out, "--overwrite"],
             "truncated|damaged",
@@ -202,7 +228,14 @@ def cases(f: dict[str, Path]) -> dict[str, tuple[list, str]]:
             [*d, "--out", f["empty"], "--resume"],
             "nothing to resume",
         ),
-        # teacher commands
+    }
+
+
+def _teacher_cases(f: dict[str, Path]) -> dict[str, tuple[list, str]]:
+    """Bad inputs of dfkd teacher and stats."""
+    t = ["--teacher", f["teacher"]]
+    out = ["--out", RUN]
+    return {
         "teacher train: unknown model": (
             ["teacher", "train", "--dataset", "digits", "--model", "lenet6", *out, "--overwrite"],
             "lenet5",
@@ -251,7 +284,13 @@ def cases(f: dict[str, Path]) -> dict[str, tuple[list, str]]:
             ["stats", "collect", *t, "--dataset", "digitz", "--out", RUN + "/stats.safetensors"],
             "did you mean 'digits'",
         ),
-        # reading commands
+    }
+
+
+def _reading_cases(f: dict[str, Path]) -> dict[str, tuple[list, str]]:
+    """Bad inputs of commands that read runs and models, and the parser."""
+    ["--teacher", f["teacher"]]
+    return {
         "eval: no model in the folder": (
             ["eval", "--model", f["empty"], "--dataset", "digits"],
             "holds no",
