@@ -80,6 +80,66 @@ def domain_metrics(student: Path, teacher: Path) -> dict:
     return out
 
 
+def teacher_entry(name: str, out: Path) -> dict:
+    """Make (or reuse) one NT teacher; its accuracy, audit and behaviour on every domain."""
+    card = make_teacher(name, out)
+    tdir = out / "teachers" / name
+    return {
+        "id_accuracy": card["test_accuracy"],
+        "non_transferable": card.get("non_transferable"),
+        "train_s": card["train"]["wall_s"],
+        "audit": dfkd.audit_teacher(tdir),
+        "domains": {
+            (d.get("ood_dataset") or d["trigger"]): dfkd.evaluate(tdir, DATASET, **d)
+            for d in DOMAINS
+        },
+        # how differently from the ordinary teacher it answers on Fashion-MNIST (open-set)
+        "fashion_agreement_with_ordinary": dfkd.evaluate(
+            tdir, DATASET, teacher=out / "teachers" / "ordinary", ood_dataset="fashion-mnist"
+        )["ood_teacher_agreement"],
+    }
+
+
+def audit_only_entry(name: str, out: Path) -> dict:
+    """Train (or reuse) one ordinary teacher that is only audited; its accuracy and audit."""
+    model, seed, margs = AUDIT_ONLY[name]
+    tdir = out / "teachers" / name
+    if not (tdir / "teacher.json").exists():
+        dfkd.train_teacher(DATASET, model, TEACHER_EPOCHS, tdir, seed=seed, model_args=margs,
+                           progress=False)  # fmt: skip
+    card = json.loads((tdir / "teacher.json").read_text())
+    return {"id_accuracy": card["test_accuracy"], "audit": dfkd.audit_teacher(tdir)}
+
+
+def student_row(method: str, variant: str, name: str, out: Path, steps: int) -> dict:
+    """Distil (or reuse) one student of one NT teacher; its row."""
+    tdir = out / "teachers" / name
+    run_dir = out / "runs" / method / variant.lstrip("+") / name
+    if finished_run(run_dir, budget_rounds(method, DATASET, steps)) is None:
+        dfkd.distill(tdir, STUDENT, method, DATASET, out=run_dir,
+                     overrides=budget_overrides(method, DATASET, steps),
+                     plugins=VARIANTS[variant], overwrite=True, progress=False,
+                     **TEACHERS[name][2])  # fmt: skip
+    m = json.loads((run_dir / "metrics.json").read_text())
+    hist = (run_dir / "history.csv").read_text().splitlines()
+    head = hist[0].split(",")
+    last = dict(zip(head, hist[-1].split(","), strict=False))
+    robust = next((float(last[k]) for k in head if k.endswith("robust_fraction")), None)
+    flagged = next((float(last[k]) for k in head if k == "ood_escape/ood_fraction"), None)
+    return {
+        "method": method,
+        "variant": variant,
+        "teacher": name,
+        "student_accuracy": m["student_accuracy"],
+        "acc_last5": m["acc_last5"],
+        "teacher_accuracy": m["teacher_accuracy"],
+        "wall_s": m["wall_s"],
+        "robust_fraction_last_round": robust,
+        "ood_flagged_fraction_last_round": flagged,
+        "domains": domain_metrics(run_dir, tdir),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1500, help="student steps per run")
@@ -96,74 +156,25 @@ def main() -> None:
     doc.setdefault("teachers", {})
     names = ["ordinary", *[n for n in args.teachers if n != "ordinary"]]  # the reference first
     for name in names:
-        card = make_teacher(name, out)
-        tdir = out / "teachers" / name
-        doc["teachers"][name] = {
-            "id_accuracy": card["test_accuracy"],
-            "non_transferable": card.get("non_transferable"),
-            "train_s": card["train"]["wall_s"],
-            "audit": dfkd.audit_teacher(tdir),
-            "domains": {
-                (d.get("ood_dataset") or d["trigger"]): dfkd.evaluate(tdir, DATASET, **d)
-                for d in DOMAINS
-            },
-            # how differently from the ordinary teacher it answers on Fashion-MNIST (open-set)
-            "fashion_agreement_with_ordinary": dfkd.evaluate(
-                tdir, DATASET, teacher=out / "teachers" / "ordinary", ood_dataset="fashion-mnist"
-            )["ood_teacher_agreement"],
-        }
-        print(f"teacher {name}: {100 * card['test_accuracy']:.2f} %  "
-              f"audit: {doc['teachers'][name]['audit']['non_transferable_suspected']}",
-              flush=True)  # fmt: skip
+        t = doc["teachers"][name] = teacher_entry(name, out)
+        print(f"teacher {name}: {100 * t['id_accuracy']:.2f} %  "
+              f"audit: {t['audit']['non_transferable_suspected']}", flush=True)  # fmt: skip
         path.write_text(json.dumps(doc, indent=2) + "\n")
     doc.setdefault("audit_only", {})
-    for name, (model, seed, margs) in AUDIT_ONLY.items():
-        tdir = out / "teachers" / name
-        if not (tdir / "teacher.json").exists():
-            dfkd.train_teacher(DATASET, model, TEACHER_EPOCHS, tdir, seed=seed, model_args=margs,
-                               progress=False)  # fmt: skip
-        card = json.loads((tdir / "teacher.json").read_text())
-        a = dfkd.audit_teacher(tdir)
-        doc["audit_only"][name] = {"id_accuracy": card["test_accuracy"], "audit": a}
-        print(f"teacher {name}: {100 * card['test_accuracy']:.2f} %  "
-              f"audit: {a['non_transferable_suspected']}", flush=True)  # fmt: skip
+    for name in AUDIT_ONLY:
+        t = doc["audit_only"][name] = audit_only_entry(name, out)
+        print(f"teacher {name}: {100 * t['id_accuracy']:.2f} %  "
+              f"audit: {t['audit']['non_transferable_suspected']}", flush=True)  # fmt: skip
     path.write_text(json.dumps(doc, indent=2) + "\n")
     for method in args.methods:
-        over, rounds = (
-            budget_overrides(method, DATASET, args.steps),
-            budget_rounds(method, DATASET, args.steps),
-        )
         for name in args.teachers:
-            tdir = out / "teachers" / name
-            for variant, plugins in VARIANTS.items():
-                run_dir = out / "runs" / method / variant.lstrip("+") / name
+            for variant in VARIANTS:
                 t0 = time.perf_counter()
-                if finished_run(run_dir, rounds) is None:
-                    dfkd.distill(tdir, STUDENT, method, DATASET, out=run_dir, overrides=over,
-                                 plugins=plugins, overwrite=True, progress=False,
-                                 **TEACHERS[name][2])  # fmt: skip
-                m = json.loads((run_dir / "metrics.json").read_text())
-                hist = (run_dir / "history.csv").read_text().splitlines()
-                head = hist[0].split(",")
-                last = dict(zip(head, hist[-1].split(","), strict=False))
-                robust = next((float(last[k]) for k in head if k.endswith("robust_fraction")), None)
-                flagged = next((float(last[k]) for k in head if k == "ood_escape/ood_fraction"),
-                               None)  # fmt: skip
-                row = {
-                    "method": method,
-                    "variant": variant,
-                    "teacher": name,
-                    "student_accuracy": m["student_accuracy"],
-                    "acc_last5": m["acc_last5"],
-                    "teacher_accuracy": m["teacher_accuracy"],
-                    "wall_s": m["wall_s"],
-                    "robust_fraction_last_round": robust,
-                    "ood_flagged_fraction_last_round": flagged,
-                    "domains": domain_metrics(run_dir, tdir),
-                }
-                doc["rows"][f"{method}/{variant}/{name}"] = row
+                r = doc["rows"][f"{method}/{variant}/{name}"] = student_row(
+                    method, variant, name, out, args.steps
+                )
                 print(f"{method}{variant if variant != 'plain' else ''} on {name}: "
-                      f"{100 * m['student_accuracy']:.2f} % in {m['wall_s']:.0f} s "
+                      f"{100 * r['student_accuracy']:.2f} % in {r['wall_s']:.0f} s "
                       f"(bench {time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
                 path.write_text(json.dumps(doc, indent=2) + "\n")
     (res / "nt_teachers.md").write_text(markdown(doc) + "\n")

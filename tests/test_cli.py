@@ -25,49 +25,17 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 
 
 def test_cli_end_to_end(tmp_path: Path, capsys) -> None:
-    code, out, _ = run_cli(
-        [
-            "teacher",
-            "train",
-            "--dataset",
-            "digits",
-            "--model",
-            "lenet5",
-            "--epochs",
-            "5",
-            "--batch-size",
-            "64",
-            "--out",
-            tmp_path / "t",
-            "--quiet",
-        ],
-        capsys,
-    )
+    train = "teacher train --dataset digits --model lenet5 --epochs 5 --batch-size 64 --quiet"
+    code, out, _ = run_cli([*train.split(), "--out", tmp_path / "t"], capsys)
     assert code == 0 and "test accuracy" in out
     card = json.loads((tmp_path / "t" / "teacher.json").read_text())
     assert card["architecture"]["name"] == "lenet5" and card["input_shape"] == [1, 8, 8]
     assert card["num_classes"] == 10 and "normalization" in card and card["test_accuracy"] > 0.8
     assert card["command"].startswith("dfkd teacher train")
 
+    distill = "distill kd --student lenet5_half --dataset digits --set rounds=4 --set kd_steps=5"
     code, out, _ = run_cli(
-        [
-            "distill",
-            "kd",
-            "--teacher",
-            tmp_path / "t",
-            "--student",
-            "lenet5_half",
-            "--dataset",
-            "digits",
-            "--out",
-            tmp_path / "s",
-            "--set",
-            "rounds=4",
-            "--set",
-            "kd_steps=5",
-            "--quiet",
-        ],
-        capsys,
+        [*distill.split(), "--quiet", "--teacher", tmp_path / "t", "--out", tmp_path / "s"], capsys
     )
     assert code == 0
     for key in ("teacher accuracy", "student accuracy", "agreement", "time", "outputs"):
@@ -75,46 +43,20 @@ def test_cli_end_to_end(tmp_path: Path, capsys) -> None:
     metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())
     assert metrics["steps"] == 20 and metrics["method"] == "kd"
 
-    code, out, _ = run_cli(
-        [
-            "eval",
-            "--model",
-            tmp_path / "s" / "student.json",
-            "--dataset",
-            "digits",
-            "--teacher",
-            tmp_path / "t",
-            "--json",
-        ],
-        capsys,
-    )
+    student = ["eval", "--model", tmp_path / "s" / "student.json", "--dataset", "digits"]
+    code, out, _ = run_cli([*student, "--teacher", tmp_path / "t", "--json"], capsys)
     r = json.loads(out)
     assert code == 0 and r["accuracy"] == pytest.approx(metrics["student_accuracy"])
 
+    weights = tmp_path / "t" / "teacher.safetensors"
+    for model in ("lenet5", "dfkd.models.lenet:lenet5"):  # a registered name, a factory
+        eval_ = ["eval", "--model", model, "--weights", weights, "--dataset", "digits", "--json"]
+        code, out, _ = run_cli(eval_, capsys)
+        assert code == 0 and json.loads(out)["accuracy"] == pytest.approx(card["test_accuracy"])
     code, out, _ = run_cli(
-        [
-            "eval",
-            "--model",
-            "lenet5",
-            "--weights",
-            tmp_path / "t" / "teacher.safetensors",
-            "--dataset",
-            "digits",
-            "--json",
-        ],
-        capsys,
-    )
-    assert code == 0 and json.loads(out)["accuracy"] == pytest.approx(card["test_accuracy"])
-
-    factory = ["eval", "--model", "dfkd.models.lenet:lenet5", "--weights"]
-    code, out, _ = run_cli(
-        [*factory, tmp_path / "t" / "teacher.safetensors", "--dataset", "digits", "--json"], capsys
-    )
-    assert code == 0 and json.loads(out)["accuracy"] == pytest.approx(card["test_accuracy"])
-    code, out, _ = run_cli(
-        ["distill", "kd", "--teacher", "dfkd.models.lenet:lenet5", "--teacher-weights",
-         tmp_path / "t" / "teacher.safetensors", "--dataset", "digits", "--out", tmp_path / "f",
-         "--set", "rounds=1", "--set", "kd_steps=2", "--quiet"],
+        ["distill", "kd", "--teacher", "dfkd.models.lenet:lenet5", "--teacher-weights", weights,
+         "--dataset", "digits", "--out", tmp_path / "f", "--set", "rounds=1", "--set",
+         "kd_steps=2", "--quiet"],
         capsys,
     )  # fmt: skip
     assert code == 0

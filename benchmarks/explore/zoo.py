@@ -1,6 +1,7 @@
-"""Exploration on the MNIST-10k teacher zoo (``benchmarks/zoo.py``): single budgeted runs of
-one method on one zoo teacher, with config overrides, to find why a method falls short on a
-teacher dfkd did not train.
+"""Exploration on the teacher zoo (``benchmarks/zoo.py``): single budgeted runs of one method
+on one zoo teacher (MNIST-10k unless a case names another dataset), with config overrides, to
+find why a method falls short on a teacher dfkd did not train. A statistics file is given where
+``benchmarks/zoo_distill.py`` gives one.
 
     python benchmarks/explore/zoo.py CASE [CASE ...]     # names below; default: all
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -19,12 +21,26 @@ sys.path.insert(0, str(HERE.parent))  # common, zoo, zoo_nets
 import torch  # noqa: E402
 from common import log_line  # noqa: E402
 from zoo import zoo_teacher  # noqa: E402
+from zoo_distill import needs_stats, stats_file  # noqa: E402
 
 import dfkd  # noqa: E402
 
+
+@dataclass(frozen=True)
+class Case:
+    """One run: a zoo teacher, a method, a time budget, config overrides, and why."""
+
+    teacher: str
+    method: str
+    budget: str
+    overrides: list[str]
+    question: str
+    dataset: str = "mnist10k"
+
+
 STD_KL = ["distill_terms.kd_kl.standardize=1.0"]
 #: name: (teacher, method, time budget, overrides, question)
-CASES: dict[str, tuple[str, str, str, list[str], str]] = {
+_FIRST: dict[str, tuple[str, str, str, list[str], str]] = {
     "bn_stats-g25": ("cnn-nobn", "bn_stats", "2m", ["g_steps=25"],
                      "pixel inversion on a costly teacher: more, shallower batches?"),
     "bn_stats-g100": ("cnn-nobn", "bn_stats", "2m", [], "the preset's 100 steps per batch"),
@@ -49,31 +65,46 @@ CASES: dict[str, tuple[str, str, str, list[str], str]] = {
                       ["distill_terms.ce.weight=0", "distill_terms.kd_kl.standardize=5.0"],
                       "the same with logits standardised to std 5"),
 }  # fmt: skip
+CASES: dict[str, Case] = {name: Case(*case) for name, case in _FIRST.items()}
 CACHED = ["source.args.replay_targets=cached"]
 _SHORT = {"vgg-bn": "vgg", "vgg-bn-ls": "vggls", "resnet-bn": "resnet", "lenet5": "lenet5"}
 for _m in ("fast", "nayer"):  # do kept targets pay on costly teachers?
     for _t, _s in _SHORT.items():
-        CASES[f"{_m}-{_s}-cached"] = (_t, _m, "5m", CACHED, "replay targets kept with the pool")
-        CASES[f"{_m}-{_s}-fresh"] = (_t, _m, "5m", [], "the teacher labels every replayed view")
-        CASES[f"{_m}-{_s}-cached-plain"] = (
+        CASES[f"{_m}-{_s}-cached"] = Case(_t, _m, "5m", CACHED, "replay targets kept with the pool")
+        CASES[f"{_m}-{_s}-fresh"] = Case(_t, _m, "5m", [], "the teacher labels every replayed view")
+        CASES[f"{_m}-{_s}-cached-plain"] = Case(
             _t, _m, "5m", [*CACHED, "source.args.replay_shift=0", "source.args.replay_flip=false"],
             "kept targets on unaugmented replays (targets that fit the views)",
         )  # fmt: skip
 
+# Is the statistics-file term's scale (60-250 per step on the BN-free teachers against 1-25 with
+# BN running statistics) what drowns fast's class and adversarial terms on those teachers?
+KL = ["synth_terms.stat_match.kind=kl"]
+for _t in ("cnn-nobn", "cnn-raw", "mlp"):
+    CASES[f"fast-fashion-{_t}-kl"] = Case(
+        _t, "fast", "5m", KL, "scale-free (KL) statistics", "fashion-mnist"
+    )
+    CASES[f"fast-fashion-{_t}-w1"] = Case(
+        _t, "fast", "5m", ["synth_terms.stat_match.weight=1.0"],
+        "the L2 statistics at a tenth of the weight", "fashion-mnist",
+    )  # fmt: skip
+for _t, _s in _SHORT.items():  # and on BN teachers, where the preset was tuned?
+    CASES[f"fast-{_s}-kl"] = Case(_t, "fast", "5m", KL, "scale-free (KL) statistics")
+
 
 def run(name: str) -> None:
-    teacher_name, method, budget, over, question = CASES[name]
-    teacher = zoo_teacher(teacher_name, "mnist10k", Path("runs/zoo"))
-    stats = teacher / "stats.safetensors"
-    needs = method in ("bn_stats", "dfq", "deepinversion", "spectral", "ta_dfkd")
+    c = CASES[name]
+    teacher = zoo_teacher(c.teacher, c.dataset, Path("runs/zoo"))
+    stats = stats_file(teacher, c.dataset) if needs_stats(c.method, c.dataset, teacher) else None
     t0 = time.perf_counter()
-    m = dfkd.distill(teacher, "lenet5_half", method, "mnist10k", overrides=over,
+    m = dfkd.distill(teacher, "lenet5_half", c.method, c.dataset, overrides=c.overrides,
                      out=Path("runs/explore-zoo") / name, overwrite=True, progress=False,
-                     stats=stats if needs and stats.exists() else None,
-                     time_budget=budget)  # fmt: skip
+                     stats=stats, time_budget=c.budget)  # fmt: skip
     log_line(HERE / "zoo.jsonl", {
-        "case": name, "question": question, "teacher": teacher_name, "method": method,
-        "time_budget": budget, "overrides": over, "accuracy": m["student_accuracy"],
+        "case": name, "question": c.question, "dataset": c.dataset, "teacher": c.teacher,
+        "method": c.method, "time_budget": c.budget, "overrides": c.overrides,
+        "stats_file": stats is not None, "accuracy": m["student_accuracy"],
+        "percent_of_teacher": round(100 * m["student_accuracy"] / m["teacher_accuracy"], 1),
         "rounds": m["rounds"], "call_s": round(time.perf_counter() - t0, 1),
         "class_balance": m["class_balance"], "threads": torch.get_num_threads(),
     })  # fmt: skip
