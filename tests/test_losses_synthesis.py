@@ -200,3 +200,31 @@ def test_input_gradient_penalty_closed_form() -> None:
     assert pen.item() == pytest.approx(4 * x.detach().pow(2).sum(1).mean().item(), rel=1e-5)
     (gx,) = torch.autograd.grad(pen, x)
     assert torch.allclose(gx, 8 * x.detach() / 4, atol=1e-5)
+
+
+def test_stat_match_auto_is_kl_on_a_statistics_file_and_l2_on_batchnorm() -> None:
+    from dfkd.losses import StepContext
+    from dfkd.losses.synth_terms import stat_match_term
+    from dfkd.teachers.stats import TeacherStats
+
+    torch.manual_seed(0)
+    out = torch.randn(8, 3, 4, 4) * 30 + 5  # a BN-free layer's large activations
+    stats = TeacherStats(["f"], {"f": torch.zeros(3)}, {"f": torch.ones(3)})
+    m, v = out.mean(dim=(0, 2, 3)), out.var(dim=(0, 2, 3), unbiased=False)
+    ref_kl = (0.5 * (torch.log(1 / v) + (v + m**2) / 1 - 1)).mean()
+    taps = {"stats": stats, "outputs": {"f": out}}
+    file_ctx = StepContext("synth", out, torch.zeros(8, 10), taps=taps)
+    auto = stat_match_term(file_ctx, kind="auto").item()
+    assert auto == pytest.approx(ref_kl.item(), rel=1e-4)
+    assert auto == pytest.approx(stat_match_term(file_ctx, kind="kl").item())
+    # the same teacher with its activations ×10: the same KL, ×10-×100 the L2
+    big = TeacherStats(["f"], {"f": torch.zeros(3)}, {"f": torch.full((3,), 100.0)})
+    big_ctx = StepContext("synth", out, torch.zeros(8, 10),
+                          taps={"stats": big, "outputs": {"f": out * 10}})  # fmt: skip
+    assert stat_match_term(big_ctx, kind="auto").item() == pytest.approx(auto, rel=1e-4)
+    assert stat_match_term(big_ctx, kind="l2").item() > 9 * stat_match_term(file_ctx).item()
+
+    bn = {"bn": {"b": (m, v)}, "bn_refs": {"b": (torch.zeros(3), torch.ones(3))}}
+    bn_ctx = StepContext("synth", out, torch.zeros(8, 10), taps=bn)
+    l2 = (torch.linalg.vector_norm(m) + torch.linalg.vector_norm(v - 1)).item()
+    assert stat_match_term(bn_ctx, kind="auto").item() == pytest.approx(l2, rel=1e-5)
