@@ -222,7 +222,7 @@ def test_stat_match_auto_is_kl_on_a_statistics_file_and_l2_on_batchnorm() -> Non
     big_ctx = StepContext("synth", out, torch.zeros(8, 10),
                           taps={"stats": big, "outputs": {"f": out * 10}})  # fmt: skip
     assert stat_match_term(big_ctx, kind="auto").item() == pytest.approx(auto, rel=1e-4)
-    assert stat_match_term(big_ctx, kind="l2").item() > 9 * stat_match_term(file_ctx).item()
+    assert stat_match_term(big_ctx, kind="l2").item() > 9 * stat_match_term(file_ctx, kind="l2")
 
     bn = {"bn": {"b": (m, v)}, "bn_refs": {"b": (torch.zeros(3), torch.ones(3))}}
     bn_ctx = StepContext("synth", out, torch.zeros(8, 10), taps=bn)

@@ -90,6 +90,11 @@ for _t in ("cnn-nobn", "cnn-raw", "mlp"):
     )  # fmt: skip
 for _t, _s in _SHORT.items():  # and on BN teachers, where the preset was tuned?
     CASES[f"fast-{_s}-kl"] = Case(_t, "fast", "5m", KL, "scale-free (KL) statistics")
+for _m in ("fast", "nayer", "cmi", "dfq", "deepinversion", "bn_stats", "ta_dfkd"):
+    for _t, _s in {"cnn-nobn": "nobn", "cnn-raw": "raw", "mlp": "mlp"}.items():
+        CASES[f"{_m}-{_s}-kl"] = Case(
+            _t, _m, "5m", KL, "KL statistics on a statistics file (MNIST-10k)"
+        )  # fmt: skip
 
 
 def run(name: str) -> None:

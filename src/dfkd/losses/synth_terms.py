@@ -139,7 +139,7 @@ def spectral_stats_term(ctx: StepContext) -> torch.Tensor:
 
 @register_term("stat_match", phase="synth", needs=("teacher_stats",))
 def stat_match_term(
-    ctx: StepContext, first_multiplier: float = 1.0, kind: str = "l2"
+    ctx: StepContext, first_multiplier: float = 1.0, kind: str = "auto"
 ) -> torch.Tensor:
     """Statistical feature matching: the statistics file's layers when the run has one, else the
     teacher's BatchNorm running statistics.
@@ -147,7 +147,8 @@ def stat_match_term(
     ``kind``: ``"l2"``, ``"kl"`` (see :func:`~dfkd.losses.bn.bn_stat_distance`) or ``"auto"``:
     KL on a statistics file, whose layers keep the teacher's own activation scale (tens to
     hundreds of L2 units per step on the zoo's BN-free teachers, against 1-25 with BatchNorm),
-    and L2 on BatchNorm running statistics.
+    and L2 on BatchNorm running statistics, where the presets' weights were measured (the
+    default; ``benchmarks/explore/zoo.jsonl``, cases ``*-kl``).
     """
     with_file = ctx.taps.get("stats") is not None
     if kind == "auto":
