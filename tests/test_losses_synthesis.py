@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from dfkd.losses import StepContext
 from dfkd.losses.bn import bn_stat_distance, bn_stat_loss, channel_stats
 from dfkd.losses.generator import (
     activation_loss,
@@ -19,6 +20,8 @@ from dfkd.losses.generator import (
 from dfkd.losses.kd import js_div, kl_div, l1_logits
 from dfkd.losses.priors import input_gradient_penalty, l2_prior, total_variation
 from dfkd.losses.spectral import amplitude_spectrum, spectral_pair_loss, spectral_stat_loss
+from dfkd.losses.synth_terms import stat_match_term
+from dfkd.teachers.stats import TeacherStats
 
 
 @pytest.fixture
@@ -203,10 +206,6 @@ def test_input_gradient_penalty_closed_form() -> None:
 
 
 def test_stat_match_auto_is_kl_on_a_statistics_file_and_l2_on_batchnorm() -> None:
-    from dfkd.losses import StepContext
-    from dfkd.losses.synth_terms import stat_match_term
-    from dfkd.teachers.stats import TeacherStats
-
     torch.manual_seed(0)
     out = torch.randn(8, 3, 4, 4) * 30 + 5  # a BN-free layer's large activations
     stats = TeacherStats(["f"], {"f": torch.zeros(3)}, {"f": torch.ones(3)})
