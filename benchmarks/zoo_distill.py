@@ -14,7 +14,8 @@ Each cell's row is kept beside its run (``--out``/DATASET/TEACHER/METHOD.json); 
 a row for the same budget is not run again (an interrupted run resumes; ``--rerun`` forces it).
 Several processes may share the work (e.g. one per teacher, ``OMP_NUM_THREADS=1`` each on a
 2-core machine): after every cell the results are rebuilt from all rows into
-``benchmarks/results/zoo_distill.{json,md}`` (``--name``; a second table, e.g. longer budgets,
+``benchmarks/results/zoo_distill.{json,md}`` (the committed rows stay where no run under
+``--out`` replaces them; ``--name``; a second table, e.g. longer budgets,
 takes its own ``--out`` and ``--name``).
 """
 
@@ -175,21 +176,28 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def collect(out: Path, datasets: list[str]) -> dict[str, list[dict]]:
-    """Every cell's row under ``out``, per dataset, in zoo and method order."""
+def collect(out: Path, committed: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Every cell's row, per dataset, in zoo and method order: the rows under ``out`` over the
+    committed ones (a fresh checkout reruns some cells without losing the others)."""
+    order = {(t, m): i for i, (t, m) in enumerate((t, m) for t in TEACHERS for m in DATA_FREE)}
     rows: dict[str, list[dict]] = {}
-    for ds in datasets:
-        cells = [json.loads(p.read_text()) for p in (out / ds).glob("*/*.json")]
-        order = {(t, m): i for i, (t, m) in enumerate((t, m) for t in TEACHERS for m in DATA_FREE)}
-        rows[ds] = sorted(cells, key=lambda c: order.get((c["teacher"], c["method"]), 1 << 30))
+    for ds in DATASETS:
+        cells = {(c["teacher"], c["method"]): c for c in committed.get(ds, [])}
+        for p in (out / ds).glob("*/*.json"):
+            c = json.loads(p.read_text())
+            cells[c["teacher"], c["method"]] = c
+        if cells:
+            rows[ds] = sorted(cells.values(), key=lambda c: order.get(
+                (c["teacher"], c["method"]), 1 << 30))  # fmt: skip
     return rows
 
 
 def publish(args: argparse.Namespace, command: str) -> None:
-    """Rebuild ``zoo_distill.{json,md}`` from every row (this and other processes')."""
+    """Rebuild ``NAME.{json,md}`` from every row (this and other processes', and the committed
+    ones no run under ``--out`` replaces)."""
     res, path, doc = results_doc(args.results, args.name)
     doc["meta"] = run_meta(command)
-    doc["rows"] = {k: v for k, v in collect(Path(args.out), DATASETS).items() if v}
+    doc["rows"] = collect(Path(args.out), doc.get("rows", {}))
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
     atomic_write_text(res / f"{args.name}.md", markdown(doc) + "\n")
 

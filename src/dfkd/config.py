@@ -100,6 +100,15 @@ class EvalConfig:
     trigger: str | None = None
 
 
+@dataclass(frozen=True)
+class Replanned:
+    """A budgeted run re-planned from the time its own rounds took: until ``round`` its
+    schedules spanned ``rounds`` rounds (the plan it had then)."""
+
+    round: int
+    rounds: int
+
+
 #: where a run with an output folder streams its curves (``logs/`` in the folder)
 LOGGERS = ("none", "csv", "tensorboard")
 
@@ -116,7 +125,9 @@ class RunConfig:
     round. When plug-ins drop samples from a distillation batch, up to ``fill_selected`` further
     batches are drawn to refill it to exactly ``batch_size`` (0: the student trains on what was
     kept). ``end_round`` ends the run after that many of its ``rounds`` (the schedules still
-    span ``rounds``): what a budgeted run records when it stopped at its deadline. With
+    span ``rounds``): what a budgeted run records when it stopped at its deadline.
+    ``replanned`` records each time a budgeted run changed its ``rounds`` part-way through
+    (the schedules stay continuous: :class:`Replanned`, :func:`dfkd.schedules.progress`). With
     ``time_budget``
     (``"10m"``, ``"90s"``, seconds) the run is sized on the machine it runs on: ``rounds``,
     ``eval_every`` and ``checkpoint_every`` are set so the whole run fits the budget
@@ -138,6 +149,7 @@ class RunConfig:
     kd_steps: int = 50
     warmup_rounds: int = 0
     end_round: int | None = None
+    replanned: list[Replanned] = field(default_factory=list)
     batch_size: int = 128
     fill_selected: int = 0
     time_budget: str | float | None = None
@@ -154,6 +166,15 @@ class RunConfig:
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     logger: str = "csv"
     progress: bool = True
+
+    def round_replans(self) -> list[tuple[int, int]]:
+        """``(at, rounds_before)`` per re-plan (:func:`dfkd.schedules.progress` over rounds)."""
+        return [(r.round, r.rounds) for r in self.replanned]
+
+    def step_replans(self) -> list[tuple[int, int]]:
+        """``(at, steps_before)`` per re-plan, in student steps (the warm-up rounds have none)."""
+        w, k = self.warmup, self.kd_steps
+        return [((r.round - w) * k, (r.rounds - w) * k) for r in self.replanned]
 
     @property
     def warmup(self) -> int:
@@ -179,6 +200,15 @@ class RunConfig:
             raise ConfigError(
                 f"config 'end_round' must be in [1, rounds] or null, got {self.end_round}"
             )
+        ends = [r.rounds for r in self.replanned[1:]] + [self.rounds] * bool(self.replanned)
+        at = self.warmup
+        for r, end in zip(self.replanned, ends, strict=True):
+            if not at < r.round < min(r.rounds, end):
+                raise ConfigError(
+                    f"config 'replanned' must name rounds in order, past the warm-up and "
+                    f"before each plan's end, got {[dataclasses.asdict(x) for x in self.replanned]}"
+                )
+            at = r.round
         if self.warmup_rounds < 0:
             raise ConfigError(f"config 'warmup_rounds' must be ≥ 0, got {self.warmup_rounds}")
         for k in ("g_steps", "kd_steps", "fill_selected"):

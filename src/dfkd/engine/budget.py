@@ -3,10 +3,12 @@
 A budgeted run first times a throwaway copy of its own loop — a few synthesis and student steps
 after two warm-up steps each (median per step), one evaluation and one checkpoint — then sets
 ``rounds`` (and the evaluation and checkpoint intervals, keeping the preset's number of each)
-so that the whole call, calibration included, fits the budget. The run itself is then an
-ordinary run of that many rounds (time left over of less than a round goes to more student
-steps per round): its ``config.yaml`` records the rounds, so it re-creates the
-run exactly on any machine, and ``metrics.json`` records how they were chosen (``budget``).
+so that the whole call, calibration included, fits the budget (time left over of less than a
+round goes to more student steps per round). While the run goes, a :class:`Pacer` times its
+rounds: it re-plans them when they would end the run far from its deadline, and ends the run
+early when one more round would pass it. Its ``config.yaml`` records the rounds and each
+re-plan, so it re-creates the run exactly on any machine, and ``metrics.json`` records how they
+were chosen (``budget``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,10 @@ RESERVE = 0.02
 #: MAX_STEPS)
 TIMING = 0.03
 STEPS, MAX_STEPS, WARMUP = 3, 500, 2
+#: a run re-plans when its rounds would end it this share of the budget from its deadline …
+REPLAN_TOLERANCE = 0.04
+#: … at most this often, each time after this many student rounds and this share of the budget
+MAX_REPLANS, REPLAN_ROUNDS, REPLAN_AFTER = 3, 2, 0.1
 
 
 @dataclass(frozen=True)
@@ -183,11 +189,69 @@ def size_run(
     return sized, _record(costs, budget_s, sized)
 
 
-def deadline(record: dict[str, Any], started: float) -> float:
-    """When (``time.time()``) a sized run's last round must end: the budget less its reserve,
-    one evaluation and one checkpoint."""
-    spare = record["budget_s"] * RESERVE + record["eval_s"] + record["checkpoint_s"]
-    return started + record["budget_s"] - spare
+@dataclass
+class Pacer:
+    """Keeps a sized run to its budget from the time its own rounds take.
+
+    After each round: when the rounds left, at the mean cost of the student rounds since the
+    plan was last made, would end the run more than :data:`REPLAN_TOLERANCE` of the budget
+    before or after its deadline (the calibration ran under a load that has gone since, or a
+    load has come), the run is re-planned to as many rounds as fit. It re-plans at most
+    :data:`MAX_REPLANS` times, each after at least :data:`REPLAN_ROUNDS` student rounds and
+    :data:`REPLAN_AFTER` of the budget since the rounds began or since the last re-plan.
+    Otherwise a round that another like it would push past the deadline is the last.
+    """
+
+    deadline: float  # time.time() by which the last round must end
+    budget_s: float
+    eval_s: float
+    checkpoint_s: float
+    began: float = field(default_factory=time.time)  # when the rounds began, or the last re-plan
+    replans: int = 0
+    seconds: list[float] = field(default_factory=list)  # student rounds since the last plan
+
+    @classmethod
+    def of(cls, record: dict[str, Any], started: float) -> Pacer:
+        """The pacer of a run sized as ``record`` says (:func:`size_run`) whose call began at
+        ``started`` (its rounds begin now): its last round must end by the budget less its
+        reserve, one evaluation and one checkpoint."""
+        spare = record["budget_s"] * RESERVE + record["eval_s"] + record["checkpoint_s"]
+        return cls(started + record["budget_s"] - spare, record["budget_s"],
+                   record["eval_s"], record["checkpoint_s"])  # fmt: skip
+
+    def observe(self, seconds: float, student: bool) -> None:
+        """A round ended after ``seconds`` (of steps; warm-up rounds are not timed)."""
+        if student:
+            self.seconds.append(seconds)
+
+    def late(self, round_s: float, now: float) -> bool:
+        """Whether another round of ``round_s`` would end past the deadline."""
+        return now + round_s > self.deadline
+
+    def replan(self, cfg: RunConfig, done: int, now: float) -> int | None:
+        """The rounds a run that has done ``done`` of ``cfg.rounds`` should now have, or
+        ``None`` when it keeps its plan."""
+        early = now - self.began < REPLAN_AFTER * self.budget_s
+        if early or self.replans >= MAX_REPLANS or len(self.seconds) < REPLAN_ROUNDS:
+            return None
+        if done >= cfg.rounds:
+            return None
+        round_s, left = statistics.fmean(self.seconds), self.deadline - now
+
+        def cost(n: int) -> float:  # n more rounds, with the evaluations and checkpoints due
+            evals = (done + n - 1) // cfg.eval_every - done // cfg.eval_every
+            ckpts = (done + n - 1) // cfg.checkpoint_every - done // cfg.checkpoint_every
+            return n * round_s + evals * self.eval_s + ckpts * self.checkpoint_s
+
+        if abs(cost(cfg.rounds - done) - left) <= REPLAN_TOLERANCE * self.budget_s:
+            return None
+        n = max(1, int(left // round_s))
+        while n > 1 and cost(n) > left:
+            n -= 1
+        if done + n == cfg.rounds:
+            return None
+        self.replans, self.seconds, self.began = self.replans + 1, [], now
+        return done + n
 
 
 def _record(costs: Costs, budget_s: float, sized: RunConfig) -> dict[str, Any]:

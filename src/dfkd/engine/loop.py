@@ -18,12 +18,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import RunConfig
+from ..config import Replanned, RunConfig
 from ..data import InputMap
 from ..errors import ConfigError, NonFiniteError
 from ..losses.terms import StepContext
-from ..sources import Batch
+from ..sources import Batch, SourceEnv
 from ..teachers.taps import Taps, last_linear
+from .budget import Pacer
 from .guard import first_non_finite, non_finite_message
 from .objective import TermMeter, frozen, needs_of, teacher_taps, weighted_sum
 from .optim import lr_at, set_lr
@@ -48,8 +49,10 @@ class Loop:
     to_model: InputMap  # the source's normalisation → the networks' (identity for own teachers)
     meter: TermMeter = field(default_factory=TermMeter)
     shown: tuple[torch.Tensor, torch.Tensor] | None = None
-    #: a budgeted run's deadline (``time.time()``) for its last round to end by
-    deadline: float | None = None
+    #: what a source or plug-in sees of the run (its rounds follow a re-plan)
+    env: SourceEnv | None = None
+    #: a budgeted run's pacer: its deadline, and re-plans from its rounds' times
+    pacer: Pacer | None = None
     #: the round of the last checkpoint written (or resumed from)
     checkpointed: int | None = None
     # fixed for the run, worked out once (not per step)
@@ -75,10 +78,13 @@ class Loop:
             self._timed("synthesis_s", self.synthesis_step, self.cfg.g_steps)
             self._timed("distill_s", self.distill_step, 0 if self.warming_up else self.cfg.kd_steps)
             self.state.timers["wall_s"] = time.perf_counter() - t_start
-            self._keep_deadline(time.time() - t_round)
+            rounds = self._pace(time.time() - t_round)
             done += 1
             stop = stop_after_rounds is not None and done >= stop_after_rounds
-            bar.set_postfix(**self.end_round(stop))
+            bar.set_postfix(**self.end_round(stop or rounds is not None))
+            if rounds is not None:
+                self._replan(rounds)
+                bar.total = rounds
             bar.update(1)
             if stop:
                 break
@@ -89,16 +95,31 @@ class Loop:
         """The round the run ends after (``end_round``, else ``rounds``)."""
         return self.cfg.end_round or self.cfg.rounds
 
-    def _keep_deadline(self, round_s: float) -> None:
-        """Make this round the last when another one like it would end past the deadline (a
-        round's cost can grow during a run: selection that refills batches keeps fewer samples
-        as the generator learns). The decision is rank 0's; ``config.yaml`` records it."""
-        if self.deadline is None or self.state.round + 1 >= self.last_round:
-            return
-        late = time.time() + round_s > self.deadline
-        if self.fabric.broadcast(late, src=0):
+    def _pace(self, round_s: float) -> int | None:
+        """A budgeted run's rounds from now on when it re-plans after this round (which then
+        checkpoints), else ``None``; when it keeps its plan, this round is the last if another
+        like it would end past the deadline. The decisions are rank 0's."""
+        if self.pacer is None or self.state.round + 1 >= self.last_round:
+            return None
+        self.pacer.observe(round_s, student=not self.warming_up)
+        rounds = self.pacer.replan(self.cfg, self.state.round + 1, time.time())
+        if (rounds := self.fabric.broadcast(rounds, src=0)) is not None:
+            return rounds
+        if self.fabric.broadcast(self.pacer.late(round_s, time.time()), src=0):
             self.cfg = dataclasses.replace(self.cfg, end_round=self.state.round + 1)
             self.report.resize(self.cfg)
+        return None
+
+    def _replan(self, rounds: int) -> None:
+        """From the round just checkpointed on, the run has ``rounds`` rounds (its schedules
+        stay continuous); ``config.yaml`` records the change after the checkpoint, so that a
+        resume from either continues a plan that was really run."""
+        r = Replanned(round=self.state.round, rounds=self.cfg.rounds)
+        self.cfg = dataclasses.replace(self.cfg, rounds=rounds, end_round=None,
+                                       replanned=[*self.cfg.replanned, r])  # fmt: skip
+        if self.env is not None:
+            self.env.rounds, self.env.replans = rounds, self.cfg.round_replans()
+        self.report.resize(self.cfg)
 
     @property
     def warming_up(self) -> bool:
@@ -166,7 +187,8 @@ class Loop:
         loss, values = weighted_sum(
             self.parts.distill_terms, ctx, self.parts.plugins.distill_terms(ctx)
         )
-        set_lr(self.state.optimizer, lr_at(self.state.step, self.total_steps, self.cfg))
+        lr = lr_at(self.state.step, self.total_steps, self.cfg, self.cfg.step_replans())
+        set_lr(self.state.optimizer, lr)
         self.state.optimizer.zero_grad(set_to_none=True)
         self.fabric.backward(loss)
         self.state.optimizer.step()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 import time
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from ..models.heads import rebuild
 from ..sources import SourceEnv
 from ..teachers.taps import Taps, last_linear
 from ..teachers.train import freeze
-from .budget import deadline, size_run
+from .budget import Pacer, size_run
 from .loggers import finalize, make_loggers
 from .loop import Loop
 from .optim import make_optimizer
@@ -145,7 +146,7 @@ def _worker(
     seed_all(cfg.seed)
     loop = build_loop(fabric, cfg, parts, teacher, student, spaces, out_dir)
     if budget is not None:
-        loop.deadline = deadline(budget, started)
+        loop.pacer = Pacer.of(budget, started)
     if saved is not None:
         loop.state.load_state_dict(saved)
         loop.checkpointed = loop.state.round
@@ -155,7 +156,12 @@ def _worker(
     finalize(fabric)
     metrics = loop.report.metrics(loop.state, student, loop.deployed, loop.teacher)
     if budget is not None:
-        metrics["budget"] = {**budget, "end_round": loop.cfg.end_round}
+        metrics["budget"] = {
+            **budget,
+            "end_round": loop.cfg.end_round,
+            "replanned": [dataclasses.asdict(r) for r in loop.cfg.replanned],
+            "final_rounds": loop.cfg.rounds,
+        }
     if fabric.world_size > 1:  # the ranks' learned weights must not have drifted apart
         metrics["replicas_identical"] = replicas_identical(fabric, {
             "student": dict(student.named_parameters()),
@@ -198,7 +204,9 @@ def build_loop(
     state = RunState(student, optimizer, parts.source, parts.plugins, parts.pairs, counts)
     report = Reporter.build(cfg, spaces.model, fabric, teacher, parts.domains, out_dir, data)
     deployed = parts.plugins.deployed(student)
-    return Loop(cfg, parts, fabric, teacher, wrapped, student, deployed, state, report, to_model)
+    return Loop(
+        cfg, parts, fabric, teacher, wrapped, student, deployed, state, report, to_model, env=env
+    )
 
 
 def speed_up(model: nn.Module, speed: SpeedConfig) -> nn.Module:

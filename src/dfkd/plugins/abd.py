@@ -191,14 +191,14 @@ class SelfRetrospection(Plugin):
         self._moved: list[torch.Tensor] = []
 
     def setup(self, env: SourceEnv) -> None:
-        self._env = (env.teacher, env.student, env.rounds, env.seed)
+        self._env = env
 
     def _scaled(self, model: nn.Module) -> Any:
         return lambda z: model(z).float() / self.T
 
     def find_perturbation(self, x: torch.Tensor) -> torch.Tensor:
         """The universal perturbation that most moves ``perturb`` on ``x`` (Adam from zero)."""
-        teacher, student, *_ = self._env
+        teacher, student = self._env.teacher, self._env.student
         model = self._scaled(teacher if self.perturb == "teacher" else student)
         delta = torch.zeros_like(x[:1], requires_grad=True)
         opt = torch.optim.Adam([delta], lr=self.inner_lr)
@@ -216,15 +216,20 @@ class SelfRetrospection(Plugin):
     def _stamped(self, n: int, device: torch.device) -> torch.Tensor:
         """Which ``⌈portion · n⌉`` samples carry the perturbation (drawn from the seed and the
         call count: the same after a resume)."""
-        gen = torch.Generator().manual_seed(self._env[3] * 7919 + int(self.calls))
+        gen = torch.Generator().manual_seed(self._env.seed * 7919 + int(self.calls))
         chosen = torch.randperm(n, generator=gen)[: max(1, math.ceil(self.portion * n))]
         mask = torch.zeros(n, 1, 1, 1)
         mask[chosen] = 1.0
         return mask.to(device)
 
+    def _started(self) -> bool:
+        """Whether the run is ``start`` of the way through (after a re-plan: of its schedule)."""
+        env, r = self._env, int(self.round)
+        return env.progress(r) >= self.start if env.replans else r >= self.start * env.rounds
+
     def distill_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
-        _, student, rounds, _ = self._env
-        due = int(self.round) >= self.start * rounds and int(self.calls) % self.every == 0
+        student = self._env.student
+        due = self._started() and int(self.calls) % self.every == 0
         self.calls += 1
         if not due or self.weight == 0:
             return {}

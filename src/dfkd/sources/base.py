@@ -14,6 +14,7 @@ from ..config import checked_args
 from ..data import Data
 from ..errors import DfkdError
 from ..registry import Registry
+from ..schedules import progress
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,9 @@ class SourceEnv:
         rounds, g_steps: the run's rounds and synthesis steps per round.
         teacher_features_dim: width of the teacher's penultimate features (set when a plug-in
             declares ``needs=("teacher_features",)``).
+        replans: ``(at, rounds_before)`` per re-plan of a budgeted run. ``rounds`` and
+            ``replans`` change when the run re-plans: a schedule over the run reads them when
+            it needs them (:meth:`progress`), never a copy made at set-up.
     """
 
     fabric: Any
@@ -133,6 +137,11 @@ class SourceEnv:
     rounds: int = 1
     g_steps: int = 1
     teacher_features_dim: int | None = None
+    replans: list[tuple[int, int]] = field(default_factory=list)
+
+    def progress(self, rounds_done: float) -> float:
+        """The share of the run's schedule that ``rounds_done`` rounds have run."""
+        return progress(rounds_done, self.rounds, self.replans)
 
 
 class Source:

@@ -87,7 +87,7 @@ class GeneratorSource(Source):
         opt = torch.optim.Adam(net.parameters(), lr=self.lr, betas=self.betas)
         self.net, self.opt = env.fabric.setup(net, opt)
         self.fabric = env.fabric
-        self.rounds = env.rounds
+        self.env = env
         self.batch_size = self.synth_batch_size or env.batch_size
         label = env.teacher if self.replay_targets == "cached" else None
         self.bank = MemoryBank(self.bank_capacity, label=label) if self.bank_capacity else None
@@ -119,7 +119,7 @@ class GeneratorSource(Source):
 
     def round_end(self, round_index: int) -> dict[str, float]:
         if self.lr_schedule == "cosine":  # the rate for the next round
-            lr = cosine_decay(self.lr, (round_index + 1) / self.rounds)
+            lr = cosine_decay(self.lr, self.env.progress(round_index + 1))
             for g in self.opt.param_groups:
                 g["lr"] = lr
         return {"generator_lr": self.opt.param_groups[0]["lr"]}
