@@ -13,7 +13,8 @@ teacher's accuracy.
 
 Each cell's row is kept beside its run (``--out``/DATASET/METHOD.json) and not run again
 unless ``--rerun``; processes may share the work. After every cell the results are rebuilt
-into ``benchmarks/results/speed.{json,md}`` and, when matplotlib is installed (``pip install
+into ``benchmarks/results/speed.{json,md}`` (committed rows stay where no run under ``--out``
+replaces them) and, when matplotlib is installed (``pip install
 'dfkd[plots]'``), one picture per dataset, ``speed_DATASET.svg``.
 """
 
@@ -159,13 +160,19 @@ def plot(ds: str, cells: list[dict], path: Path) -> bool:
 
 
 def publish(args: argparse.Namespace) -> None:
-    """Rebuild ``speed.{json,md}`` (and the pictures) from every cell's row."""
+    """Rebuild ``speed.{json,md}`` (and the pictures) from every cell's row: the rows under
+    ``--out`` over the committed ones (a fresh checkout reruns some cells without losing the
+    others)."""
     res, path, doc = results_doc(args.results, "speed")
     doc["meta"] = run_meta("python benchmarks/speed.py")
     order = ["kd", *DATA_FREE]
-    doc["rows"] = {}
+    committed, doc["rows"] = doc.get("rows", {}), {}
     for ds in DATASETS:
-        cells = [json.loads(p.read_text()) for p in (Path(args.out) / ds).glob("*.json")]
+        by_key = {(c["method"], c["time_budget"]): c for c in committed.get(ds, [])}
+        for p in (Path(args.out) / ds).glob("*.json"):
+            c = json.loads(p.read_text())
+            by_key[c["method"], c["time_budget"]] = c
+        cells = list(by_key.values())
         if cells:
             cells.sort(key=lambda c: (order.index(c["method"]) if c["method"] in order else 99,
                                       c["time_budget"] or ""))  # fmt: skip
