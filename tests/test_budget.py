@@ -179,6 +179,18 @@ def test_pacer_keeps_a_plan_that_fits_and_re_plans_one_that_does_not():
     assert p.replan(cfg, 25, 60.0) == 25 + 80  # faster now
 
 
+def test_pacer_drops_a_round_that_would_be_cut_but_keeps_a_little_time_spare():
+    cfg = _cfg(rounds=7, eval_every=7, checkpoint_every=7)
+    p = _pacer(deadline=300.0, budget_s=300.0)
+    p.observe(40.0, student=True)
+    p.observe(42.0, student=True)
+    assert p.replan(cfg, 2, 100.0) == 6  # 5 rounds of 41 s do not fit in 200 s: 4 do
+    p = _pacer()
+    p.observe(1.0, student=True)
+    p.observe(1.0, student=True)
+    assert p.replan(_cfg(rounds=100, eval_every=100, checkpoint_every=100), 20, 17.0) is None
+
+
 def test_pacer_waits_for_student_rounds_and_stops_re_planning():
     cfg = _cfg(rounds=100, eval_every=100, checkpoint_every=100)
     p = _pacer()

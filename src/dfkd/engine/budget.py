@@ -35,7 +35,8 @@ RESERVE = 0.02
 #: MAX_STEPS)
 TIMING = 0.03
 STEPS, MAX_STEPS, WARMUP = 3, 500, 2
-#: a run re-plans when its rounds would end it this share of the budget from its deadline …
+#: a run re-plans when its rounds would end it past its deadline, or this share of the
+#: budget before it …
 REPLAN_TOLERANCE = 0.04
 #: … at most this often, each time after this many student rounds and this share of the budget
 MAX_REPLANS, REPLAN_ROUNDS, REPLAN_AFTER = 3, 2, 0.1
@@ -194,9 +195,10 @@ class Pacer:
     """Keeps a sized run to its budget from the time its own rounds take.
 
     After each round: when the rounds left, at the mean cost of the student rounds since the
-    plan was last made, would end the run more than :data:`REPLAN_TOLERANCE` of the budget
-    before or after its deadline (the calibration ran under a load that has gone since, or a
-    load has come), the run is re-planned to as many rounds as fit. It re-plans at most
+    plan was last made, would end the run past its deadline (a load has come, or the rounds
+    grow dearer) or more than :data:`REPLAN_TOLERANCE` of the budget before it (the
+    calibration ran under a load that has gone since), the run is re-planned to as many rounds
+    as fit. It re-plans at most
     :data:`MAX_REPLANS` times, each after at least :data:`REPLAN_ROUNDS` student rounds and
     :data:`REPLAN_AFTER` of the budget since the rounds began or since the last re-plan.
     Otherwise a round that another like it would push past the deadline is the last.
@@ -243,12 +245,13 @@ class Pacer:
             ckpts = (done + n - 1) // cfg.checkpoint_every - done // cfg.checkpoint_every
             return n * round_s + evals * self.eval_s + ckpts * self.checkpoint_s
 
-        if abs(cost(cfg.rounds - done) - left) <= REPLAN_TOLERANCE * self.budget_s:
-            return None
+        left_over = left - cost(cfg.rounds - done)
         n = max(1, int(left // round_s))
         while n > 1 and cost(n) > left:
             n -= 1
-        if done + n == cfg.rounds:
+        # a plan a round too long would be cut at the deadline (its schedules unfinished);
+        # one that ends early is re-planned only when it would waste a share of the budget
+        if done + n == cfg.rounds or 0 <= left_over <= REPLAN_TOLERANCE * self.budget_s:
             return None
         self.replans, self.seconds, self.began = self.replans + 1, [], now
         return done + n
