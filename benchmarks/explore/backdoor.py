@@ -32,6 +32,9 @@ CASES = {
     "relabel-w4": "trigger_filter:mode=relabel,weight=4.0",
     "both-p0.5-w4": "trigger_filter:mode=both,portion=0.5,weight=4.0",
     "relabel-p1-w1": "trigger_filter:mode=relabel,portion=1.0",
+    "both-p0.5": "trigger_filter:mode=both,portion=0.5",
+    "both-p1": "trigger_filter:mode=both,portion=1.0",
+    "both-p1-w2": "trigger_filter:mode=both,portion=1.0,weight=2.0",
 }
 
 
