@@ -9,7 +9,7 @@ wall time, and the first wall time at which an evaluation reached 95 % and 98 % 
 teacher's accuracy.
 
     python benchmarks/speed.py [--datasets mnist10k fashion-mnist] [--methods ...]
-                               [--time-budget 10m] [--rerun]
+                               [--time-budget 10m] [--plugins ema ...] [--rerun]
 
 Each cell's row is kept beside its run (``--out``/DATASET/METHOD.json) and not run again
 unless ``--rerun``; processes may share the work. After every cell the results are rebuilt
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -43,9 +44,15 @@ AT_TIMES = (30, 60, 120, 300)
 ALL_DATA_FREE = [m for m in METHODS.names() if METHODS.get(m).data_free]
 
 
-def cell_name(method: str, budget: str | None) -> str:
-    """The file stem of a cell's row and run folder: the method, and its budget if any."""
-    return method if budget is None else f"{method}@{budget}"
+def label(method: str, plugins: list[str]) -> str:
+    """A method and the plug-ins on it, as the table names them: ``nayer +ema``."""
+    return " ".join([method, *(f"+{p}" for p in plugins)])
+
+
+def cell_name(method: str, budget: str | None, plugins: list[str] | None = None) -> str:
+    """The file stem of a cell's row and run folder: the method, its plug-ins and its budget."""
+    stem = re.sub(r"[^\w.@+-]+", "_", label(method, plugins or []).replace(" ", ""))
+    return stem if budget is None else f"{stem}@{budget}"
 
 
 def time_to(curve: list[list[float]], target: float) -> float | None:
@@ -58,8 +65,8 @@ def run_cell(method: str, dataset: str, args: argparse.Namespace) -> dict:
     """Distil the dataset's teacher with one method; the row, with its evaluation curve."""
     teacher = zoo_teacher("lenet5", dataset, Path(args.zoo))
     with_stats = method != "kd" and needs_stats(method, dataset, teacher)
-    out = Path(args.out) / dataset / cell_name(method, args.time_budget)
-    m = dfkd.distill(teacher, STUDENT, method, dataset, out=out,
+    out = Path(args.out) / dataset / cell_name(method, args.time_budget, args.plugins)
+    m = dfkd.distill(teacher, STUDENT, method, dataset, out=out, plugins=args.plugins,
                      overwrite=True, stats=stats_file(teacher, dataset) if with_stats else None,
                      time_budget=args.time_budget, progress=False)  # fmt: skip
     curve = [[h["wall_s"], h["student_accuracy"]] for h in m["history"]]
@@ -67,6 +74,7 @@ def run_cell(method: str, dataset: str, args: argparse.Namespace) -> dict:
     return {
         "dataset": dataset,
         "method": method,
+        "plugins": args.plugins,
         "teacher_accuracy": t_acc,
         "student_accuracy": m["student_accuracy"],
         "acc_last5": m["acc_last5"],
@@ -101,8 +109,9 @@ def table(cells: list[dict]) -> list[str]:
         to = [c["time_to_95"], c["time_to_98"]]
         accs = [at_time(c["curve"], t) for t in AT_TIMES]
         lines.append(
-            f"| {c['method']} | {c['time_budget'] or 'preset'} | {pct(c['student_accuracy'])} "
-            f"| {pct(c['acc_last5'])} | {c['percent_of_teacher']:.2f} | {c['wall_s']:.0f} "
+            f"| {label(c['method'], c.get('plugins', []))} | {c['time_budget'] or 'preset'} "
+            f"| {pct(c['student_accuracy'])} | {pct(c['acc_last5'])} "
+            f"| {c['percent_of_teacher']:.2f} | {c['wall_s']:.0f} "
             + " ".join(f"| {'–' if t is None else f'{t:.0f}'}" for t in to)
             + "".join(f" | {'–' if a is None else pct(a)}" for a in accs)
             + f" | {c['rounds']} | {'yes' if c['stats_file'] else 'no'} |"
@@ -147,7 +156,8 @@ def plot(ds: str, cells: list[dict], path: Path) -> bool:
             ax.axhline(100 * c["student_accuracy"], color="grey", ls=":", label="KD, real data")
             continue
         t, acc = zip(*c["curve"], strict=True) if c["curve"] else ((), ())
-        ax.plot(t, [100 * a for a in acc], marker=".", label=c["method"])
+        name = label(c["method"], c.get("plugins", []))
+        ax.plot(t, [100 * a for a in acc], marker=".", label=name)
     ax.axhline(100 * cells[0]["teacher_accuracy"], color="black", ls="--", label="teacher")
     ax.set(xlabel="wall-clock seconds (loop)", ylabel="student test accuracy (%)",
            title=f"{ds}: accuracy against time", ylim=(0, 100))  # fmt: skip
@@ -159,6 +169,11 @@ def plot(ds: str, cells: list[dict], path: Path) -> bool:
     return True
 
 
+def key(cell: dict) -> tuple:
+    """What tells two cells of a dataset apart: method, budget and plug-ins."""
+    return cell["method"], cell["time_budget"], tuple(cell.get("plugins", []))
+
+
 def publish(args: argparse.Namespace) -> None:
     """Rebuild ``speed.{json,md}`` (and the pictures) from every cell's row: the rows under
     ``--out`` over the committed ones (a fresh checkout reruns some cells without losing the
@@ -168,14 +183,14 @@ def publish(args: argparse.Namespace) -> None:
     order = ["kd", *DATA_FREE]
     committed, doc["rows"] = doc.get("rows", {}), {}
     for ds in DATASETS:
-        by_key = {(c["method"], c["time_budget"]): c for c in committed.get(ds, [])}
+        by_key = {key(c): c for c in committed.get(ds, [])}
         for p in (Path(args.out) / ds).glob("*.json"):
             c = json.loads(p.read_text())
-            by_key[c["method"], c["time_budget"]] = c
+            by_key[key(c)] = c
         cells = list(by_key.values())
         if cells:
             cells.sort(key=lambda c: (order.index(c["method"]) if c["method"] in order else 99,
-                                      c["time_budget"] or ""))  # fmt: skip
+                                      c["time_budget"] or "", c.get("plugins", [])))  # fmt: skip
             doc["rows"][ds] = cells
             plot(ds, cells, res / f"speed_{ds}.svg")
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
@@ -188,6 +203,7 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["kd", *DATA_FREE],
                     choices=["kd", *ALL_DATA_FREE])  # fmt: skip
     ap.add_argument("--time-budget", default=None, help="per run, e.g. 10m (default: presets)")
+    ap.add_argument("--plugins", nargs="*", default=[], help="plug-ins on every run, e.g. ema")
     ap.add_argument("--rerun", action="store_true", help="run cells that already have a row")
     ap.add_argument("--zoo", default="runs/zoo")
     ap.add_argument("--out", default="runs/bench-speed")
@@ -196,13 +212,13 @@ def main() -> None:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     for ds in args.datasets:
         for method in args.methods:
-            row = Path(args.out) / ds / f"{cell_name(method, args.time_budget)}.json"
+            row = Path(args.out) / ds / f"{cell_name(method, args.time_budget, args.plugins)}.json"
             if row.exists() and not args.rerun:
                 continue
             cell = run_cell(method, ds, args)
             atomic_write_text(row, json.dumps(cell, indent=2) + "\n")
-            print(f"{ds} {method}: {cell['percent_of_teacher']:.1f} % of the teacher in "
-                  f"{cell['wall_s']:.0f} s", flush=True)  # fmt: skip
+            print(f"{ds} {label(method, args.plugins)}: {cell['percent_of_teacher']:.1f} % of "
+                  f"the teacher in {cell['wall_s']:.0f} s", flush=True)  # fmt: skip
             publish(args)
 
 
