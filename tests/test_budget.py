@@ -206,6 +206,26 @@ def test_pacer_waits_for_student_rounds_and_stops_re_planning():
     assert p.replan(cfg, 5, 90.0) is None
 
 
+def test_pacer_does_not_re_plan_for_a_passing_stall():
+    cfg = _cfg(rounds=100, eval_every=100, checkpoint_every=100)
+    p = _pacer()
+    for s in (1.0, 1.0, 9.0, 1.0, 1.0):  # one round stalled by another process
+        p.observe(s, student=True)
+    assert p.replan(cfg, 20, 20.0) is None  # the median round: 80 rounds of 1 s fit in 80 s
+
+
+def test_pacer_corrects_a_small_overrun_without_using_up_a_re_plan():
+    cfg = _cfg(rounds=100, eval_every=100, checkpoint_every=100)
+    p = _pacer(replans=MAX_REPLANS)
+    p.observe(1.0, student=True)
+    p.observe(1.0, student=True)
+    assert p.replan(cfg, 20, 22.0) == 20 + 78  # 2 s over (< 4 % of the budget): cut 2 rounds
+    assert p.replans == MAX_REPLANS
+    p.observe(1.0, student=True)
+    p.observe(1.0, student=True)
+    assert p.replan(dataclasses.replace(cfg, rounds=98), 40, 50.0) is None  # 20 s over: no more
+
+
 def test_pacer_counts_the_evaluations_and_checkpoints_of_the_rounds_left():
     cfg = _cfg(rounds=100, eval_every=10, checkpoint_every=20)
     p = _pacer(eval_s=2.0, checkpoint_s=3.0)

@@ -194,14 +194,16 @@ def size_run(
 class Pacer:
     """Keeps a sized run to its budget from the time its own rounds take.
 
-    After each round: when the rounds left, at the mean cost of the student rounds since the
-    plan was last made, would end the run past its deadline (a load has come, or the rounds
-    grow dearer) or more than :data:`REPLAN_TOLERANCE` of the budget before it (the
-    calibration ran under a load that has gone since), the run is re-planned to as many rounds
-    as fit. It re-plans at most
-    :data:`MAX_REPLANS` times, each after at least :data:`REPLAN_ROUNDS` student rounds and
-    :data:`REPLAN_AFTER` of the budget since the rounds began or since the last re-plan.
-    Otherwise a round that another like it would push past the deadline is the last.
+    After each round: when the rounds left, at the median cost of the student rounds since the
+    plan was last made (the median: a passing stall of the machine is not the rounds' cost),
+    would end the run past its deadline (a load has come, or the rounds grow dearer) or more
+    than :data:`REPLAN_TOLERANCE` of the budget before it (the calibration ran under a load
+    that has gone since), the run is re-planned to as many rounds as fit. Each re-plan comes
+    after at least :data:`REPLAN_ROUNDS` student rounds and :data:`REPLAN_AFTER` of the budget
+    since the rounds began or since the last re-plan; at most :data:`MAX_REPLANS` of them
+    change the plan by more than the tolerance (a plan that overruns by less, corrected so its
+    schedules finish, does not use one up). Otherwise a round that another like it would push
+    past the deadline is the last.
     """
 
     deadline: float  # time.time() by which the last round must end
@@ -234,11 +236,9 @@ class Pacer:
         """The rounds a run that has done ``done`` of ``cfg.rounds`` should now have, or
         ``None`` when it keeps its plan."""
         early = now - self.began < REPLAN_AFTER * self.budget_s
-        if early or self.replans >= MAX_REPLANS or len(self.seconds) < REPLAN_ROUNDS:
+        if early or len(self.seconds) < REPLAN_ROUNDS or done >= cfg.rounds:
             return None
-        if done >= cfg.rounds:
-            return None
-        round_s, left = statistics.fmean(self.seconds), self.deadline - now
+        round_s, left = statistics.median(self.seconds), self.deadline - now
 
         def cost(n: int) -> float:  # n more rounds, with the evaluations and checkpoints due
             evals = (done + n - 1) // cfg.eval_every - done // cfg.eval_every
@@ -253,7 +253,10 @@ class Pacer:
         # one that ends early is re-planned only when it would waste a share of the budget
         if done + n == cfg.rounds or 0 <= left_over <= REPLAN_TOLERANCE * self.budget_s:
             return None
-        self.replans, self.seconds, self.began = self.replans + 1, [], now
+        large = abs(left_over) > REPLAN_TOLERANCE * self.budget_s
+        if large and self.replans >= MAX_REPLANS:
+            return None
+        self.replans, self.seconds, self.began = self.replans + large, [], now
         return done + n
 
 
