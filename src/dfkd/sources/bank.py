@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..data.augment import shift_flip
+from ..data.augment import mixup, shift_flip
 from ..errors import ConfigError
 from .base import Batch
 
@@ -134,11 +134,26 @@ def replay_targets_option(value: str, source: str) -> str:
     return value
 
 
+def replay_mix_option(mix: float, targets: str, source: str) -> float:
+    """``mix`` when it is a valid mixup α for replays with ``targets``; a :class:`ConfigError`
+    otherwise (a mixture has no kept logits)."""
+    if mix < 0:
+        raise ConfigError(f"source '{source}': replay_mix must be ≥ 0 (0: off), got {mix}")
+    if mix and targets == "cached":
+        raise ConfigError(
+            f"source '{source}': replay_mix needs replay_targets: fresh (the teacher labels "
+            "each mixture); set one of them off"
+        )
+    return float(mix)
+
+
 def replay(bank: MemoryBank, n: int, gen: torch.Generator, shift: int, flip: bool,
-           fill: torch.Tensor, to_device: Callable[[Any], Any]) -> Batch:  # fmt: skip
-    """A batch of ``n`` pooled samples, shifted/flipped, on the device; it carries the kept
+           fill: torch.Tensor, to_device: Callable[[Any], Any],
+           mix: float = 0.0) -> Batch:  # fmt: skip
+    """A batch of ``n`` pooled samples, shifted/flipped, then mixed with random partners
+    (:func:`~dfkd.data.augment.mixup` at α = ``mix``), on the device; it carries the kept
     teacher logits of the pooled images when the bank labels what it keeps (the loop then
     does not run the teacher on it)."""
     x, logits = bank.draw(n, gen)
-    x = to_device(shift_flip(x, shift, flip, fill, gen))
+    x = to_device(mixup(shift_flip(x, shift, flip, fill, gen), mix, gen))
     return Batch(x=x, teacher_logits=None if logits is None else to_device(logits))

@@ -47,7 +47,7 @@ class CMISource(MetaGeneratorSource):
         memory: how many past images' features are kept; negatives: how many are drawn per step.
         local_scale: the share of the image area a local view covers (range).
         model, nz, lr, lr_z, betas, keep, bank, replay_max_age, synth_batch_size, shift, flip,
-            replay_shift, replay_flip, replay_targets, channels_last, targets: as for
+            replay_shift, replay_flip, replay_targets, replay_mix, channels_last, targets: as for
             ``meta_generator``
             (whose ``meta`` is ``reset`` here); ``lr`` also drives the head's Adam.
     """
@@ -76,6 +76,7 @@ class CMISource(MetaGeneratorSource):
         replay_shift: int = 2,
         replay_flip: bool = False,
         replay_targets: str = "fresh",
+        replay_mix: float = 0.0,
         channels_last: bool = True,
         targets: bool = True,
     ) -> None:
@@ -89,7 +90,8 @@ class CMISource(MetaGeneratorSource):
             model=model, nz=nz, lr=lr, lr_z=lr_z, betas=betas, meta="reset", keep=keep,
             bank=bank, replay_max_age=replay_max_age, synth_batch_size=synth_batch_size,
             shift=shift, flip=flip, replay_shift=replay_shift, replay_flip=replay_flip,
-            replay_targets=replay_targets, channels_last=channels_last, targets=targets,
+            replay_targets=replay_targets, replay_mix=replay_mix, channels_last=channels_last,
+            targets=targets,
         )  # fmt: skip
         self.weight, self.T, self.head_dim = contrastive, contrastive_T, head_dim
         self.memory_size, self.negatives = memory, negatives

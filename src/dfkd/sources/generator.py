@@ -9,7 +9,7 @@ import torch
 from ..errors import ConfigError
 from ..models import create_generator
 from ..schedules import cosine_decay
-from .bank import MemoryBank, replay, replay_targets_option
+from .bank import MemoryBank, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, register_source
 
 
@@ -32,6 +32,9 @@ class GeneratorSource(Source):
         replay_targets: ``"fresh"`` (the teacher labels every replayed view) or ``"cached"``
             (its logits on each banked image, computed once when the image joins the bank, are
             the targets of every replay; needs ``bank``).
+        replay_mix: mixup α of the replayed images (each mixed with a random partner of its
+            batch, the larger share its own; the teacher labels each mixture; 0: off;
+            needs ``replay_targets: fresh`` and ``bank``).
         lr_schedule: ``"constant"`` or ``"cosine"`` (G's learning rate decays with the rounds,
             as DFAD decays both players' rates; keeps a late generator from outrunning a
             student whose rate has decayed).
@@ -55,6 +58,7 @@ class GeneratorSource(Source):
         replay_shift: int = 0,
         replay_flip: bool = False,
         replay_targets: str = "fresh",
+        replay_mix: float = 0.0,
     ) -> None:
         if lr_schedule not in ("constant", "cosine"):
             raise ConfigError(
@@ -62,12 +66,13 @@ class GeneratorSource(Source):
             )
         if replay_shift < 0:
             raise ConfigError(f"source 'generator': replay_shift must be ≥ 0, got {replay_shift}")
-        if (replay_shift or replay_flip or replay_targets == "cached") and not bank:
+        if (replay_shift or replay_flip or replay_mix or replay_targets == "cached") and not bank:
             raise ConfigError(
-                "source 'generator': replay_shift/replay_flip/replay_targets apply to replayed "
-                "images; set bank"
+                "source 'generator': replay_shift/replay_flip/replay_mix/replay_targets apply to "
+                "replayed images; set bank"
             )
         self.replay_targets = replay_targets_option(replay_targets, "generator")
+        self.replay_mix = replay_mix_option(replay_mix, replay_targets, "generator")
         self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
         self.lr_schedule = lr_schedule
         self.model_name, self.nz, self.lr, self.betas = model, nz, lr, tuple(betas)
@@ -139,7 +144,7 @@ class GeneratorSource(Source):
             if len(self.bank) == 0:
                 self.bank.add(self._g(self._z(batch_size)))
             return replay(self.bank, batch_size, self.gen, self.replay_shift, self.replay_flip,
-                          self.fill, self.fabric.to_device)  # fmt: skip
+                          self.fill, self.fabric.to_device, self.replay_mix)  # fmt: skip
         return Batch(x=self._g(self._z(batch_size)))
 
     def state_dict(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from torch import nn
 from ..data.augment import shift_flip
 from ..errors import ConfigError
 from ..models import create_generator
-from .bank import MemoryBank, pool_metrics, replay, replay_targets_option
+from .bank import MemoryBank, pool_metrics, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, mean_gradients, register_source
 from .keep import KeepBest
 
@@ -71,6 +71,9 @@ class MetaGeneratorSource(Source):
             (its logits on each pooled image, computed once when the image joins the pool, are
             the targets of every replayed view: one teacher forward per pooled image instead
             of one per replay).
+        replay_mix: mixup α of the replayed images (each mixed with a random partner of its
+            batch, the larger share its own; the teacher labels each mixture; 0: off; needs
+            ``replay_targets: fresh``).
         targets: give each round's images random target classes in
             ``batch.extras["targets"]`` (the ``class_target`` term; Fast-DFKD and CMI).
     """
@@ -95,6 +98,7 @@ class MetaGeneratorSource(Source):
         replay_shift: int = 2,
         replay_flip: bool = False,
         replay_targets: str = "fresh",
+        replay_mix: float = 0.0,
         channels_last: bool = True,
         targets: bool = True,
     ) -> None:
@@ -115,6 +119,7 @@ class MetaGeneratorSource(Source):
         self.shift, self.flip = int(shift), bool(flip)
         self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
         self.replay_targets = replay_targets_option(replay_targets, "meta_generator")
+        self.replay_mix = replay_mix_option(replay_mix, replay_targets, "meta_generator")
 
     def setup(self, env: SourceEnv) -> None:
         rank = getattr(env.fabric, "global_rank", 0)
@@ -228,7 +233,7 @@ class MetaGeneratorSource(Source):
             z = torch.randn(batch_size, self.nz, generator=self.gen)
             self.bank.add(self.net(self.fabric.to_device(z)))
         return replay(self.bank, batch_size, self.gen, self.replay_shift, self.replay_flip,
-                      self.fill, self.fabric.to_device)  # fmt: skip
+                      self.fill, self.fabric.to_device, self.replay_mix)  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {

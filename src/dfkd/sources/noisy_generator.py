@@ -13,7 +13,7 @@ from ..data.augment import shift_flip
 from ..errors import ConfigError
 from ..io.files import load_tensors
 from ..models import create_generator
-from .bank import MemoryBank, pool_metrics, replay, replay_targets_option
+from .bank import MemoryBank, pool_metrics, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, mean_gradients, register_source
 from .keep import KeepBest
 
@@ -98,7 +98,7 @@ class NoisyGeneratorSource(Source):
         synth_batch_size: samples per round (default: the run's batch size).
         shift, flip, replay_shift, replay_flip: random translation and horizontal flips of the
             images the teacher sees during synthesis, and of those the student replays.
-        replay_targets: as for ``meta_generator`` (``fresh`` or ``cached``).
+        replay_targets, replay_mix: as for ``meta_generator``.
     """
 
     synthesizes = True
@@ -123,6 +123,7 @@ class NoisyGeneratorSource(Source):
         replay_shift: int = 2,
         replay_flip: bool = False,
         replay_targets: str = "fresh",
+        replay_mix: float = 0.0,
         channels_last: bool = True,
     ) -> None:
         if keep not in ("best", "last"):
@@ -139,6 +140,7 @@ class NoisyGeneratorSource(Source):
         self.shift, self.flip = int(shift), bool(flip)
         self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
         self.replay_targets = replay_targets_option(replay_targets, "noisy_generator")
+        self.replay_mix = replay_mix_option(replay_mix, replay_targets, "noisy_generator")
 
     def setup(self, env: SourceEnv) -> None:
         rank = getattr(env.fabric, "global_rank", 0)
@@ -236,7 +238,7 @@ class NoisyGeneratorSource(Source):
         if len(self.bank) == 0:
             raise ConfigError("source 'noisy_generator' replays its pool; set g_steps ≥ 1")
         return replay(self.bank, batch_size, self.gen, self.replay_shift, self.replay_flip,
-                      self.fill, self.fabric.to_device)  # fmt: skip
+                      self.fill, self.fabric.to_device, self.replay_mix)  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from .bank import MemoryBank, replay, replay_targets_option
+from .bank import MemoryBank, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, register_source
 
 
@@ -31,6 +31,9 @@ class PixelInversion(Source):
         replay_targets: ``"fresh"`` (the teacher labels every replayed view) or ``"cached"``
             (its logits on each banked image, computed once when the batch joins the bank, are
             the targets of every replay).
+        replay_mix: mixup α of the replayed images (each mixed with a random partner of its
+            batch, the larger share its own; the teacher labels each mixture; 0: off; needs
+            ``replay_targets: fresh``).
         init: initial pixels — ``normal`` (Gaussian noise of ``init_std`` in normalised units)
             or ``uniform`` (uniform noise over the pixel range ``[0, 1]``, normalised).
         targets: give each image of the batch a target class (``0, 1, …`` in turn) in
@@ -54,6 +57,7 @@ class PixelInversion(Source):
         init: str = "normal",
         targets: bool = False,
         replay_targets: str = "fresh",
+        replay_mix: float = 0.0,
     ) -> None:
         if replay_shift < 0:
             raise ConfigError(f"source 'pixels': replay_shift must be ≥ 0, got {replay_shift}")
@@ -64,6 +68,7 @@ class PixelInversion(Source):
         self.bank_capacity, self.synth_batch_size, self.init_std = bank, synth_batch_size, init_std
         self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
         self.replay_targets = replay_targets_option(replay_targets, "pixels")
+        self.replay_mix = replay_mix_option(replay_mix, replay_targets, "pixels")
 
     def setup(self, env: SourceEnv) -> None:
         rank = getattr(env.fabric, "global_rank", 0)
@@ -126,7 +131,7 @@ class PixelInversion(Source):
     def sample(self, batch_size: int) -> Batch:
         self._finish()
         return replay(self.bank, batch_size, self.gen, self.replay_shift, self.replay_flip,
-                      self.low, self.fabric.to_device)  # fmt: skip
+                      self.low, self.fabric.to_device, self.replay_mix)  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         return {
