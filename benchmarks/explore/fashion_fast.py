@@ -27,6 +27,9 @@ CASES = [
     ("nayer", ["kd_steps=100", "rounds=96", "warmup_rounds=16", "eval_every=5"]),
     ("fast", ["distill_terms.kd_kl.T=1"]),
     ("fast", ["source.args.replay_shift=2", "source.args.shift=2"]),
+    ("nayer", ["source.args.replay_mix=0.4"]),
+    ("fast", ["source.args.replay_mix=0.4"]),
+    ("nayer", ["source.args.replay_mix=1.0"]),
 ]
 
 

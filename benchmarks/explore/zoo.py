@@ -98,7 +98,7 @@ for _m in ("fast", "nayer", "cmi", "dfq", "deepinversion", "bn_stats", "ta_dfkd"
 
 # Fashion-MNIST's BatchNorm teachers: fast reaches 73.5 % of resnet-bn and vgg-bn-ls in twenty
 # minutes with one class uncovered. Kept targets (more rounds), fewer student steps per round
-# (more synthesis), a stronger class term (coverage) or nayer?
+# (more synthesis), a stronger class term (coverage), mixed replays or nayer?
 _FASHION_BN = {"resnet-bn": "resnet", "vgg-bn-ls": "vggls", "vgg-bn": "vgg"}
 _FASHION_VARIANTS: dict[str, tuple[str, list[str], str]] = {
     "fresh": ("fast", [], "the preset"),
@@ -106,6 +106,7 @@ _FASHION_VARIANTS: dict[str, tuple[str, list[str], str]] = {
     "kd20": ("fast", ["kd_steps=20"], "20 student steps per round instead of 50"),
     "ct2": ("fast", ["synth_terms.class_target.weight=2.0"], "class term ×4 (coverage)"),
     "nayer": ("nayer", [], "nayer's preset"),
+    "mix": ("fast", ["source.args.replay_mix=0.4"], "mixup of the replays (α 0.4)"),
 }
 for _t, _s in _FASHION_BN.items():
     for _v, (_m, _o, _q) in _FASHION_VARIANTS.items():
