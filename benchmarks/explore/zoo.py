@@ -36,6 +36,7 @@ class Case:
     overrides: list[str]
     question: str
     dataset: str = "mnist10k"
+    force_stats: bool = False  #: a statistics file even where BatchNorm statistics exist
 
 
 STD_KL = ["distill_terms.kd_kl.standardize=1.0"]
@@ -96,6 +97,13 @@ for _m in ("fast", "nayer", "cmi", "dfq", "deepinversion", "bn_stats", "ta_dfkd"
             _t, _m, "5m", KL, "KL statistics on a statistics file (MNIST-10k)"
         )  # fmt: skip
 
+BALANCE = ["plugins=[{name: class_balance}]"]
+for _t, _s in _SHORT.items():  # class-balanced distillation on the MNIST-10k zoo
+    for _m in ("fast", "nayer"):
+        CASES[f"{_m}-{_s}-balance"] = Case(
+            _t, _m, "5m", BALANCE, "every teacher-predicted class of a batch weighs the same"
+        )
+
 # Fashion-MNIST's BatchNorm teachers: fast reaches 73.5 % of resnet-bn and vgg-bn-ls in twenty
 # minutes with one class uncovered. Kept targets (more rounds), fewer student steps per round
 # (more synthesis), a stronger class term (coverage), mixed replays or nayer?
@@ -107,16 +115,53 @@ _FASHION_VARIANTS: dict[str, tuple[str, list[str], str]] = {
     "ct2": ("fast", ["synth_terms.class_target.weight=2.0"], "class term ×4 (coverage)"),
     "nayer": ("nayer", [], "nayer's preset"),
     "mix": ("fast", ["source.args.replay_mix=0.4"], "mixup of the replays (α 0.4)"),
+    # every zoo teacher loses ankle boots (0 %) and most sneakers on mirrored test images
+    "noflip": (
+        "fast",
+        ["source.args.flip=false", "source.args.replay_flip=false"],
+        "no mirroring: Fashion-MNIST's shoes all point one way",
+    ),
+    "nayer-noflip": (
+        "nayer",
+        ["source.args.flip=false", "source.args.replay_flip=false"],
+        "nayer without mirroring",
+    ),
+    # the students miss trousers, coats, shirts and sneakers, which the pool under-draws
+    "balance": (
+        "fast",
+        ["plugins=[{name: class_balance}]"],
+        "every teacher-predicted class of a student batch weighs the same",
+    ),
 }
 for _t, _s in _FASHION_BN.items():
     for _v, (_m, _o, _q) in _FASHION_VARIANTS.items():
         CASES[f"fashion-{_s}-{_v}"] = Case(_t, _m, "5m", _o, _q, "fashion-mnist")
+    CASES[f"fashion-{_s}-fm10"] = Case(
+        _t,
+        "fast",
+        "5m",
+        ["synth_terms.stat_match.first_multiplier=10"],
+        "the first BatchNorm layer ×10 (DeepInversion's weighting)",
+        "fashion-mnist",
+    )
+    for _k in ("l2", "kl"):  # is it the running statistics, or BN matching on this net at all?
+        CASES[f"fashion-{_s}-file-{_k}"] = Case(
+            _t,
+            "fast",
+            "5m",
+            [f"synth_terms.stat_match.kind={_k}"],
+            f"a statistics file collected on the training split ({_k}) instead of the "
+            "BatchNorm running statistics",
+            "fashion-mnist",
+            force_stats=True,
+        )
 
 
 def run(name: str) -> None:
     c = CASES[name]
     teacher = zoo_teacher(c.teacher, c.dataset, Path("runs/zoo"))
-    stats = stats_file(teacher, c.dataset) if needs_stats(c.method, c.dataset, teacher) else None
+    with_stats = c.force_stats or needs_stats(c.method, c.dataset, teacher)
+    stats = stats_file(teacher, c.dataset) if with_stats else None
     t0 = time.perf_counter()
     m = dfkd.distill(teacher, "lenet5_half", c.method, c.dataset, overrides=c.overrides,
                      out=Path("runs/explore-zoo") / name, overwrite=True, progress=False,
