@@ -73,7 +73,7 @@ def run_cell(method: str, teacher_name: str, dataset: str, args: argparse.Namesp
     stats = stats_file(teacher, dataset) if with_stats else None
     row = {"dataset": dataset, "teacher": teacher_name, "method": method,
            "stats_file": with_stats, "time_budget": args.time_budget,
-           "threads": torch.get_num_threads(),
+           "plugins": preset_plugins(method, dataset), "threads": torch.get_num_threads(),
            "command": " ".join(["python benchmarks/zoo_distill.py", *sys.argv[1:]])}  # fmt: skip
     t0 = time.perf_counter()
     try:
@@ -83,6 +83,11 @@ def run_cell(method: str, teacher_name: str, dataset: str, args: argparse.Namesp
         return {**row, "note": str(e), "percent_of_teacher": 0.0,
                 "call_s": time.perf_counter() - t0}  # fmt: skip
     return {**row, **figures(m), "call_s": time.perf_counter() - t0}
+
+
+def preset_plugins(method: str, dataset: str) -> list[str]:
+    """The plug-ins of the method's preset (presets change; the row keeps what it ran with)."""
+    return [p.name for p in dfkd.resolve_config(method, dataset).plugins]
 
 
 def figures(m: dict) -> dict:
@@ -139,6 +144,13 @@ def pivot(cells: list[dict]) -> list[str]:
     return lines
 
 
+def plugins(cell: dict) -> str:
+    """A row's plug-ins as the table shows them."""
+    if "plugins" not in cell:
+        return "–"
+    return ", ".join(f"`{p}`" for p in cell["plugins"]) or "none"
+
+
 def markdown(doc: dict) -> str:
     lines = header(
         "Data-free methods on the teacher zoo",
@@ -149,18 +161,20 @@ def markdown(doc: dict) -> str:
         "accuracy (no checkpoint selection) as % of the teacher's; `call s` = the whole "
         "`dfkd.distill` call (calibration included); `coverage` = share of classes given at "
         "least a quarter of a fair share of what the student was distilled on (teacher's "
-        "labels), `balance` = its normalised entropy.",
+        "labels), `balance` = its normalised entropy; `plugins` = the preset's plug-ins "
+        "(–: not recorded, a row from before the column).",
     )
     for ds, cells in doc["rows"].items():
         lines += [f"## {ds}", "", *summary(cells), "", *pivot(cells), "",
                   "| teacher | method | budget | teacher acc | student acc | % of teacher "
-                  "| last5 | call s | rounds | coverage | balance | stats | threads |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "| last5 | call s | rounds | coverage | balance | stats | plugins | threads |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for c in cells:
             if "note" in c:
                 lines.append(
                     f"| {c['teacher']} | {c['method']} | {c['time_budget']} | – | – "
-                    f"| 0 | – | {c['call_s']:.0f} | 0 | – | – | – | {c['threads']} |"
+                    f"| 0 | – | {c['call_s']:.0f} | 0 | – | – | – | {plugins(c)} "
+                    f"| {c['threads']} |"
                 )
                 continue
             lines.append(
@@ -168,7 +182,8 @@ def markdown(doc: dict) -> str:
                 f"| {pct(c['teacher_accuracy'])} | {pct(c['student_accuracy'])} "
                 f"| {c['percent_of_teacher']:.1f} | {pct(c['acc_last5'])} "
                 f"| {c['call_s']:.0f} | {c['rounds']} | {c['coverage']:.2f} "
-                f"| {c['balance']:.3f} | {'yes' if c['stats_file'] else 'no'} | {c['threads']} |"
+                f"| {c['balance']:.3f} | {'yes' if c['stats_file'] else 'no'} | {plugins(c)} "
+                f"| {c['threads']} |"
             )
         lines.append("")
         notes = [f"- {c['teacher']} / {c['method']}: {c['note']}" for c in cells if "note" in c]
@@ -228,6 +243,7 @@ def main() -> None:
                 print(f"{ds} {teacher} {method}: {cell['percent_of_teacher']:.1f} % of the "
                       f"teacher in {cell['call_s']:.0f} s", flush=True)  # fmt: skip
                 publish(args, "python benchmarks/zoo_distill.py" + budget)
+    publish(args, "python benchmarks/zoo_distill.py" + budget)  # the tables, even if none ran
 
 
 if __name__ == "__main__":
