@@ -13,7 +13,7 @@ class coverage and balance of what the student was distilled on.
 Each cell's row is kept beside its run (``--out``/DATASET/TEACHER/METHOD.json); a cell with
 a row for the same budget is not run again (an interrupted run resumes; ``--rerun`` forces it).
 Several processes may share the work (e.g. one per teacher, ``OMP_NUM_THREADS=1`` each on a
-2-core machine): after every cell the results are rebuilt from all rows into
+2-core machine): as each process ends, the results are rebuilt from all rows into
 ``benchmarks/results/zoo_distill.{json,md}`` (the committed rows stay where no run under
 ``--out`` replaces them; ``--name``; a second table, e.g. longer budgets,
 takes its own ``--out`` and ``--name``).
@@ -242,8 +242,7 @@ def main() -> None:
                 atomic_write_text(row, json.dumps(cell, indent=2) + "\n")
                 print(f"{ds} {teacher} {method}: {cell['percent_of_teacher']:.1f} % of the "
                       f"teacher in {cell['call_s']:.0f} s", flush=True)  # fmt: skip
-                publish(args, "python benchmarks/zoo_distill.py" + budget)
-    publish(args, "python benchmarks/zoo_distill.py" + budget)  # the tables, even if none ran
+    publish(args, "python benchmarks/zoo_distill.py" + budget)  # every kept row, run or not
 
 
 if __name__ == "__main__":

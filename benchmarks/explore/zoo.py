@@ -121,11 +121,7 @@ _FASHION_VARIANTS: dict[str, tuple[str, list[str], str]] = {
         "no mirroring: Fashion-MNIST's shoes all point one way",
     ),
     # the students miss trousers, coats, shirts and sneakers, which the pool under-draws
-    "balance": (
-        "fast",
-        ["plugins=[{name: class_balance}]"],
-        "every teacher-predicted class of a student batch weighs the same",
-    ),
+    "balance": ("fast", BALANCE, "every teacher-predicted class of a batch weighs the same"),
 }
 for _t, _s in _FASHION_BN.items():
     for _v, (_m, _o, _q) in _FASHION_VARIANTS.items():
