@@ -173,7 +173,16 @@ def _worker(
     metrics["history"] = loop.state.history
     # plain bytes cross process boundaries safely (spawned DDP returns rank 0's result)
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensor_state(loop.deployed).items()}
+    close_group(fabric)
     return metrics, st_save(tensors)
+
+
+def close_group(fabric: Any) -> None:
+    """Destroy a multi-process run's process group while every rank is still alive (left to
+    exit handlers, gloo's threads could abort a rank as it exits)."""
+    if fabric.world_size > 1 and torch.distributed.is_initialized():
+        fabric.barrier()
+        torch.distributed.destroy_process_group()
 
 
 def build_loop(
