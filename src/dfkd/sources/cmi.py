@@ -78,7 +78,7 @@ class CMISource(MetaGeneratorSource):
         replay_targets: str = "fresh",
         replay_mix: float = 0.0,
         channels_last: bool = True,
-        targets: bool = True,
+        targets: bool | str = True,
     ) -> None:
         replay_targets_option(replay_targets, "cmi_generator")
         if contrastive < 0 or contrastive_T <= 0 or min(head_dim, memory, negatives) < 1:

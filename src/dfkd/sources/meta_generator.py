@@ -12,12 +12,25 @@ from torch import nn
 from ..data.augment import shift_flip
 from ..errors import ConfigError
 from ..models import create_generator
+from .assign import TARGET_RULES, balanced_targets
 from .bank import MemoryBank, pool_metrics, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, mean_gradients, register_source
 from .keep import KeepBest
 
 META_RULES = ("reptile", "fomaml", "reset")
 KEEP = ("best", "last")
+
+
+def target_rule(targets: bool | str, source: str) -> str | None:
+    """The rule of a source's ``targets`` option: ``true`` is ``"random"``, ``false`` none."""
+    if isinstance(targets, bool):
+        return "random" if targets else None
+    if targets not in TARGET_RULES:
+        raise ConfigError(
+            f"source '{source}': targets must be true, false or one of {TARGET_RULES}, "
+            f"got '{targets}'"
+        )
+    return targets
 
 
 def reset_weights(model: nn.Module, gen: torch.Generator) -> None:
@@ -74,8 +87,11 @@ class MetaGeneratorSource(Source):
         replay_mix: mixup α of the replayed images (each mixed with a random partner of its
             batch, the larger share its own; the teacher labels each mixture; 0: off; needs
             ``replay_targets: fresh``).
-        targets: give each round's images random target classes in
-            ``batch.extras["targets"]`` (the ``class_target`` term; Fast-DFKD and CMI).
+        targets: the target classes of each round's images, in ``batch.extras["targets"]``
+            (the ``class_target`` term): ``"random"`` (or ``true``; Fast-DFKD and CMI),
+            ``"balanced"`` (each image gets the class the teacher finds it nearest to on the
+            round's first images, no class the target of more than its share of the batch:
+            :func:`~dfkd.sources.assign.balanced_targets`), or ``false`` (none).
     """
 
     synthesizes = True
@@ -100,7 +116,7 @@ class MetaGeneratorSource(Source):
         replay_targets: str = "fresh",
         replay_mix: float = 0.0,
         channels_last: bool = True,
-        targets: bool = True,
+        targets: bool | str = True,
     ) -> None:
         if meta not in META_RULES:
             raise ConfigError(f"source 'meta_generator': meta must be one of {META_RULES}")
@@ -111,7 +127,8 @@ class MetaGeneratorSource(Source):
                 "source 'meta_generator': bank ≥ 1, shift and replay_shift ≥ 0, lr and lr_z > 0"
             )
         self.model_name, self.nz, self.channels_last = model, nz, channels_last
-        self.has_targets = bool(targets)
+        self.target_rule = target_rule(targets, "meta_generator")
+        self.has_targets = self.target_rule is not None
         self.lr, self.lr_z, self.betas = lr, lr_z, tuple(betas)
         self.meta, self.meta_lr = meta, meta_lr
         self.keep, self.bank_capacity, self.synth_batch_size = keep, bank, synth_batch_size
@@ -138,6 +155,7 @@ class MetaGeneratorSource(Source):
         self.meta_opt = torch.optim.Adam(self.net.parameters(), lr=meta_lr, betas=self.betas)
         self.batch_size = self.synth_batch_size or env.batch_size
         self.num_classes = env.data.num_classes
+        self.teacher = env.teacher
         label = env.teacher if self.replay_targets == "cached" else None
         self.bank = MemoryBank(self.bank_capacity, self.replay_max_age, label)
         self._reset_round()
@@ -157,6 +175,9 @@ class MetaGeneratorSource(Source):
         self.z = self.fabric.to_device(z).requires_grad_(True)
         targets = torch.randint(self.num_classes, (self.batch_size,), generator=self.gen)
         self.targets = self.fabric.to_device(targets.sort().values)
+        if self.target_rule == "balanced":
+            with torch.no_grad():
+                self.targets = balanced_targets(self.teacher(self.fast(self.z)), self.num_classes)
         self.opt = self._fast_optimizer()
         if self.meta == "fomaml":
             self.meta_opt.zero_grad(set_to_none=False)
