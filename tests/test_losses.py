@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from dfkd.errors import ConfigError
 from dfkd.losses import (
     TERMS,
     StepContext,
@@ -14,6 +15,7 @@ from dfkd.losses import (
     js_div,
     kl_div,
     l1_logits,
+    rescale_logits,
     standardize_logits,
 )
 
@@ -146,6 +148,46 @@ def test_standardized_terms_ignore_the_teachers_logit_scale(logits, term) -> Non
     if term == "kd_kl":
         assert value(t, 1.0) == pytest.approx(ref, rel=1e-4)
         assert value(t, 5.0) == pytest.approx(naive_kl(5 * zs, 5 * zt, 4.0, None), rel=1e-4)
+
+
+def naive_rescale(z: torch.Tensor, std: float) -> list[list[float]]:
+    rows = z.tolist()
+    spreads = []
+    for row in rows:
+        mean = sum(row) / len(row)
+        spreads.append(math.sqrt(sum((v - mean) ** 2 for v in row) / len(row)))
+    factor = std / (sum(spreads) / len(spreads) + 1e-6)
+    return [[v * factor for v in row] for row in rows]
+
+
+def test_rescale_logits_matches_reference(logits) -> None:
+    _, t = logits
+    t = t.clone().requires_grad_(True)
+    out = rescale_logits(t, 4.0)
+    assert torch.allclose(out, torch.tensor(naive_rescale(t.detach(), 4.0)), atol=1e-5)
+    out.sum().backward()  # the factor is a constant: d out / d t is that factor
+    factor = float(out[0, 0].detach() / t[0, 0].detach())
+    assert torch.allclose(t.grad, torch.full_like(t, factor), rtol=1e-5)
+
+
+def test_kd_kl_teacher_std_keeps_relative_confidence_and_ignores_scale(logits) -> None:
+    s, t = logits
+
+    def value(teacher: torch.Tensor) -> float:
+        ctx = StepContext("distill", torch.zeros(len(s), 1), teacher, s)
+        return TERMS.get("kd_kl")(ctx, T=4.0, teacher_std=4.0).item()
+
+    ref = naive_kl(s, torch.tensor(naive_rescale(t, 4.0)), 4.0, None)
+    assert value(t) == pytest.approx(ref, rel=1e-4)
+    assert value(t * 0.2 + 3.0) == pytest.approx(ref, rel=1e-4)  # small, offset logits
+    sharp = t.clone()
+    sharp[0] *= 3  # one sample more confident than the rest: it stays so
+    spread = rescale_logits(sharp, 4.0).std(dim=1, unbiased=False)
+    assert float(spread[0] / spread[1]) == pytest.approx(float(sharp[0].std() / sharp[1].std()))
+    assert float(spread.mean()) == pytest.approx(4.0, rel=1e-5)
+    with pytest.raises(ConfigError, match="standardize or teacher_std"):
+        TERMS.get("kd_kl")(StepContext("distill", torch.zeros(len(s), 1), t, s),
+                           standardize=1.0, teacher_std=4.0)  # fmt: skip
 
 
 def test_standardized_adversarial_term_ignores_the_teachers_logit_scale(logits) -> None:

@@ -27,6 +27,14 @@ def standardize_logits(logits: torch.Tensor, std: float = 1.0, eps: float = 1e-6
     return std * (logits - mean) / (spread + eps)
 
 
+def rescale_logits(logits: torch.Tensor, std: float, eps: float = 1e-6) -> torch.Tensor:
+    """The batch's logits times one factor (no gradient through it) that makes the mean, over
+    samples, of each sample's logit standard deviation (population) ``std``: a batch-wide
+    temperature that keeps how confident each sample is relative to the others."""
+    spread = logits.detach().std(dim=1, unbiased=False).mean()
+    return logits * (std / (spread + eps))
+
+
 def kl_div(
     student: torch.Tensor,
     teacher: torch.Tensor,

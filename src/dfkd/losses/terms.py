@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from ..errors import DfkdError
+from ..errors import ConfigError, DfkdError
 from ..registry import Registry
-from .kd import cross_entropy, js_div, kl_div, l1_logits, standardize_logits
+from .kd import cross_entropy, js_div, kl_div, l1_logits, rescale_logits, standardize_logits
 from .spectral import spectral_pair_loss
 
 
@@ -70,11 +70,20 @@ def _pair(ctx: StepContext, standardize: float | None) -> tuple[torch.Tensor, to
 
 
 @register_term("kd_kl", phase="any", needs=("student",))
-def kd_kl_term(ctx: StepContext, T: float = 4.0, standardize: float | None = None) -> torch.Tensor:
+def kd_kl_term(
+    ctx: StepContext, T: float = 4.0, standardize: float | None = None,
+    teacher_std: float | None = None,
+) -> torch.Tensor:  # fmt: skip
     """KL(teacher ‖ student) at temperature T, scaled by T² (``standardize``: of logits
     standardised per sample to that standard deviation, blind to either network's logit
-    scale)."""
+    scale; ``teacher_std``: the teacher's logits rescaled, by one factor per batch, to that
+    mean per-sample standard deviation, so the targets are as sharp whatever the teacher's
+    logit scale on the synthetic images)."""
+    if standardize is not None and teacher_std is not None:
+        raise ConfigError("term 'kd_kl': give standardize or teacher_std, not both")
     s, t = _pair(ctx, standardize)
+    if teacher_std is not None:
+        t = rescale_logits(t, teacher_std)
     return kl_div(s, t, T, ctx.weight)
 
 
