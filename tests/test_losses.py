@@ -185,9 +185,24 @@ def test_kd_kl_teacher_std_keeps_relative_confidence_and_ignores_scale(logits) -
     spread = rescale_logits(sharp, 4.0).std(dim=1, unbiased=False)
     assert float(spread[0] / spread[1]) == pytest.approx(float(sharp[0].std() / sharp[1].std()))
     assert float(spread.mean()) == pytest.approx(4.0, rel=1e-5)
-    with pytest.raises(ConfigError, match="standardize or teacher_std"):
+    with pytest.raises(ConfigError, match="at most one of standardize, teacher_std"):
         TERMS.get("kd_kl")(StepContext("distill", torch.zeros(len(s), 1), t, s),
                            standardize=1.0, teacher_std=4.0)  # fmt: skip
+
+
+def test_kd_kl_min_teacher_std_only_sharpens(logits) -> None:
+    s, t = logits  # mean per-sample std near 3
+
+    def value(teacher: torch.Tensor, **kw: float) -> float:
+        ctx = StepContext("distill", torch.zeros(len(s), 1), teacher, s)
+        return TERMS.get("kd_kl")(ctx, T=4.0, **kw).item()
+
+    soft = t * 0.1
+    assert value(soft, min_teacher_std=2.0) == pytest.approx(
+        naive_kl(s, torch.tensor(naive_rescale(soft, 2.0)), 4.0, None), rel=1e-4
+    )
+    assert value(t, min_teacher_std=2.0) == value(t)  # already sharper: untouched
+    assert torch.equal(rescale_logits(t, 2.0, only_up=True), t)
 
 
 def test_standardized_adversarial_term_ignores_the_teachers_logit_scale(logits) -> None:

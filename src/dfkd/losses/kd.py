@@ -27,12 +27,16 @@ def standardize_logits(logits: torch.Tensor, std: float = 1.0, eps: float = 1e-6
     return std * (logits - mean) / (spread + eps)
 
 
-def rescale_logits(logits: torch.Tensor, std: float, eps: float = 1e-6) -> torch.Tensor:
+def rescale_logits(
+    logits: torch.Tensor, std: float, only_up: bool = False, eps: float = 1e-6
+) -> torch.Tensor:
     """The batch's logits times one factor (no gradient through it) that makes the mean, over
     samples, of each sample's logit standard deviation (population) ``std``: a batch-wide
-    temperature that keeps how confident each sample is relative to the others."""
+    temperature that keeps how confident each sample is relative to the others. ``only_up``:
+    a batch whose mean is already ``std`` or more is left as it is."""
     spread = logits.detach().std(dim=1, unbiased=False).mean()
-    return logits * (std / (spread + eps))
+    factor = std / (spread + eps)
+    return logits * factor.clamp_min(1.0) if only_up else logits * factor
 
 
 def kl_div(

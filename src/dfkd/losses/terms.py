@@ -72,18 +72,23 @@ def _pair(ctx: StepContext, standardize: float | None) -> tuple[torch.Tensor, to
 @register_term("kd_kl", phase="any", needs=("student",))
 def kd_kl_term(
     ctx: StepContext, T: float = 4.0, standardize: float | None = None,
-    teacher_std: float | None = None,
+    teacher_std: float | None = None, min_teacher_std: float | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """KL(teacher ‖ student) at temperature T, scaled by T² (``standardize``: of logits
     standardised per sample to that standard deviation, blind to either network's logit
     scale; ``teacher_std``: the teacher's logits rescaled, by one factor per batch, to that
     mean per-sample standard deviation, so the targets are as sharp whatever the teacher's
-    logit scale on the synthetic images)."""
-    if standardize is not None and teacher_std is not None:
-        raise ConfigError("term 'kd_kl': give standardize or teacher_std, not both")
+    logit scale on the synthetic images; ``min_teacher_std``: the same, only for batches
+    whose logits are softer than that)."""
+    if sum(v is not None for v in (standardize, teacher_std, min_teacher_std)) > 1:
+        raise ConfigError(
+            "term 'kd_kl': give at most one of standardize, teacher_std and min_teacher_std"
+        )
     s, t = _pair(ctx, standardize)
     if teacher_std is not None:
         t = rescale_logits(t, teacher_std)
+    elif min_teacher_std is not None:
+        t = rescale_logits(t, min_teacher_std, only_up=True)
     return kl_div(s, t, T, ctx.weight)
 
 
