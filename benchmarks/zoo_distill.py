@@ -73,7 +73,9 @@ def run_cell(method: str, teacher_name: str, dataset: str, args: argparse.Namesp
     stats = stats_file(teacher, dataset) if with_stats else None
     row = {"dataset": dataset, "teacher": teacher_name, "method": method,
            "stats_file": with_stats, "time_budget": args.time_budget,
-           "plugins": preset_plugins(method, dataset), "threads": torch.get_num_threads(),
+           "plugins": preset_plugins(method, dataset),
+           "distill_options": preset_distill_options(method, dataset),
+           "threads": torch.get_num_threads(),
            "command": " ".join(["python benchmarks/zoo_distill.py", *sys.argv[1:]])}  # fmt: skip
     t0 = time.perf_counter()
     try:
@@ -88,6 +90,12 @@ def run_cell(method: str, teacher_name: str, dataset: str, args: argparse.Namesp
 def preset_plugins(method: str, dataset: str) -> list[str]:
     """The plug-ins of the method's preset (presets change; the row keeps what it ran with)."""
     return [p.name for p in dfkd.resolve_config(method, dataset).plugins]
+
+
+def preset_distill_options(method: str, dataset: str) -> dict[str, dict]:
+    """The options of the preset's distillation terms other than weight and temperature."""
+    terms = dfkd.resolve_config(method, dataset).distill_terms
+    return {n: {k: v for k, v in a.items() if k not in ("weight", "T")} for n, a in terms.items()}
 
 
 def figures(m: dict) -> dict:
@@ -144,11 +152,15 @@ def pivot(cells: list[dict]) -> list[str]:
     return lines
 
 
-def plugins(cell: dict) -> str:
-    """A row's plug-ins as the table shows them."""
+def extras(cell: dict) -> str:
+    """A row's plug-ins and distillation-term options as the table shows them (rows from
+    before ``distill_options`` was recorded ran before any such option existed)."""
     if "plugins" not in cell:
         return "–"
-    return ", ".join(f"`{p}`" for p in cell["plugins"]) or "none"
+    shown = [f"`{p}`" for p in cell["plugins"]]
+    for term, options in cell.get("distill_options", {}).items():
+        shown += [f"{term} `{k}: {v}`" for k, v in options.items()]
+    return ", ".join(shown) or "none"
 
 
 def markdown(doc: dict) -> str:
@@ -161,19 +173,20 @@ def markdown(doc: dict) -> str:
         "accuracy (no checkpoint selection) as % of the teacher's; `call s` = the whole "
         "`dfkd.distill` call (calibration included); `coverage` = share of classes given at "
         "least a quarter of a fair share of what the student was distilled on (teacher's "
-        "labels), `balance` = its normalised entropy; `plugins` = the preset's plug-ins "
-        "(–: not recorded, a row from before the column).",
+        "labels), `balance` = its normalised entropy; `extras` = the preset's plug-ins and "
+        "distillation-term options beyond weight and T (–: not recorded, a row from before "
+        "the column).",
     )
     for ds, cells in doc["rows"].items():
         lines += [f"## {ds}", "", *summary(cells), "", *pivot(cells), "",
                   "| teacher | method | budget | teacher acc | student acc | % of teacher "
-                  "| last5 | call s | rounds | coverage | balance | stats | plugins | threads |",
+                  "| last5 | call s | rounds | coverage | balance | stats | extras | threads |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for c in cells:
             if "note" in c:
                 lines.append(
                     f"| {c['teacher']} | {c['method']} | {c['time_budget']} | – | – "
-                    f"| 0 | – | {c['call_s']:.0f} | 0 | – | – | – | {plugins(c)} "
+                    f"| 0 | – | {c['call_s']:.0f} | 0 | – | – | – | {extras(c)} "
                     f"| {c['threads']} |"
                 )
                 continue
@@ -182,7 +195,7 @@ def markdown(doc: dict) -> str:
                 f"| {pct(c['teacher_accuracy'])} | {pct(c['student_accuracy'])} "
                 f"| {c['percent_of_teacher']:.1f} | {pct(c['acc_last5'])} "
                 f"| {c['call_s']:.0f} | {c['rounds']} | {c['coverage']:.2f} "
-                f"| {c['balance']:.3f} | {'yes' if c['stats_file'] else 'no'} | {plugins(c)} "
+                f"| {c['balance']:.3f} | {'yes' if c['stats_file'] else 'no'} | {extras(c)} "
                 f"| {c['threads']} |"
             )
         lines.append("")
