@@ -166,3 +166,30 @@ def test_trigger_filter_leaves_a_clean_teacher_alone() -> None:
     batch = Batch(x, teacher_logits=teacher(x))
     assert plugin.target is None and plugin.select(batch) is batch
     assert plugin.round_end({"round": 0})["target"] == -1
+
+
+def test_trigger_filter_relabels_with_the_erased_answer() -> None:
+    """``answer: erased``: images carrying the shortcut are relabelled with the teacher's answer
+    on them with the mask's region erased (a column), the naive KL written out."""
+    from dfkd.losses.terms import StepContext
+    from dfkd.plugins.trigger_filter import TriggerFilter
+
+    teacher = RegionTeacher([*COLUMNS, (slice(7, 8), slice(8, 10))])
+    student = nn.Sequential(nn.Flatten(), nn.Linear(80, 11))
+    plugin = TriggerFilter(mode="relabel", portion=1.0, probes=40, probe_steps=20,
+                           scan_steps=200, answer="erased")  # fmt: skip
+    plugin.setup(_plugin_env(teacher, student, 11))
+    probes = _probes()
+    x = probes[teacher(probes).argmax(1) != 10][:8].clone()
+    x[:, :, 7, 8:] = 1.0  # every image carries the shortcut: the teacher answers 10
+    assert teacher(x).argmax(1).eq(10).all()
+    with torch.no_grad():
+        erased = teacher(plugin.erase(x))
+    assert erased.argmax(1).ne(10).all()
+    (term,) = plugin.distill_terms(StepContext("distill", x, teacher(x), student(x))).values()
+    p_t = torch.softmax(erased, 1)
+    log_p_s = torch.log_softmax(student(plugin.stamp(x)), 1)
+    naive = sum((p_t[i] * (p_t[i].log() - log_p_s[i])).sum() for i in range(len(x))) / len(x)
+    assert torch.allclose(term, naive, atol=1e-5)
+    with pytest.raises(ConfigError, match="answer"):
+        TriggerFilter(answer="clean")

@@ -1,8 +1,9 @@
 """Exploration behind the backdoor escapes (not a benchmark): options of the inverted-trigger
 plug-in (``trigger_filter``) on the backdoor teachers of ``benchmarks/backdoor.py``, at that
-benchmark's budget (``dfq``, 1,500 student steps, the same teachers under ``runs/bench-backdoor``).
+benchmark's budget (1,500 student steps, ``dfq`` unless ``--method``, the same teachers under
+``runs/bench-backdoor``).
 
-    python benchmarks/explore/backdoor.py [--teachers mnist10k-square ...] [NAME ...]
+    python benchmarks/explore/backdoor.py [--teachers mnist10k-square ...] [--method dfq] [NAME ...]
 
 Appends one JSON line per case to ``benchmarks/explore/backdoor.jsonl``: the final student's ID
 accuracy and attack success rate, and what the plug-in logged (suspected target, filtered share).
@@ -35,18 +36,23 @@ CASES = {
     "both-p0.5": "trigger_filter:mode=both,portion=0.5",
     "both-p1": "trigger_filter:mode=both,portion=1.0",
     "both-p1-w2": "trigger_filter:mode=both,portion=1.0,weight=2.0",
+    "relabel-erased": "trigger_filter:mode=relabel,answer=erased",
+    "relabel-erased-p1": "trigger_filter:mode=relabel,portion=1.0,answer=erased",
+    "both-erased-p1": "trigger_filter:mode=both,portion=1.0,answer=erased",
 }
 
 
-def run_case(name: str, teacher: str) -> dict:
-    """Distil ``teacher`` with dfq and the plug-in options ``name``; the log record."""
+def run_case(name: str, teacher: str, method: str = "dfq") -> dict:
+    """Distil ``teacher`` with ``method`` and the plug-in options ``name``; the log record."""
     dataset, trigger = TEACHERS[teacher]
     tdir = make_teacher(teacher, OUT)
-    m = dfkd.distill(tdir, STUDENT, "dfq", dataset, out=OUT / "explore" / teacher / name,
-                     overrides=budget_overrides("dfq", dataset, STEPS), plugins=[CASES[name]],
+    out = OUT / "explore" / teacher / (name if method == "dfq" else f"{method}-{name}")
+    m = dfkd.distill(tdir, STUDENT, method, dataset, out=out,
+                     overrides=budget_overrides(method, dataset, STEPS), plugins=[CASES[name]],
                      trigger=trigger, overwrite=True, progress=False)  # fmt: skip
     last = m["history"][-1]
-    return {"teacher": teacher, "case": name, "plugin": CASES[name], "steps": STEPS,
+    return {"teacher": teacher, "case": name, "method": method, "plugin": CASES[name],
+            "steps": STEPS,
             "student_accuracy": round(m["student_accuracy"], 4),
             "attack_success_rate": round(m["attack_success_rate"], 4),
             "target": last.get("trigger_filter/target"),
@@ -58,12 +64,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("cases", nargs="*", help=f"of {', '.join(CASES)} (default: all)")
     ap.add_argument("--teachers", nargs="+", choices=list(TEACHERS), default=["mnist10k-square"])
+    ap.add_argument("--method", default="dfq", help="a data-free method (default: dfq)")
     args = ap.parse_args()
     if unknown := set(args.cases) - set(CASES):
         ap.error(f"unknown cases {sorted(unknown)}: choose from {', '.join(CASES)}")
     for teacher in args.teachers:
         for name in args.cases or list(CASES):
-            rec = run_case(name, teacher)
+            rec = run_case(name, teacher, args.method)
             log_line(LOG, rec)
             print(rec, flush=True)
 

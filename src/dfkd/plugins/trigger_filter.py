@@ -28,7 +28,10 @@ class TriggerFilter(Plugin):
       makes them the target.
     * ``relabel``: a ``portion`` of every batch is stamped with the recovered trigger and the
       student is taught the teacher's answer on the *unstamped* image,
-      ``weight · KL(T(x) ‖ S(stamp(x)))`` (Neural Cleanse's unlearning, data-free).
+      ``weight · KL(T(x') ‖ S(stamp(x)))`` (Neural Cleanse's unlearning, data-free), where
+      ``x'`` is ``x`` itself (``answer: teacher``) or ``x`` with the mask's region erased
+      (``answer: erased``): a synthetic image that already carries the shortcut is then
+      relabelled with what the teacher sees without it, not with the target.
     * ``both``.
 
     Nothing changes when no class is suspected. Logs ``target`` (−1: none), ``filtered`` (share
@@ -38,17 +41,20 @@ class TriggerFilter(Plugin):
     def __init__(
         self, mode: str = "relabel", portion: float = 0.2, weight: float = 1.0, probes: int = 256,
         probe_steps: int = 100, scan_steps: int = 300, threshold: float = 2.0,
+        answer: str = "teacher",
     ) -> None:  # fmt: skip
         super().__init__()
         if mode not in ("filter", "relabel", "both"):
             raise ConfigError(f"trigger_filter: mode must be filter, relabel or both, not {mode!r}")
+        if answer not in ("teacher", "erased"):
+            raise ConfigError(f"trigger_filter: answer must be teacher or erased, not {answer!r}")
         if not 0 < portion <= 1 or weight < 0 or probes < 2 or min(probe_steps, scan_steps) < 1:
             raise ConfigError(
                 "trigger_filter: portion in (0, 1], weight ≥ 0, probes ≥ 2, steps ≥ 1"
             )
         self.mode, self.portion, self.weight = mode, portion, weight
         self.probes, self.probe_steps, self.scan_steps = probes, probe_steps, scan_steps
-        self.threshold = threshold
+        self.threshold, self.answer = threshold, answer
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
         self._filtered: list[torch.Tensor] = []
 
@@ -77,16 +83,18 @@ class TriggerFilter(Plugin):
         fill = pattern if fill is None else fill
         return from_pixels((1 - mask) * p + mask * fill, space.mean, space.std)
 
+    def erase(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (normalised) with the recovered mask's region filled with the mean pixel."""
+        mean = torch.tensor(self._env[2].mean, device=x.device).view(1, -1, 1, 1)
+        return self.stamp(x, mean)
+
     def select(self, batch: Batch) -> Batch:
         if self.target is None or self.mode == "relabel":
             return batch
         teacher = self._env[0]
         on_target = batch.teacher_logits.argmax(1) == self.target
-        space = self._env[2]
-        mean = torch.tensor(space.mean, device=batch.x.device).view(1, -1, 1, 1)
-        erased = self.stamp(batch.x, mean)
         with torch.no_grad():
-            moved = teacher(erased).argmax(1) != self.target
+            moved = teacher(self.erase(batch.x)).argmax(1) != self.target
         flagged = on_target & moved
         self._filtered.append(flagged.float().mean())  # read once per round, not per step
         return batch.weighted((~flagged).float())
@@ -99,9 +107,14 @@ class TriggerFilter(Plugin):
         self.calls += 1
         picked = torch.randperm(n, generator=gen)[: max(1, math.ceil(self.portion * n))]
         picked = picked.to(ctx.x.device)
-        student = self._env[1]
-        logits = student(self.stamp(ctx.x[picked].detach()))
-        return {"relabel": self.weight * kl_div(logits, ctx.teacher_logits[picked].detach())}
+        teacher, student = self._env[0], self._env[1]
+        x = ctx.x[picked].detach()
+        if self.answer == "erased":
+            with torch.no_grad():
+                target = teacher(self.erase(x))
+        else:
+            target = ctx.teacher_logits[picked].detach()
+        return {"relabel": self.weight * kl_div(student(self.stamp(x)), target)}
 
     def round_end(self, info: dict[str, Any]) -> dict[str, float]:
         filtered = float(torch.stack(self._filtered).mean()) if self._filtered else 0.0
