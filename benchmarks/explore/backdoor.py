@@ -28,6 +28,7 @@ STEPS = 1500
 #: trigger_filter options tried (the benchmark's columns are ``mode=relabel`` and ``mode=filter``
 #: at portion 0.2, weight 1)
 CASES = {
+    "plain": "",  # no plug-in: the reference on a retrained teacher
     "both": "trigger_filter:mode=both",
     "relabel-p0.5": "trigger_filter:mode=relabel,portion=0.5",
     "relabel-w4": "trigger_filter:mode=relabel,weight=4.0",
@@ -47,9 +48,10 @@ def run_case(name: str, teacher: str, method: str = "dfq") -> dict:
     dataset, trigger = TEACHERS[teacher]
     tdir = make_teacher(teacher, OUT)
     out = OUT / "explore" / teacher / (name if method == "dfq" else f"{method}-{name}")
-    m = dfkd.distill(tdir, STUDENT, method, dataset, out=out,
-                     overrides=budget_overrides(method, dataset, STEPS), plugins=[CASES[name]],
-                     trigger=trigger, overwrite=True, progress=False)  # fmt: skip
+    plugins = [CASES[name]] if CASES[name] else []
+    m = dfkd.distill(tdir, STUDENT, method, dataset, out=out, plugins=plugins,
+                     overrides=budget_overrides(method, dataset, STEPS), trigger=trigger,
+                     overwrite=True, progress=False)  # fmt: skip
     last = m["history"][-1]
     return {"teacher": teacher, "case": name, "method": method, "plugin": CASES[name],
             "steps": STEPS,

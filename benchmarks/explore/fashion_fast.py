@@ -34,6 +34,9 @@ CASES = [
     # class-balanced distillation, which lifts fast on the zoo's BatchNorm teachers
     ("nayer", BALANCE),
     ("fast", BALANCE),
+    # soft targets sharpened to a per-batch logit std of at least 4 (fast's presets since)
+    ("nayer", ["distill_terms.kd_kl.min_teacher_std=4.0"]),
+    ("nayer", ["source.args.replay_mix=0.4", "distill_terms.kd_kl.min_teacher_std=4.0"]),
 ]
 
 
