@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning_fabric import Fabric
 
 import dfkd
+from dfkd.sources import SourceEnv
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -33,6 +35,16 @@ def digits_stats(teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     out = tmp_path_factory.mktemp("stats") / "stats.safetensors"
     dfkd.collect_teacher_stats(teacher_dir, "digits", None, out)
     return out
+
+
+def digits_env(digits: dfkd.Data, teacher_dir: Path, batch_size: int, **budget: int) -> SourceEnv:
+    """A CPU source environment: the digits teacher (eval mode), a fresh ``lenet5_half``
+    student, seed 0, and ``budget`` (``rounds``, ``g_steps``)."""
+    teacher, _ = dfkd.load_model(teacher_dir)
+    teacher.eval()
+    student = dfkd.create_model("lenet5_half", num_classes=10, in_channels=1, image_size=8)
+    return SourceEnv(Fabric(accelerator="cpu", devices=1), digits, teacher, student, batch_size,
+                     0, **budget)  # fmt: skip
 
 
 def require_data(path: Path, what: str) -> None:

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning_fabric import Fabric
 
 import dfkd
 from dfkd.errors import ConfigError
 from dfkd.sources import MetaGeneratorSource, SourceEnv
 from dfkd.sources.assign import balanced_targets
+
+from .conftest import digits_env
 
 
 def _best_by_brute_force(logits: torch.Tensor, share: int) -> float:
@@ -54,11 +55,7 @@ def test_balanced_targets_refuse_the_wrong_width() -> None:
 
 @pytest.fixture(scope="module")
 def env(digits: dfkd.Data, teacher_dir: Path) -> SourceEnv:
-    teacher, _ = dfkd.load_model(teacher_dir)
-    teacher.eval()
-    student = dfkd.create_model("lenet5_half", num_classes=10, in_channels=1, image_size=8)
-    return SourceEnv(Fabric(accelerator="cpu", devices=1), digits, teacher, student, 40, 0,
-                     rounds=4, g_steps=2)  # fmt: skip
+    return digits_env(digits, teacher_dir, 40, rounds=4, g_steps=2)
 
 
 def test_meta_generator_balanced_targets_fit_the_teacher(env: SourceEnv) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning_fabric import Fabric
 from torch import nn
 
 import dfkd
@@ -21,6 +20,8 @@ from dfkd.losses.terms import StepContext
 from dfkd.sources import CMISource, SourceEnv
 from dfkd.sources.meta_generator import reset_weights
 from dfkd.teachers.taps import contrast_layers
+
+from .conftest import digits_env
 
 
 def _naive_infonce(local: torch.Tensor, glob: torch.Tensor, n: int, T: float) -> float:
@@ -81,11 +82,7 @@ def test_contrast_layers() -> None:
 
 @pytest.fixture(scope="module")
 def env(digits: dfkd.Data, teacher_dir: Path) -> SourceEnv:
-    teacher, _ = dfkd.load_model(teacher_dir)
-    teacher.eval()
-    student = dfkd.create_model("lenet5_half", num_classes=10, in_channels=1, image_size=8)
-    return SourceEnv(Fabric(accelerator="cpu", devices=1), digits, teacher, student, 16, 0,
-                     g_steps=2)  # fmt: skip
+    return digits_env(digits, teacher_dir, 16, g_steps=2)
 
 
 def _source(env: SourceEnv) -> CMISource:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning_fabric import Fabric
 from safetensors.torch import load_file
 
 import dfkd
@@ -18,6 +17,8 @@ from dfkd.errors import ConfigError
 from dfkd.losses.generator import decision_adversarial_loss, one_hot_loss
 from dfkd.sources import MetaGeneratorSource, SourceEnv
 from dfkd.sources.meta_generator import reptile_direction
+
+from .conftest import digits_env
 
 
 def test_decision_adversarial_against_a_naive_reference() -> None:
@@ -47,11 +48,7 @@ def test_reptile_direction_is_start_minus_adapted() -> None:
 
 @pytest.fixture(scope="module")
 def env(digits: dfkd.Data, teacher_dir: Path) -> SourceEnv:
-    teacher, _ = dfkd.load_model(teacher_dir)
-    teacher.eval()
-    student = dfkd.create_model("lenet5_half", num_classes=10, in_channels=1, image_size=8)
-    return SourceEnv(Fabric(accelerator="cpu", devices=1), digits, teacher, student, 16, 0,
-                     rounds=4, g_steps=3)  # fmt: skip
+    return digits_env(digits, teacher_dir, 16, rounds=4, g_steps=3)
 
 
 def _source(env: SourceEnv, **kw) -> MetaGeneratorSource:
