@@ -193,3 +193,89 @@ def test_trigger_filter_relabels_with_the_erased_answer() -> None:
     assert torch.allclose(term, naive, atol=1e-5)
     with pytest.raises(ConfigError, match="answer"):
         TriggerFilter(answer="clean")
+
+
+_G = torch.Generator().manual_seed(5)
+BASE, SHORTCUT = ((torch.rand(2, 1, 1, 8, 10, generator=_G) > 0.5).float()).unbind(0)
+
+
+def _centred(x: torch.Tensor) -> torch.Tensor:
+    return x - x.mean((1, 2, 3), keepdim=True)
+
+
+class PatternTeacher(nn.Module):
+    """Class k answers how much the image resembles the k-th cyclic shift of one pattern; with
+    ``gain``, an extra class answers a pattern of its own ``gain`` times more strongly: a
+    blended backdoor, reached by mixing that pattern into the whole image."""
+
+    def __init__(self, gain: float | None = None) -> None:
+        super().__init__()
+        pats = [BASE.roll(k, -1) for k in range(10)] + ([SHORTCUT] if gain else [])
+        self.patterns = _centred(torch.cat(pats))
+        self.scales = torch.tensor([100.0] * 10 + ([100.0 * gain] if gain else []))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        resemblance = (_centred(x).unsqueeze(1) * self.patterns.unsqueeze(0)).mean((2, 3, 4))
+        return self.scales * resemblance
+
+
+def _blend_probes() -> torch.Tensor:
+    """The probes with their resemblance to the shortcut's pattern removed (no probe is near
+    the backdoor class by chance)."""
+    p, d = _probes(), _centred(SHORTCUT)
+    return p - (_centred(p) * d).sum((1, 2, 3), keepdim=True) / (d * d).sum() * d
+
+
+def test_blend_scan_names_a_blended_shortcut_with_one_alpha() -> None:
+    cfg = ScanConfig(steps=200, batch_size=40, mask="blend")
+    r = scan_triggers(PatternTeacher(gain=3.0), _blend_probes(), _space(11), cfg)
+    assert r["suspected_target"] == 10 and r["anomaly_index"][10] > 2
+    mask, pattern = r["masks"][10], r["patterns"][10][0]
+    assert torch.allclose(mask, mask.flatten()[0].expand_as(mask))  # one α for every pixel
+    assert r["mask_l1"][10] == pytest.approx(80 * float(mask[0, 0]), rel=1e-4)
+    corr = torch.corrcoef(torch.stack([pattern.flatten(), SHORTCUT.flatten()]))[0, 1]
+    assert corr > 0.9  # the recovered pattern is the planted one
+    clean = scan_triggers(PatternTeacher(), _blend_probes(), _space(10), cfg)
+    assert clean["suspected_target"] is None
+    with pytest.raises(ConfigError, match="patch or blend"):
+        ScanConfig(mask="square")
+
+
+def test_unblend_against_a_naive_reference() -> None:
+    from dfkd.plugins.trigger_filter import unblend
+
+    x = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    mask, pattern = torch.full((1, 1, 4, 4), 0.25), torch.rand(1, 3, 4, 4)
+    mean, std = (0.1, 0.2, 0.3), (0.5, 0.6, 0.7)
+    out = unblend(x, mask, pattern, mean, std)
+    for n, c, i, j in [(0, 0, 0, 0), (1, 2, 3, 1), (0, 1, 2, 2)]:
+        p = float(x[n, c, i, j]) * std[c] + mean[c]
+        q = min(1.0, max(0.0, (p - 0.25 * float(pattern[0, c, i, j])) / 0.75))
+        assert float(out[n, c, i, j]) == pytest.approx((q - mean[c]) / std[c], abs=1e-5)
+
+
+def test_trigger_filter_with_the_blend_inversion_undoes_the_blend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plug-in on the blended backdoor, scanned from the toy's probes (in place of images
+    inverted from the toy teacher)."""
+    from dfkd.plugins.trigger_filter import TriggerFilter
+    from dfkd.sources import Batch
+    from dfkd.teachers import audit
+
+    monkeypatch.setattr(audit, "inverted_probes", lambda *a, **k: _blend_probes())
+    teacher = PatternTeacher(gain=3.0)
+    plugin = TriggerFilter(mode="filter", probes=40, probe_steps=20, scan_steps=200,
+                           inversion="blend")  # fmt: skip
+    plugin.setup(_plugin_env(teacher, nn.Linear(80, 11), 11))
+    assert plugin.target == 10
+    x = _blend_probes()[:8]
+    blended = plugin.stamp(x)  # the recovered blend: the teacher answers the backdoor
+    assert teacher(blended).argmax(1).eq(10).all()
+    assert torch.allclose(plugin.erase(blended), x.clamp(0, 1), atol=1e-4)
+    mixed = torch.cat([blended[:4], x[4:]])
+    batch = Batch(mixed, teacher_logits=teacher(mixed))
+    weight = plugin.select(batch).weight
+    assert weight is not None and weight[:4].eq(0).all() and weight[4:].eq(1).all()
+    with pytest.raises(ConfigError, match="inversion"):
+        TriggerFilter(inversion="square")

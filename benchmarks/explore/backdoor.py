@@ -40,6 +40,10 @@ CASES = {
     "relabel-erased": "trigger_filter:mode=relabel,answer=erased",
     "relabel-erased-p1": "trigger_filter:mode=relabel,portion=1.0,answer=erased",
     "both-erased-p1": "trigger_filter:mode=both,portion=1.0,answer=erased",
+    # the scan's mask as one α for the whole image (a blended trigger's shape)
+    "blendinv-both-p1": "trigger_filter:mode=both,portion=1.0,inversion=blend",
+    "blendinv-relabel": "trigger_filter:mode=relabel,inversion=blend",
+    "blendinv-filter": "trigger_filter:mode=filter,inversion=blend",
 }
 
 

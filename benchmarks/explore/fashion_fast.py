@@ -37,17 +37,22 @@ CASES = [
     # soft targets sharpened to a per-batch logit std of at least 4 (fast's presets since)
     ("nayer", ["distill_terms.kd_kl.min_teacher_std=4.0"]),
     ("nayer", ["source.args.replay_mix=0.4", "distill_terms.kd_kl.min_teacher_std=4.0"]),
+    # mixed replays with the student's weight average deployed (the ema plug-in)
+    ("nayer", ["source.args.replay_mix=0.4"], ["ema"]),
+    ("fast", ["source.args.replay_mix=0.4"], ["ema"]),
 ]
 
 
 def main() -> None:
     first, last = (int(a) for a in sys.argv[1:3]) if len(sys.argv) > 2 else (0, len(CASES))
-    for method, over in CASES[first:last]:
+    for method, over, *extra in CASES[first:last]:
+        plugins = extra[0] if extra else None
         t0 = time.perf_counter()
         m = dfkd.distill(T, "lenet5_half", method, "fashion-mnist", overrides=over,
-                         progress=False)  # fmt: skip
+                         plugins=plugins, progress=False)  # fmt: skip
         log_line(Path(__file__).with_suffix(".jsonl"), {
-            "method": method, "overrides": over, "acc": m["student_accuracy"],
+            "method": method, "overrides": over, "plugins": plugins or [],
+            "acc": m["student_accuracy"],
             "acc_last5": m["acc_last5"], "teacher": m["teacher_accuracy"],
             "wall_s": round(time.perf_counter() - t0, 1),
             "curve": [round(h["student_accuracy"], 4) for h in m["history"]],

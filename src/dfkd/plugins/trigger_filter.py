@@ -13,7 +13,18 @@ from ..evaluation.domains import from_pixels, to_pixels
 from ..losses.kd import kl_div
 from ..losses.terms import StepContext
 from ..sources.base import Batch, SourceEnv
+from ..teachers.triggers import MASK_SHAPES
 from .base import Plugin, register_plugin
+
+
+def unblend(
+    x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor, mean: Any, std: Any
+) -> torch.Tensor:  # fmt: skip
+    """Normalised images ``x`` with a blend ``(1 − m)·q + m·pattern`` undone: the pixels ``q``,
+    clipped to ``[0, 1]``, normalised again (``m`` below 1)."""
+    p = to_pixels(x, mean, std)
+    q = ((p - mask * pattern) / (1 - mask).clamp_min(1e-3)).clamp(0, 1)
+    return from_pixels(q, mean, std)
 
 
 @register_plugin("trigger_filter")
@@ -34,6 +45,11 @@ class TriggerFilter(Plugin):
       relabelled with what the teacher sees without it, not with the target.
     * ``both``.
 
+    ``inversion`` is the shape of the scan's mask (:class:`dfkd.teachers.triggers.ScanConfig`):
+    ``patch`` (a mask per pixel) or ``blend`` (one ``α`` for the whole image, the shape of a
+    blended trigger). A blend cannot be erased by filling a region, so with ``blend`` the erase
+    un-mixes the recovered pattern instead: ``(x − α·p) / (1 − α)``, clipped to the pixel range.
+
     Nothing changes when no class is suspected. Logs ``target`` (−1: none), ``filtered`` (share
     of samples given weight 0) and the scan's anomaly index of the target.
     """
@@ -41,20 +57,24 @@ class TriggerFilter(Plugin):
     def __init__(
         self, mode: str = "relabel", portion: float = 0.2, weight: float = 1.0, probes: int = 256,
         probe_steps: int = 100, scan_steps: int = 300, threshold: float = 2.0,
-        answer: str = "teacher",
+        answer: str = "teacher", inversion: str = "patch",
     ) -> None:  # fmt: skip
         super().__init__()
         if mode not in ("filter", "relabel", "both"):
             raise ConfigError(f"trigger_filter: mode must be filter, relabel or both, not {mode!r}")
         if answer not in ("teacher", "erased"):
             raise ConfigError(f"trigger_filter: answer must be teacher or erased, not {answer!r}")
+        if inversion not in MASK_SHAPES:
+            raise ConfigError(
+                f"trigger_filter: inversion must be patch or blend, not {inversion!r}"
+            )
         if not 0 < portion <= 1 or weight < 0 or probes < 2 or min(probe_steps, scan_steps) < 1:
             raise ConfigError(
                 "trigger_filter: portion in (0, 1], weight ≥ 0, probes ≥ 2, steps ≥ 1"
             )
         self.mode, self.portion, self.weight = mode, portion, weight
         self.probes, self.probe_steps, self.scan_steps = probes, probe_steps, scan_steps
-        self.threshold, self.answer = threshold, answer
+        self.threshold, self.answer, self.inversion = threshold, answer, inversion
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
         self._filtered: list[torch.Tensor] = []
 
@@ -65,7 +85,7 @@ class TriggerFilter(Plugin):
         teacher, space = env.teacher, env.data  # the teacher takes the source's inputs
         probes = inverted_probes(teacher, space, self.probes, env.seed, self.probe_steps,
                                  env.fabric)  # fmt: skip
-        cfg = ScanConfig(steps=self.scan_steps, threshold=self.threshold)
+        cfg = ScanConfig(steps=self.scan_steps, threshold=self.threshold, mask=self.inversion)
         scan = scan_triggers(teacher, probes, space, cfg, env.seed)
         self.target: int | None = scan["suspected_target"]
         self.index = scan["anomaly_index"][scan["smallest_mask_class"]]
@@ -84,8 +104,12 @@ class TriggerFilter(Plugin):
         return from_pixels((1 - mask) * p + mask * fill, space.mean, space.std)
 
     def erase(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` (normalised) with the recovered mask's region filled with the mean pixel."""
-        mean = torch.tensor(self._env[2].mean, device=x.device).view(1, -1, 1, 1)
+        """``x`` (normalised) with the recovered mask's region filled with the mean pixel, or
+        with the recovered blend un-mixed (``inversion: blend``)."""
+        space = self._env[2]
+        if self.inversion == "blend":
+            return unblend(x, *self._trigger, space.mean, space.std)
+        mean = torch.tensor(space.mean, device=x.device).view(1, -1, 1, 1)
         return self.stamp(x, mean)
 
     def select(self, batch: Batch) -> Batch:

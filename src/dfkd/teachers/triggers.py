@@ -28,6 +28,8 @@ from ..io.images import class_grid, encode_png
 
 #: the consistency constant that makes the MAD estimate a normal distribution's σ
 MAD_SCALE = 1.4826
+#: the free parameters of a mask of each shape, for ``H×W`` images: per pixel, or one for all
+MASK_SHAPES = {"patch": lambda h, w: (1, 1, h, w), "blend": lambda h, w: (1, 1, 1, 1)}
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,11 @@ class ScanConfig:
     the success rate that counts as a flip, the steps between changes of the cost and its
     factors, the batch of probes per step, the anomaly index above which a class is flagged,
     the least spread of the norms as a share of their median (:func:`anomaly_index`), and the
-    largest ratio of the smallest norm to the second smallest that still names a target.
-    Neural Cleanse's defaults where it has them; ``mad_floor`` and ``max_ratio`` are dfkd's."""
+    largest ratio of the smallest norm to the second smallest that still names a target, and
+    the shape of the mask: ``patch`` (one value per pixel, Neural Cleanse's) or ``blend`` (one
+    value ``α`` for the whole image, so the stamp is ``(1 − α)·x + α·p``: a blended trigger's
+    shape, which a patch can only imitate). Neural Cleanse's defaults where it has them;
+    ``mad_floor``, ``max_ratio`` and ``mask`` are dfkd's."""
 
     steps: int = 300
     lr: float = 0.1
@@ -50,8 +55,11 @@ class ScanConfig:
     threshold: float = 2.0
     mad_floor: float = 0.1
     max_ratio: float = 0.7
+    mask: str = "patch"
 
     def __post_init__(self) -> None:
+        if self.mask not in MASK_SHAPES:
+            raise ConfigError(f"trigger scan: mask must be patch or blend, not {self.mask!r}")
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or self.cost < 0:
             raise ConfigError("trigger scan: steps ≥ 1, batch_size ≥ 1, lr > 0 and cost ≥ 0")
         if not 0 < self.success <= 1 or self.cost_up <= 1 or self.cost_down <= 1:
@@ -82,22 +90,30 @@ def anomaly_index(norms: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
     return ((median - norms).clamp_min(0) / mad.clamp_min(1e-12)).to(norms.dtype)
 
 
+def full_mask(m_raw: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The ``1×1×H×W`` mask in ``[0, 1]`` of the free parameters ``m_raw`` (per pixel, or one
+    broadcast to every pixel)."""
+    return torch.sigmoid(m_raw).expand(1, 1, h, w)
+
+
 def invert_class(
     teacher: nn.Module, pixels: torch.Tensor, space: Data, target: int, cfg: ScanConfig,
     gen: torch.Generator,
 ) -> dict[str, Any]:  # fmt: skip
-    """The smallest mask and its pattern found for ``target``: the mask's L1 norm (``inf`` if
-    no stamp reached ``cfg.success``), its success rate, and the tensors."""
+    """The smallest mask (of shape ``cfg.mask``) and its pattern found for ``target``: the
+    mask's L1 norm (``inf`` if no stamp reached ``cfg.success``), its success rate, and the
+    tensors (the mask as ``H×W`` pixels whatever its shape)."""
     c, h, w = space.input_shape
     dev = pixels.device
-    m_raw = torch.randn(1, 1, h, w, generator=gen).mul_(0.1).to(dev).requires_grad_()
+    m_shape = MASK_SHAPES[cfg.mask](h, w)
+    m_raw = torch.randn(*m_shape, generator=gen).mul_(0.1).to(dev).requires_grad_()
     p_raw = torch.randn(1, c, h, w, generator=gen).mul_(0.1).to(dev).requires_grad_()
     opt = torch.optim.Adam([m_raw, p_raw], lr=cfg.lr, betas=(0.5, 0.9))
     cost, up, down = cfg.cost, 0, 0
     best: dict[str, Any] = {"l1": math.inf, "success": 0.0, "mask": None, "pattern": None}
     for _ in range(cfg.steps):
         idx = torch.randint(len(pixels), (min(cfg.batch_size, len(pixels)),), generator=gen).to(dev)
-        mask, pattern = torch.sigmoid(m_raw), torch.sigmoid(p_raw)
+        mask, pattern = full_mask(m_raw, h, w), torch.sigmoid(p_raw)
         x = from_pixels(stamp(pixels[idx], mask, pattern), space.mean, space.std)
         logits = teacher(x)
         loss = inversion_loss(logits, target, mask, cost)
@@ -115,8 +131,8 @@ def invert_class(
         elif down >= cfg.patience:
             cost, down = cost / cfg.cost_down, 0
     if best["mask"] is None:  # never flipped: report the last stamp, with an infinite norm
-        best.update(mask=torch.sigmoid(m_raw).detach()[0, 0], pattern=torch.sigmoid(p_raw)
-                    .detach()[0], success=success)  # fmt: skip
+        best.update(mask=full_mask(m_raw, h, w).detach()[0, 0].clone(),
+                    pattern=torch.sigmoid(p_raw).detach()[0], success=success)  # fmt: skip
     return best
 
 
