@@ -279,3 +279,75 @@ def test_trigger_filter_with_the_blend_inversion_undoes_the_blend(
     assert weight is not None and weight[:4].eq(0).all() and weight[4:].eq(1).all()
     with pytest.raises(ConfigError, match="inversion"):
         TriggerFilter(inversion="square")
+
+
+def _shortcut_plugin(**options: Any) -> Any:
+    """``trigger_filter`` set up on the toy teacher whose class 10 is a 1×2 patch."""
+    from dfkd.plugins.trigger_filter import TriggerFilter
+
+    teacher = RegionTeacher([*COLUMNS, (slice(7, 8), slice(8, 10))])
+    student = nn.Sequential(nn.Flatten(), nn.Linear(80, 11))
+    plugin = TriggerFilter(probes=40, probe_steps=20, scan_steps=200, **options)
+    plugin.setup(_plugin_env(teacher, student, 11))
+    return plugin, teacher, student
+
+
+def test_trigger_filter_dilate_erases_a_wider_region_against_a_naive_reference() -> None:
+    plugin, _, _ = _shortcut_plugin(mode="filter", dilate=1)
+    plugin.mask.zero_()[3, 4] = 1.0  # one recovered pixel: the 3×3 block around it is erased
+    x = torch.rand(2, 1, 8, 10, generator=torch.Generator().manual_seed(0))
+    out = plugin.erase(x)
+    for i in range(8):
+        for j in range(10):
+            inside = abs(i - 3) <= 1 and abs(j - 4) <= 1
+            expect = torch.zeros(2) if inside else x[:, 0, i, j]  # the toy's mean pixel is 0
+            assert torch.allclose(out[:, 0, i, j], expect)
+    with pytest.raises(ConfigError, match="dilate"):
+        type(plugin)(dilate=-1)
+
+
+def test_trigger_filter_rescan_inverts_again_from_the_samples_it_is_shown() -> None:
+    """Idle until a round's samples were seen; then the target's trigger comes from them, acts,
+    and is checkpointed with the plug-in's state."""
+    from dfkd.losses.terms import StepContext
+    from dfkd.sources import Batch
+
+    plugin, teacher, student = _shortcut_plugin(mode="both", rescan=True, dilate=1)
+    assert plugin.target == 10 and not plugin.acting
+    plugin.mask.fill_(0.5)  # what the set-up scan found is replaced by the rescan
+    assert plugin.round_end({"round": 0})["rescanned"] == 0  # a round with no samples: pending
+    probes = _probes()
+    x = probes[teacher(probes).argmax(1) != 10][:16]  # the samples shown in the round
+    batch = Batch(x, teacher_logits=teacher(x))
+    assert plugin.select(batch) is batch  # idle: no weights
+    assert plugin.distill_terms(StepContext("distill", x, teacher(x), student(x))) == {}
+    assert plugin.round_end({"round": 1})["rescanned"] == 1 and plugin.acting
+    mask = plugin.mask
+    assert mask[7, 8:].mean() > 4 * mask[:7].mean()  # the mask sits on the patch again
+    carried = x[:8].clone()
+    carried[:4, :, 7, 8:] = 1.0  # the shortcut: the teacher answers 10
+    weight = plugin.select(Batch(carried, teacher_logits=teacher(carried))).weight
+    assert weight is not None and weight[:4].eq(0).all() and weight[4:].eq(1).all()
+    resumed, _, _ = _shortcut_plugin(mode="both", rescan=True, dilate=1)
+    resumed.load_state_dict(plugin.state_dict())
+    assert resumed.acting and torch.equal(resumed.mask, plugin.mask)
+
+
+def test_trigger_filter_can_leave_flagged_samples_out_of_the_relabelling() -> None:
+    """``relabel_flagged: false``: the relabel term averages the naive KL over the samples the
+    filter kept (weight 1) only."""
+    from dfkd.losses.terms import StepContext
+
+    plugin, teacher, student = _shortcut_plugin(mode="both", portion=1.0, relabel_flagged=False)
+    x = _probes()[:6]
+    weight = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    ctx = StepContext("distill", x, teacher(x), student(x), weight=weight)
+    (term,) = plugin.distill_terms(ctx).values()
+    p_t = torch.softmax(teacher(x), 1)
+    log_p_s = torch.log_softmax(student(plugin.stamp(x)), 1)
+    kept = [i for i in range(6) if weight[i] == 1]
+    naive = sum((p_t[i] * (p_t[i].log() - log_p_s[i])).sum() for i in kept) / len(kept)
+    assert torch.allclose(term, naive, atol=1e-5)
+    everyone, _, _ = _shortcut_plugin(mode="both", portion=1.0)
+    (all_term,) = everyone.distill_terms(ctx).values()
+    assert not torch.allclose(all_term, naive, atol=1e-5)  # the default relabels every sample

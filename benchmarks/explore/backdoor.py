@@ -52,6 +52,12 @@ CASES = {
     # the ceiling of the inverted-trigger escapes: the plug-in handed the *true* trigger
     "oracle-both-p1": "oracle_trigger_filter:mode=both,portion=1.0",
     "oracle-filter": "oracle_trigger_filter:mode=filter",
+    # the target's trigger inverted again from the first distillation samples, erased wider
+    "rescan-both-p1-d2": "trigger_filter:mode=both,portion=1.0,rescan=true,dilate=2",
+    "rescan-filter-d2": "trigger_filter:mode=filter,rescan=true,dilate=2",
+    "rescan-both-p1": "trigger_filter:mode=both,portion=1.0,rescan=true",
+    "rescan-both-p1-d2-kept": "trigger_filter:mode=both,portion=1.0,rescan=true,dilate=2,"
+    "relabel_flagged=false",
 }
 
 
@@ -72,12 +78,37 @@ class OracleTriggerFilter(TriggerFilter):
             alpha = float(trigger.args.get("alpha", 0.2))
             mask, pattern = mask * alpha, pattern / alpha
         self.target, self.index = trigger.target, float("nan")
-        self._trigger = (mask.to(dev), pattern.to(dev))
+        self.register_buffer("mask", mask.to(dev))
+        self.register_buffer("pattern", pattern.to(dev))
         self._env = (env.teacher, env.student, space, env.seed)
 
 
 #: the trigger spec of the teacher being distilled (read by the oracle plug-in)
 TRUE_TRIGGER = [""]
+#: the mask a trigger_filter run acted with last (its set-up scan's, or its rescan's)
+ACTED: dict[str, torch.Tensor] = {}
+_setup, _invert_again = TriggerFilter.setup, TriggerFilter._invert_again
+
+
+def _record_setup(self: TriggerFilter, env: SourceEnv) -> None:
+    _setup(self, env)
+    ACTED["mask"] = self.mask.detach().cpu().clone()
+
+
+def _record_rescan(self: TriggerFilter, samples: torch.Tensor) -> None:
+    _invert_again(self, samples)
+    ACTED["mask"] = self.mask.detach().cpu().clone()
+
+
+TriggerFilter.setup, TriggerFilter._invert_again = _record_setup, _record_rescan  # type: ignore
+
+
+def mass_in_trigger(mask: torch.Tensor, spec: str) -> float:
+    """The share of ``mask``'s mass on the pixels the true trigger ``spec`` writes."""
+    trigger = Trigger.parse(spec)
+    zeros = torch.zeros((1, 1, *mask.shape))
+    region = ((trigger.pixels(zeros) != zeros) | (trigger.pixels(zeros - 1) != zeros - 1))[0, 0]
+    return round(float((mask * region).sum() / mask.sum()), 3)
 
 
 def run_case(name: str, teacher: str, method: str = "dfq") -> dict:
@@ -87,12 +118,14 @@ def run_case(name: str, teacher: str, method: str = "dfq") -> dict:
     tdir = make_teacher(teacher, OUT)
     out = OUT / "explore" / teacher / (name if method == "dfq" else f"{method}-{name}")
     plugins = [CASES[name]] if CASES[name] else []
+    ACTED.clear()
     m = dfkd.distill(tdir, STUDENT, method, dataset, out=out, plugins=plugins,
                      overrides=budget_overrides(method, dataset, STEPS), trigger=trigger,
                      overwrite=True, progress=False)  # fmt: skip
     last = m["history"][-1]
     return {"teacher": teacher, "case": name, "method": method, "plugin": CASES[name],
             "steps": STEPS,
+            "mask_in_trigger": mass_in_trigger(ACTED["mask"], trigger) if ACTED else None,
             "student_accuracy": round(m["student_accuracy"], 4),
             "attack_success_rate": round(m["attack_success_rate"], 4),
             "target": _logged(last, "target"), "filtered": _logged(last, "filtered"),

@@ -3,7 +3,7 @@
 ``benchmarks/backdoor.py`` (trained once under ``runs/bench-backdoor``).
 
     python benchmarks/explore/trigger_quality.py [--teachers NAME ...] [--inversion blend]
-                                                 [--scan-steps N]
+                                                 [--scan-steps N] [--real-probes]
 
 For each teacher: the plug-in's scan at its defaults (seed 0); the share of the recovered
 mask's mass inside the true trigger's region (square and trojan patches; 1 for the full-image
@@ -62,7 +62,7 @@ def asr(teacher: torch.nn.Module, x: torch.Tensor, target: int) -> float:
         return float((teacher(x).argmax(1) == target).float().mean())
 
 
-def measure(name: str, inversion: str, scan_steps: int = 300) -> dict:
+def measure(name: str, inversion: str, scan_steps: int = 300, real: bool = False) -> dict:
     """The scan of one teacher and how its recovered trigger relates to the true one."""
     dataset, spec = TEACHERS[name]
     trigger = Trigger.parse(spec)
@@ -74,6 +74,11 @@ def measure(name: str, inversion: str, scan_steps: int = 300) -> dict:
     env = SourceEnv(fabric=Fabric(accelerator="cpu", devices=1), data=data, teacher=teacher,
                     student=teacher, batch_size=64, seed=0)  # fmt: skip
     t0 = time.perf_counter()
+    if real:  # scan from real training images of other classes in place of inverted probes
+        from dfkd.teachers import audit
+
+        others = data.x_train[data.y_train != trigger.target][: plug.probes]
+        audit.inverted_probes = lambda *a, **k: others
     plug.setup(env)
     mask, _ = plug._trigger
     region = true_region(trigger, data.input_shape)
@@ -85,7 +90,8 @@ def measure(name: str, inversion: str, scan_steps: int = 300) -> dict:
     stamped = from_pixels(trigger.pixels(to_pixels(probes, data.mean, data.std)), data.mean,
                           data.std)  # fmt: skip
     return {
-        "teacher": name, "inversion": inversion, "scan_steps": scan_steps, "suspected": plug.target,
+        "teacher": name, "inversion": inversion, "scan_steps": scan_steps, "real_probes": real,
+        "suspected": plug.target,
         "anomaly_index": plug.index, "mask_l1": round(float(mask.sum()), 2),
         "mass_in_true_region": round(float((mask * region).sum() / mask.sum()), 3),
         "asr_true": asr(teacher, triggered, trigger.target),
@@ -103,9 +109,10 @@ def main() -> None:
     ap.add_argument("--teachers", nargs="+", default=[t for t in TEACHERS if "mnist10k" in t])
     ap.add_argument("--inversion", default="patch", choices=["patch", "blend"])
     ap.add_argument("--scan-steps", type=int, default=300)
+    ap.add_argument("--real-probes", action="store_true", help="scan from real images")
     args = ap.parse_args()
     for name in args.teachers:
-        row = measure(name, args.inversion, args.scan_steps)
+        row = measure(name, args.inversion, args.scan_steps, args.real_probes)
         print(row, flush=True)
         log_line(LOG, row)
 

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..evaluation.domains import from_pixels, to_pixels
@@ -27,6 +28,13 @@ def unblend(
     return from_pixels(q, mean, std)
 
 
+def erased_region(mask: torch.Tensor, dilate: int) -> torch.Tensor:
+    """Where ``mask`` (``H×W``) is at least half its largest value, widened by ``dilate``
+    pixels on every side: 1 inside, 0 outside."""
+    inside = (mask >= 0.5 * mask.max()).to(mask.dtype)[None, None]
+    return F.max_pool2d(inside, 2 * dilate + 1, stride=1, padding=dilate)[0, 0]
+
+
 @register_plugin("trigger_filter")
 class TriggerFilter(Plugin):
     """Scans the teacher for a trigger at set-up (``probes`` images inverted from it for
@@ -43,21 +51,37 @@ class TriggerFilter(Plugin):
       ``x'`` is ``x`` itself (``answer: teacher``) or ``x`` with the mask's region erased
       (``answer: erased``): a synthetic image that already carries the shortcut is then
       relabelled with what the teacher sees without it, not with the target.
-    * ``both``.
+    * ``both``. With ``relabel_flagged: false`` the relabelling leaves out the samples the
+      filter gave weight 0 (their answer is the target, so stamping them and teaching that
+      answer would teach the recovered trigger as a route to the target).
 
     ``inversion`` is the shape of the scan's mask (:class:`dfkd.teachers.triggers.ScanConfig`):
     ``patch`` (a mask per pixel) or ``blend`` (one ``α`` for the whole image, the shape of a
     blended trigger). A blend cannot be erased by filling a region, so with ``blend`` the erase
     un-mixes the recovered pattern instead: ``(x − α·p) / (1 − α)``, clipped to the pixel range.
 
+    ``dilate: k`` erases, in place of the soft mask, the region where it is at least half its
+    largest value, widened by ``k`` pixels on every side (:func:`erased_region`): an
+    inversion recovers the smallest, often faint, part of a trigger that flips the teacher,
+    and erasing only that can leave the rest of the trigger working.
+
+    ``rescan``: the set-up scan names the target, but its probes, inverted from the teacher
+    pixel by pixel, can lead the inversion to another shortcut to the same class than the
+    planted one. With ``rescan`` the plug-in stays idle until the end of the first round whose
+    distillation samples it has seen, then inverts the target's trigger again from up to
+    ``probes`` of those samples (the images the student is actually shown) and acts from then
+    on with that mask and pattern.
+
     Nothing changes when no class is suspected. Logs ``target`` (−1: none), ``filtered`` (share
-    of samples given weight 0) and the scan's anomaly index of the target.
+    of samples given weight 0), the scan's anomaly index of the target and, with ``rescan``,
+    ``rescanned`` (0 until it has run).
     """
 
     def __init__(
         self, mode: str = "relabel", portion: float = 0.2, weight: float = 1.0, probes: int = 256,
         probe_steps: int = 100, scan_steps: int = 300, threshold: float = 2.0,
-        answer: str = "teacher", inversion: str = "patch",
+        answer: str = "teacher", inversion: str = "patch", dilate: int = 0, rescan: bool = False,
+        relabel_flagged: bool = True,
     ) -> None:  # fmt: skip
         super().__init__()
         if mode not in ("filter", "relabel", "both"):
@@ -72,11 +96,16 @@ class TriggerFilter(Plugin):
             raise ConfigError(
                 "trigger_filter: portion in (0, 1], weight ≥ 0, probes ≥ 2, steps ≥ 1"
             )
+        if dilate < 0:
+            raise ConfigError(f"trigger_filter: dilate is a number of pixels ≥ 0, not {dilate}")
         self.mode, self.portion, self.weight = mode, portion, weight
         self.probes, self.probe_steps, self.scan_steps = probes, probe_steps, scan_steps
         self.threshold, self.answer, self.inversion = threshold, answer, inversion
+        self.dilate, self.rescan, self.relabel_flagged = dilate, rescan, relabel_flagged
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+        self.register_buffer("rescanned", torch.zeros((), dtype=torch.bool))
         self._filtered: list[torch.Tensor] = []
+        self._seen: list[torch.Tensor] = []  # this round's samples, for the rescan
 
     def setup(self, env: SourceEnv) -> None:
         from ..teachers.audit import inverted_probes
@@ -91,8 +120,19 @@ class TriggerFilter(Plugin):
         self.index = scan["anomaly_index"][scan["smallest_mask_class"]]
         dev = env.fabric.device
         t = self.target if self.target is not None else 0
-        self._trigger = (scan["masks"][t].to(dev), scan["patterns"][t].to(dev))
+        # buffers: a rescanned trigger is checkpointed, and a resumed run acts with it
+        self.register_buffer("mask", scan["masks"][t].to(dev))
+        self.register_buffer("pattern", scan["patterns"][t].to(dev))
         self._env = (teacher, env.student, space, env.seed)
+
+    @property
+    def _trigger(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mask, self.pattern
+
+    @property
+    def acting(self) -> bool:
+        """Whether a target is suspected and its trigger is the one to act with."""
+        return self.target is not None and (not self.rescan or bool(self.rescanned))
 
     def stamp(self, x: torch.Tensor, fill: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` (normalised) with the recovered trigger stamped on, or with the mask's region
@@ -109,11 +149,16 @@ class TriggerFilter(Plugin):
         space = self._env[2]
         if self.inversion == "blend":
             return unblend(x, *self._trigger, space.mean, space.std)
+        mask = erased_region(self.mask, self.dilate) if self.dilate else self.mask
+        p = to_pixels(x, space.mean, space.std)
         mean = torch.tensor(space.mean, device=x.device).view(1, -1, 1, 1)
-        return self.stamp(x, mean)
+        return from_pixels((1 - mask) * p + mask * mean, space.mean, space.std)
 
     def select(self, batch: Batch) -> Batch:
-        if self.target is None or self.mode == "relabel":
+        if self.target is not None and self.rescan and not bool(self.rescanned):
+            kept = sum(len(x) for x in self._seen)
+            self._seen.append(batch.x.detach()[: max(0, self.probes - kept)])
+        if not self.acting or self.mode == "relabel":
             return batch
         teacher = self._env[0]
         on_target = batch.teacher_logits.argmax(1) == self.target
@@ -124,7 +169,7 @@ class TriggerFilter(Plugin):
         return batch.weighted((~flagged).float())
 
     def distill_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
-        if self.target is None or self.mode == "filter" or self.weight == 0:
+        if not self.acting or self.mode == "filter" or self.weight == 0:
             return {}
         n = len(ctx.x)
         gen = torch.Generator().manual_seed(self._env[3] * 104729 + int(self.calls))
@@ -138,10 +183,30 @@ class TriggerFilter(Plugin):
                 target = teacher(self.erase(x))
         else:
             target = ctx.teacher_logits[picked].detach()
-        return {"relabel": self.weight * kl_div(student(self.stamp(x)), target)}
+        keep = None if self.relabel_flagged or ctx.weight is None else ctx.weight[picked]
+        return {"relabel": self.weight * kl_div(student(self.stamp(x)), target, weight=keep)}
 
     def round_end(self, info: dict[str, Any]) -> dict[str, float]:
+        if self._seen and sum(len(x) for x in self._seen) >= 2:
+            self._invert_again(torch.cat(self._seen))
+        self._seen = []
         filtered = float(torch.stack(self._filtered).mean()) if self._filtered else 0.0
         self._filtered = []
         target = -1 if self.target is None else self.target
-        return {"target": float(target), "filtered": filtered, "anomaly_index": self.index}
+        logs = {"target": float(target), "filtered": filtered, "anomaly_index": self.index}
+        return {**logs, "rescanned": float(self.rescanned)} if self.rescan else logs
+
+    def _invert_again(self, samples: torch.Tensor) -> None:
+        """The target's trigger inverted from distillation ``samples`` (normalised)."""
+        from ..teachers.triggers import ScanConfig, invert_class
+
+        assert self.target is not None
+        teacher, _, space, seed = self._env
+        cfg = ScanConfig(steps=self.scan_steps, mask=self.inversion)
+        pixels = to_pixels(samples, space.mean, space.std).clamp(0, 1)
+        gen = torch.Generator().manual_seed(seed * 7919 + 1)
+        with torch.enable_grad():
+            found = invert_class(teacher, pixels, space, self.target, cfg, gen)
+        self.mask.copy_(found["mask"])
+        self.pattern.copy_(found["pattern"])
+        self.rescanned.fill_(True)
