@@ -4,7 +4,8 @@ Trains ``lenet5`` backdoor teachers (``dfkd.train_nt_teacher("backdoor")``, atta
 MNIST-10k with the ``square``, ``blend`` and ``trojan`` triggers, Fashion-MNIST with ``square`` —
 and distils each into ``lenet5_half`` with ``dfq``, ``dfad`` and ``nayer`` at the same budget
 (each method's preset, rounds scaled to ``--steps`` student steps): plain, with ``abd_sv``,
-``abd_sr``, both, ``trigger_filter`` (relabel, filter, and both at portion 1) and ``atesc``
+``abd_sr``, both, ``trigger_filter`` (relabel, filter, both at portion 1, and filter with the
+trigger inverted again from the distillation samples and erased 2 px wider) and ``atesc``
 (``kl_gmm`` split). Figures: the final student's ID accuracy and attack success rate, wall
 time. The audit table: the trigger scan of ``dfkd audit`` on every backdoor teacher and on five
 clean MNIST-10k teachers (``lenet5`` seeds 0–2, BatchNorm MLP seeds 0–1).
@@ -61,6 +62,7 @@ VARIANTS = {
     "+tf_relabel": ["trigger_filter:mode=relabel"],
     "+tf_filter": ["trigger_filter:mode=filter"],
     "+tf_both": ["trigger_filter:mode=both,portion=1.0"],
+    "+tf_rescan": ["trigger_filter:mode=filter,rescan=true,dilate=2"],
     "+atesc": ["atesc:split=kl_gmm"],
 }
 NT_EPOCHS = 20
