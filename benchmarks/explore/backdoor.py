@@ -3,7 +3,8 @@ plug-in (``trigger_filter``) on the backdoor teachers of ``benchmarks/backdoor.p
 benchmark's budget (1,500 student steps, ``dfq`` unless ``--method``, the same teachers under
 ``runs/bench-backdoor``).
 
-    python benchmarks/explore/backdoor.py [--teachers mnist10k-square ...] [--method dfq] [NAME ...]
+    python benchmarks/explore/backdoor.py [--teachers mnist10k-square ...] [--method dfq]
+                                          [--seed 0] [NAME ...]
 
 Appends one JSON line per case to ``benchmarks/explore/backdoor.jsonl``: the final student's ID
 accuracy and attack success rate, and what the plug-in logged (suspected target, filtered share).
@@ -54,10 +55,12 @@ CASES = {
     "oracle-filter": "oracle_trigger_filter:mode=filter",
     # the target's trigger inverted again from the first distillation samples, erased wider
     "rescan-both-p1-d2": "trigger_filter:mode=both,portion=1.0,rescan=true,dilate=2",
-    "rescan-filter-d2": "trigger_filter:mode=filter,rescan=true,dilate=2",
+    "rescan-filter-d2": "trigger_filter:mode=filter,rescan=true,dilate=2",  # = +tf_rescan
     "rescan-both-p1": "trigger_filter:mode=both,portion=1.0,rescan=true",
     "rescan-both-p1-d2-kept": "trigger_filter:mode=both,portion=1.0,rescan=true,dilate=2,"
     "relabel_flagged=false",
+    "rescan-both-p1-d2-hard": "trigger_filter:mode=both,portion=1.0,rescan=true,dilate=2,"
+    "relabel_flagged=false,hard_stamp=true",
 }
 
 
@@ -111,20 +114,21 @@ def mass_in_trigger(mask: torch.Tensor, spec: str) -> float:
     return round(float((mask * region).sum() / mask.sum()), 3)
 
 
-def run_case(name: str, teacher: str, method: str = "dfq") -> dict:
+def run_case(name: str, teacher: str, method: str = "dfq", seed: int = 0) -> dict:
     """Distil ``teacher`` with ``method`` and the plug-in options ``name``; the log record."""
     dataset, trigger = TEACHERS[teacher]
     TRUE_TRIGGER[0] = trigger
     tdir = make_teacher(teacher, OUT)
     out = OUT / "explore" / teacher / (name if method == "dfq" else f"{method}-{name}")
+    out = out if seed == 0 else out.with_name(f"{out.name}-s{seed}")
     plugins = [CASES[name]] if CASES[name] else []
     ACTED.clear()
     m = dfkd.distill(tdir, STUDENT, method, dataset, out=out, plugins=plugins,
                      overrides=budget_overrides(method, dataset, STEPS), trigger=trigger,
-                     overwrite=True, progress=False)  # fmt: skip
+                     overwrite=True, progress=False, seed=seed)  # fmt: skip
     last = m["history"][-1]
     return {"teacher": teacher, "case": name, "method": method, "plugin": CASES[name],
-            "steps": STEPS,
+            "steps": STEPS, **({"seed": seed} if seed else {}),
             "mask_in_trigger": mass_in_trigger(ACTED["mask"], trigger) if ACTED else None,
             "student_accuracy": round(m["student_accuracy"], 4),
             "attack_success_rate": round(m["attack_success_rate"], 4),
@@ -142,12 +146,13 @@ def main() -> None:
     ap.add_argument("cases", nargs="*", help=f"of {', '.join(CASES)} (default: all)")
     ap.add_argument("--teachers", nargs="+", choices=list(TEACHERS), default=["mnist10k-square"])
     ap.add_argument("--method", default="dfq", help="a data-free method (default: dfq)")
+    ap.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
     args = ap.parse_args()
     if unknown := set(args.cases) - set(CASES):
         ap.error(f"unknown cases {sorted(unknown)}: choose from {', '.join(CASES)}")
     for teacher in args.teachers:
         for name in args.cases or list(CASES):
-            rec = run_case(name, teacher, args.method)
+            rec = run_case(name, teacher, args.method, args.seed)
             log_line(LOG, rec)
             print(rec, flush=True)
 
