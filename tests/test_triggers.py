@@ -351,3 +351,15 @@ def test_trigger_filter_can_leave_flagged_samples_out_of_the_relabelling() -> No
     everyone, _, _ = _shortcut_plugin(mode="both", portion=1.0)
     (all_term,) = everyone.distill_terms(ctx).values()
     assert not torch.allclose(all_term, naive, atol=1e-5)  # the default relabels every sample
+
+
+def test_trigger_filter_hard_stamp_is_opaque_on_the_mask_s_strong_region() -> None:
+    plugin, _, _ = _shortcut_plugin(mode="relabel", hard_stamp=True)
+    plugin.mask.zero_()[2, 3] = 0.8
+    plugin.mask[2, 4] = 0.3  # under half the largest value: left as it is
+    plugin.pattern.fill_(0.25)
+    x = torch.rand(2, 1, 8, 10, generator=torch.Generator().manual_seed(0))
+    out = plugin.stamp(x)
+    expect = x.clone()
+    expect[:, 0, 2, 3] = 0.25  # the toy's pixels are its normalised values
+    assert torch.allclose(out, expect)

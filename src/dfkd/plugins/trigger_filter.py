@@ -55,6 +55,10 @@ class TriggerFilter(Plugin):
       filter gave weight 0 (their answer is the target, so stamping them and teaching that
       answer would teach the recovered trigger as a route to the target).
 
+    ``hard_stamp: true`` stamps the pattern opaquely where the mask is at least half its largest
+    value (and nowhere else) in place of the soft mask: the relabelling then shows the student
+    the trigger at full strength, not the faint part that sufficed to flip the teacher.
+
     ``inversion`` is the shape of the scan's mask (:class:`dfkd.teachers.triggers.ScanConfig`):
     ``patch`` (a mask per pixel) or ``blend`` (one ``α`` for the whole image, the shape of a
     blended trigger). A blend cannot be erased by filling a region, so with ``blend`` the erase
@@ -81,7 +85,7 @@ class TriggerFilter(Plugin):
         self, mode: str = "relabel", portion: float = 0.2, weight: float = 1.0, probes: int = 256,
         probe_steps: int = 100, scan_steps: int = 300, threshold: float = 2.0,
         answer: str = "teacher", inversion: str = "patch", dilate: int = 0, rescan: bool = False,
-        relabel_flagged: bool = True,
+        relabel_flagged: bool = True, hard_stamp: bool = False,
     ) -> None:  # fmt: skip
         super().__init__()
         if mode not in ("filter", "relabel", "both"):
@@ -102,6 +106,7 @@ class TriggerFilter(Plugin):
         self.probes, self.probe_steps, self.scan_steps = probes, probe_steps, scan_steps
         self.threshold, self.answer, self.inversion = threshold, answer, inversion
         self.dilate, self.rescan, self.relabel_flagged = dilate, rescan, relabel_flagged
+        self.hard_stamp = hard_stamp
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
         self.register_buffer("rescanned", torch.zeros((), dtype=torch.bool))
         self._filtered: list[torch.Tensor] = []
@@ -138,6 +143,8 @@ class TriggerFilter(Plugin):
         """``x`` (normalised) with the recovered trigger stamped on, or with the mask's region
         filled with ``fill`` (pixels) instead of the pattern."""
         mask, pattern = self._trigger
+        if self.hard_stamp and fill is None:
+            mask = erased_region(mask, 0)
         space = self._env[2]
         p = to_pixels(x, space.mean, space.std)
         fill = pattern if fill is None else fill
