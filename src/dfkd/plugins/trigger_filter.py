@@ -74,7 +74,7 @@ class TriggerFilter(Plugin):
     planted one. With ``rescan`` the plug-in stays idle until the end of the first round whose
     distillation samples it has seen, then inverts the target's trigger again from up to
     ``probes`` of those samples (the images the student is actually shown) and acts from then
-    on with that mask and pattern.
+    on with that mask and pattern (under DDP, the first process's, broadcast to the others).
 
     Nothing changes when no class is suspected. Logs ``target`` (−1: none), ``filtered`` (share
     of samples given weight 0), the scan's anomaly index of the target and, with ``rescan``,
@@ -129,6 +129,7 @@ class TriggerFilter(Plugin):
         self.register_buffer("mask", scan["masks"][t].to(dev))
         self.register_buffer("pattern", scan["patterns"][t].to(dev))
         self._env = (teacher, env.student, space, env.seed)
+        self._fabric = env.fabric
 
     @property
     def _trigger(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,8 +152,9 @@ class TriggerFilter(Plugin):
         return from_pixels((1 - mask) * p + mask * fill, space.mean, space.std)
 
     def erase(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` (normalised) with the recovered mask's region filled with the mean pixel, or
-        with the recovered blend un-mixed (``inversion: blend``)."""
+        """``x`` (normalised) with the recovered mask's region (or with ``dilate``, its strong
+        region widened) filled with the mean pixel, or with the recovered blend un-mixed
+        (``inversion: blend``)."""
         space = self._env[2]
         if self.inversion == "blend":
             return unblend(x, *self._trigger, space.mean, space.std)
@@ -214,6 +216,8 @@ class TriggerFilter(Plugin):
         gen = torch.Generator().manual_seed(seed * 7919 + 1)
         with torch.enable_grad():
             found = invert_class(teacher, pixels, space, self.target, cfg, gen)
-        self.mask.copy_(found["mask"])
-        self.pattern.copy_(found["pattern"])
+        # every process acts with the first process's trigger (each saw its own samples)
+        mask, pattern = self._fabric.broadcast((found["mask"], found["pattern"]), src=0)
+        self.mask.copy_(mask)
+        self.pattern.copy_(pattern)
         self.rescanned.fill_(True)
