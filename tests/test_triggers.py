@@ -363,3 +363,33 @@ def test_trigger_filter_hard_stamp_is_opaque_on_the_mask_s_strong_region() -> No
     expect = x.clone()
     expect[:, 0, 2, 3] = 0.25  # the toy's pixels are its normalised values
     assert torch.allclose(out, expect)
+
+
+def test_trigger_filter_rescan_resumes_bit_exactly(
+    teacher_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose rescanned trigger was checkpointed resumes to the same student. The digits
+    teacher is clean, so the scan is told to suspect its smallest-mask class."""
+    from safetensors.torch import load_file
+
+    import dfkd
+    from dfkd.teachers import triggers
+
+    real = triggers.scan_triggers
+
+    def suspecting(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        scan = real(*args, **kwargs)
+        return {**scan, "suspected_target": scan["smallest_mask_class"]}
+
+    monkeypatch.setattr(triggers, "scan_triggers", suspecting)
+    spec = "trigger_filter:mode=both,rescan=true,dilate=1,probes=32,probe_steps=5,scan_steps=20"
+    over = ["rounds=3", "kd_steps=4", "g_steps=2", "eval_every=3", "checkpoint_every=1"]
+    kw = dict(student="lenet5_half", method="dfq", dataset="digits", progress=False,
+              overrides=over, plugins=[spec])  # fmt: skip
+    m = dfkd.distill(teacher_dir, out=tmp_path / "a", **kw)
+    assert m["history"][-1]["trigger_filter/rescanned"] == 1.0
+    dfkd.distill(teacher_dir, out=tmp_path / "b", stop_after_rounds=2, **kw)
+    dfkd.distill(teacher_dir, out=tmp_path / "b", resume=True, **kw)
+    wa = load_file(tmp_path / "a" / "student.safetensors")
+    wb = load_file(tmp_path / "b" / "student.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
