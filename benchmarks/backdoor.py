@@ -25,6 +25,7 @@ import json
 import time
 from pathlib import Path
 
+import torch
 from common import (
     TEACHER_EPOCHS,
     budget_overrides,
@@ -36,6 +37,7 @@ from common import (
 )
 
 import dfkd
+from dfkd.evaluation.domains import Trigger
 from dfkd.io.files import atomic_write_text
 
 STUDENT = "lenet5_half"
@@ -66,6 +68,13 @@ VARIANTS = {
     "+atesc": ["atesc:split=kl_gmm"],
 }
 NT_EPOCHS = 20
+
+
+def trigger_region(trigger: Trigger, shape: tuple[int, ...]) -> torch.Tensor:
+    """Where ``trigger`` changes the pixels of ``C×H×W`` images: 1 inside, 0 outside (``H×W``)."""
+    zeros = torch.zeros((1, *shape))
+    changed = (trigger.pixels(zeros) != zeros) | (trigger.pixels(zeros - 1) != zeros - 1)
+    return changed.any(1)[0].float()
 
 
 def make_teacher(name: str, out: Path) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # benchmarks/common.py, backdoor.py
 import torch
-from backdoor import STUDENT, TEACHERS, make_teacher
+from backdoor import STUDENT, TEACHERS, make_teacher, trigger_region
 from common import budget_overrides, log_line
 
 import dfkd
@@ -73,10 +73,8 @@ class OracleTriggerFilter(TriggerFilter):
         trigger = Trigger.parse(TRUE_TRIGGER[0])
         space, dev = env.data, env.fabric.device
         self.inversion = "blend" if trigger.name == "blend" else "patch"
-        zeros = torch.zeros((1, *space.input_shape))
-        changed = (trigger.pixels(zeros) != zeros) | (trigger.pixels(zeros - 1) != zeros - 1)
-        mask = changed.any(1)[0].float()
-        pattern = trigger.pixels(torch.zeros_like(zeros))[0]
+        mask = trigger_region(trigger, space.input_shape)
+        pattern = trigger.pixels(torch.zeros((1, *space.input_shape)))[0]
         if trigger.name == "blend":  # (1 − α)·x + α·p: the mask is α, the pattern p
             alpha = float(trigger.args.get("alpha", 0.2))
             mask, pattern = mask * alpha, pattern / alpha
@@ -108,9 +106,7 @@ TriggerFilter.setup, TriggerFilter._invert_again = _record_setup, _record_rescan
 
 def mass_in_trigger(mask: torch.Tensor, spec: str) -> float:
     """The share of ``mask``'s mass on the pixels the true trigger ``spec`` writes."""
-    trigger = Trigger.parse(spec)
-    zeros = torch.zeros((1, 1, *mask.shape))
-    region = ((trigger.pixels(zeros) != zeros) | (trigger.pixels(zeros - 1) != zeros - 1))[0, 0]
+    region = trigger_region(Trigger.parse(spec), (1, *mask.shape))
     return round(float((mask * region).sum() / mask.sum()), 3)
 
 

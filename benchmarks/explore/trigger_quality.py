@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # benchmarks/common.py, backdoor.py
-from backdoor import TEACHERS, make_teacher
+from backdoor import TEACHERS, make_teacher, trigger_region
 from common import log_line
 
 from dfkd.api import load_checked
@@ -39,17 +39,10 @@ OUT = Path("runs/bench-backdoor")
 LOG = Path(__file__).with_suffix(".jsonl")
 
 
-def true_region(trigger: Trigger, shape: tuple[int, int, int]) -> torch.Tensor:
-    """Where the true trigger changes pixels: 1 inside, 0 outside (an ``H×W`` map)."""
-    zeros = torch.zeros((1, *shape))
-    changed = (trigger.pixels(zeros) != zeros) | (trigger.pixels(zeros - 1) != zeros - 1)
-    return changed.any(1)[0].float()
-
-
 def pattern_corr(plug: TriggerFilter, trigger: Trigger, region: torch.Tensor) -> float:
     """The correlation, inside the true trigger's region, of the recovered pattern with the
     pixels the true trigger writes on a mid-grey image."""
-    _, pattern = plug._trigger
+    pattern = plug.pattern
     written = trigger.pixels(torch.full((1, *pattern.shape), 0.5))[0]
     inside = region.bool().expand_as(pattern)
     pair = torch.stack([pattern[inside].cpu(), written[inside]])
@@ -80,8 +73,8 @@ def measure(name: str, inversion: str, scan_steps: int = 300, real: bool = False
         others = data.x_train[data.y_train != trigger.target][: plug.probes]
         audit.inverted_probes = lambda *a, **k: others
     plug.setup(env)
-    mask, _ = plug._trigger
-    region = true_region(trigger, data.input_shape)
+    mask = plug.mask
+    region = trigger_region(trigger, data.input_shape)
     keep = data.y_test != trigger.target
     x = data.x_test[keep][:2000]
     px = to_pixels(x, data.mean, data.std)

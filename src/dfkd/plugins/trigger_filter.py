@@ -14,7 +14,8 @@ from ..evaluation.domains import from_pixels, to_pixels
 from ..losses.kd import kl_div
 from ..losses.terms import StepContext
 from ..sources.base import Batch, SourceEnv
-from ..teachers.triggers import MASK_SHAPES
+from ..teachers.triggers import MASK_SHAPES, ScanConfig, invert_class
+from ..teachers.triggers import stamp as stamp_pixels
 from .base import Plugin, register_plugin
 
 
@@ -114,7 +115,7 @@ class TriggerFilter(Plugin):
 
     def setup(self, env: SourceEnv) -> None:
         from ..teachers.audit import inverted_probes
-        from ..teachers.triggers import ScanConfig, scan_triggers
+        from ..teachers.triggers import scan_triggers  # looked up at set-up (tests patch it)
 
         teacher, space = env.teacher, env.data  # the teacher takes the source's inputs
         probes = inverted_probes(teacher, space, self.probes, env.seed, self.probe_steps,
@@ -132,24 +133,21 @@ class TriggerFilter(Plugin):
         self._fabric = env.fabric
 
     @property
-    def _trigger(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.mask, self.pattern
-
-    @property
     def acting(self) -> bool:
         """Whether a target is suspected and its trigger is the one to act with."""
         return self.target is not None and (not self.rescan or bool(self.rescanned))
 
-    def stamp(self, x: torch.Tensor, fill: torch.Tensor | None = None) -> torch.Tensor:
-        """``x`` (normalised) with the recovered trigger stamped on, or with the mask's region
-        filled with ``fill`` (pixels) instead of the pattern."""
-        mask, pattern = self._trigger
-        if self.hard_stamp and fill is None:
-            mask = erased_region(mask, 0)
+    def _paint(self, x: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+        """``x`` (normalised) with ``fill`` (pixels) mixed in through ``mask``."""
         space = self._env[2]
-        p = to_pixels(x, space.mean, space.std)
-        fill = pattern if fill is None else fill
-        return from_pixels((1 - mask) * p + mask * fill, space.mean, space.std)
+        p = stamp_pixels(to_pixels(x, space.mean, space.std), mask, fill)
+        return from_pixels(p, space.mean, space.std)
+
+    def stamp(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (normalised) with the recovered trigger stamped on (opaquely on the mask's
+        strong region with ``hard_stamp``)."""
+        mask = erased_region(self.mask, 0) if self.hard_stamp else self.mask
+        return self._paint(x, mask, self.pattern)
 
     def erase(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (normalised) with the recovered mask's region (or with ``dilate``, its strong
@@ -157,11 +155,10 @@ class TriggerFilter(Plugin):
         (``inversion: blend``)."""
         space = self._env[2]
         if self.inversion == "blend":
-            return unblend(x, *self._trigger, space.mean, space.std)
+            return unblend(x, self.mask, self.pattern, space.mean, space.std)
         mask = erased_region(self.mask, self.dilate) if self.dilate else self.mask
-        p = to_pixels(x, space.mean, space.std)
         mean = torch.tensor(space.mean, device=x.device).view(1, -1, 1, 1)
-        return from_pixels((1 - mask) * p + mask * mean, space.mean, space.std)
+        return self._paint(x, mask, mean)
 
     def select(self, batch: Batch) -> Batch:
         if self.target is not None and self.rescan and not bool(self.rescanned):
@@ -207,8 +204,6 @@ class TriggerFilter(Plugin):
 
     def _invert_again(self, samples: torch.Tensor) -> None:
         """The target's trigger inverted from distillation ``samples`` (normalised)."""
-        from ..teachers.triggers import ScanConfig, invert_class
-
         assert self.target is not None
         teacher, _, space, seed = self._env
         cfg = ScanConfig(steps=self.scan_steps, mask=self.inversion)
