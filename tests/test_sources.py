@@ -99,7 +99,10 @@ def test_pixel_inversion_optimises_clips_and_banks(env: SourceEnv, digits: dfkd.
     assert torch.equal(src.draw().x, twin.draw().x)
     out = src.sample(8)
     assert out.x.shape == (8, 1, 8, 8) and len(src.bank) == 16 and src.pixels is None
-    assert src.round_end(0) == {"bank_size": 16.0}
+    log = src.round_end(0)
+    assert log["bank_size"] == 16.0 and log["pool_admitted"] == 1.0  # no targets: all admitted
+    assert int(src.pool_histogram().sum()) == 16  # each banked image's class, by the teacher
+    assert 0 < log["pool_coverage"] <= 1 and "synth_hit_rate" not in log
 
 
 @pytest.mark.parametrize("cls", [PixelInversion, GeneratorSource])

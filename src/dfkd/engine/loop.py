@@ -29,6 +29,7 @@ from .guard import first_non_finite, non_finite_message
 from .objective import TermMeter, frozen, needs_of, teacher_taps, weighted_sum
 from .optim import lr_at, set_lr
 from .parts import RunParts, synthesis_needs_student
+from .probe import SynthesisProbe
 from .report import Reporter, short
 from .state import RunState
 
@@ -55,6 +56,8 @@ class Loop:
     pacer: Pacer | None = None
     #: the round of the last checkpoint written (or resumed from)
     checkpointed: int | None = None
+    #: measures the source's pool against the real test images at each evaluation
+    probe: SynthesisProbe | None = None
     # fixed for the run, worked out once (not per step)
     synth_needs: set[str] = field(init=False)
     synth_student: bool = field(init=False)
@@ -260,6 +263,7 @@ class Loop:
         last = st.round == self.last_round
         fields = short(st.last_terms)
         if st.round % self.cfg.eval_every == 0 or last:
+            logs.update(self._measure_synthesis())
             row = self.report.evaluate(self.deployed, st, logs)
             self.report.save_samples(self.shown, st.step)
             fields = {"acc": f"{row['student_accuracy']:.3f}", **fields}
@@ -268,6 +272,23 @@ class Loop:
             self.report.checkpoint(st, self.checkpointed)
             self.checkpointed = st.round
         return fields
+
+    def _measure_synthesis(self) -> dict[str, float]:
+        """The pool's precision and recall (for the evaluation row); the per-class figures and
+        the pool's class histogram go to ``state.synthesis``."""
+        if self.probe is None:
+            return {}
+        found = self.probe.measure(self.parts.source)
+        hist = self.parts.source.pool_histogram()
+        if not found and hist is None:
+            return {}
+        self.state.synthesis.append({
+            "round": self.state.round,
+            "wall_s": self.state.timers["wall_s"],
+            **({"pool_histogram": hist.tolist()} if hist is not None else {}),
+            **{k: v for k, v in found.items() if k.startswith("class_")},
+        })  # fmt: skip
+        return {k: v for k, v in found.items() if not k.startswith("class_")}
 
     def _stop_if_non_finite(self, terms: dict[str, float], round_no: int) -> None:
         """Stop (every process) when a logged term of this round is NaN or infinite: nothing of

@@ -172,6 +172,7 @@ class Reporter:
             "synthetic_class_histogram": shares,
             "uncovered_classes": class_coverage(shares) if counts.sum() else [],
             "class_balance": class_balance(shares),
+            **synthesis_summary(state.synthesis, final),
             "seed": self.cfg.seed,
             "student_parameters": sum(p.numel() for p in student.parameters()),
             **({"head": deployed.record()} if isinstance(deployed, Headed) else {}),
@@ -189,6 +190,29 @@ class Reporter:
         if on_finish is not None:
             on_finish(deployed, metrics, self.out_dir)
         write_json(self.out_dir / "metrics.json", metrics)
+
+
+def synthesis_summary(records: list[dict[str, Any]], final: dict[str, Any]) -> dict[str, Any]:
+    """What the pool held at the last evaluation (its class histogram and coverage, precision
+    and recall, the target hit rate), and every evaluation's record."""
+    if not records:
+        return {}
+    last = records[-1]
+    out: dict[str, Any] = {k: final[k] for k in SYNTH_FIGURES if k in final}
+    if "pool_histogram" in last:
+        hist = last["pool_histogram"]
+        shares = [h / max(1, sum(hist)) for h in hist]
+        out["pool_class_histogram"] = hist
+        out["pool_uncovered_classes"] = class_coverage(shares) if sum(hist) else []
+    if "class_recall" in last:
+        out["synth_class_recall"] = last["class_recall"]
+        out["synth_class_precision"] = last["class_precision"]
+    return {**out, "synthesis": records}
+
+
+#: the synthesis figures of an evaluation row that the final metrics repeat
+SYNTH_FIGURES = ("synth_hit_rate", "pool_coverage", "pool_balance", "synth_precision",
+                 "synth_recall")  # fmt: skip
 
 
 def short(terms: dict[str, float]) -> dict[str, str]:

@@ -32,6 +32,7 @@ from .loggers import finalize, make_loggers
 from .loop import Loop
 from .optim import make_optimizer
 from .parts import RunParts, assemble
+from .probe import SynthesisProbe
 from .replicas import replicas_identical
 from .report import CHECKPOINT, FinishHook, Reporter
 from .state import RunState
@@ -213,9 +214,10 @@ def build_loop(
     state = RunState(student, optimizer, parts.source, parts.plugins, parts.pairs, counts)
     report = Reporter.build(cfg, spaces.model, fabric, teacher, parts.domains, out_dir, data)
     deployed = parts.plugins.deployed(student)
-    return Loop(
-        cfg, parts, fabric, teacher, wrapped, student, deployed, state, report, to_model, env=env
-    )
+    probe = (SynthesisProbe.build(teacher, spaces.model, to_model, fabric.device)
+             if parts.source.synthesizes else None)  # fmt: skip
+    return Loop(cfg, parts, fabric, teacher, wrapped, student, deployed, state, report, to_model,
+                env=env, probe=probe)  # fmt: skip
 
 
 def speed_up(model: nn.Module, speed: SpeedConfig) -> nn.Module:

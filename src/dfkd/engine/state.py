@@ -16,8 +16,9 @@ from ..sources import Source
 @dataclass
 class RunState:
     """Everything a checkpoint holds: where the run is (``round``, ``step``), what it has
-    recorded (``history``, ``timers``, ``last_terms``, ``class_counts``) and the parts that
-    learn (student, optimiser, source, plug-ins, feature-pair adapters), plus the global RNG."""
+    recorded (``history``, ``timers``, ``last_terms``, ``class_counts``, ``synthesis``) and
+    the parts that learn (student, optimiser, source, plug-ins, feature-pair adapters), plus
+    the global RNG."""
 
     student: nn.Module
     optimizer: torch.optim.Optimizer
@@ -32,6 +33,8 @@ class RunState:
         default_factory=lambda: {"wall_s": 0.0, "synthesis_s": 0.0, "distill_s": 0.0}
     )
     last_terms: dict[str, float] = field(default_factory=dict)
+    #: per evaluation, what the source's pool holds (class histogram, per-class recall)
+    synthesis: list[dict[str, Any]] = field(default_factory=list)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +43,7 @@ class RunState:
             "history": self.history,
             "timers": self.timers,
             "last_terms": self.last_terms,
+            "synthesis": self.synthesis,
             "student": self.student.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "source": self.source.state_dict(),
@@ -61,4 +65,5 @@ class RunState:
         self.history = state["history"]
         self.timers = {k: float(v) for k, v in state["timers"].items()}
         self.last_terms = state["last_terms"]
+        self.synthesis = state.get("synthesis", [])  # absent in earlier checkpoints
         self.class_counts = state["class_counts"].to(self.class_counts.device)

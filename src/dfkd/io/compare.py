@@ -1,5 +1,6 @@
 """``dfkd compare``: runs side by side — a table of their final figures and one picture of
-student accuracy against wall time. A finished run is read from ``metrics.json`` and
+student accuracy (and, for synthesising runs, the recall of their synthetic data) against wall
+time. A finished run is read from ``metrics.json`` and
 ``history.csv``; one still running from its live log (``logs/metrics.csv``)."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ..errors import DfkdError
 from .files import atomic_write_bytes, atomic_write_text, read_json
 
 COLUMNS = ("run", "method", "teacher", "status", "final %", "last-5 %", "% of teacher",
-           "wall s", "steps")  # fmt: skip
+           "recall", "wall s", "steps")  # fmt: skip
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -24,10 +25,11 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _curve(rows: list[dict[str, str]]) -> list[tuple[float, float]]:
-    """(wall seconds, accuracy) of every evaluation row."""
-    return [(float(r["wall_s"]), float(r["student_accuracy"]))
-            for r in rows if r.get("student_accuracy") and r.get("wall_s")]  # fmt: skip
+def _curve(rows: list[dict[str, str]], key: str = "student_accuracy") -> list[tuple[float, float]]:
+    """(wall seconds, ``key``) of every evaluation row that has it (accuracy; ``synth_recall``:
+    the recall of the synthetic pool)."""
+    return [(float(r["wall_s"]), float(r[key]))
+            for r in rows if r.get(key) and r.get("wall_s")]  # fmt: skip
 
 
 def read_run(run: str | Path) -> dict[str, Any]:
@@ -41,7 +43,8 @@ def read_run(run: str | Path) -> dict[str, Any]:
     card = read_json(run / "student.json", "student card") if has_card else {}
     if (run / "metrics.json").is_file() and (run / "history.csv").is_file():
         m = read_json(run / "metrics.json", "metrics file")
-        curve = _curve(_rows(run / "history.csv"))
+        rows = _rows(run / "history.csv")
+        curve = _curve(rows)
         final, last5 = m.get("student_accuracy"), m.get("acc_last5")
         teacher_acc, steps, wall = m.get("teacher_accuracy"), m.get("steps"), m.get("wall_s")
         status = "finished"
@@ -65,6 +68,7 @@ def read_run(run: str | Path) -> dict[str, Any]:
         "teacher": Path(str(card.get("teacher") or "?")).name, "status": status,
         "final": final, "last5": last5,
         "teacher_accuracy": teacher_acc, "wall_s": wall, "steps": steps, "curve": curve,
+        "recall_curve": _curve(rows, "synth_recall"),
     }  # fmt: skip
 
 
@@ -79,15 +83,16 @@ def table(runs: list[dict[str, Any]]) -> str:
         share = (None if not r["teacher_accuracy"] or r["final"] is None
                  else r["final"] / r["teacher_accuracy"])  # fmt: skip
         wall = "–" if r["wall_s"] is None else f"{r['wall_s']:.0f}"
+        recall = f"{r['recall_curve'][-1][1]:.3f}" if r["recall_curve"] else "–"
         cells = [r["run"], r["method"], str(r["teacher"]), r["status"], _pct(r["final"]),
-                 _pct(r["last5"]), _pct(share), wall, str(r["steps"])]  # fmt: skip
+                 _pct(r["last5"]), _pct(share), recall, wall, str(r["steps"])]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def plot(runs: list[dict[str, Any]]) -> bytes | None:
-    """Student accuracy against wall time, one line per run, as PNG bytes (``None`` without
-    matplotlib)."""
+    """Student accuracy against wall time, one line per run, and beside it the recall of the
+    synthetic pool when a run measured it, as PNG bytes (``None`` without matplotlib)."""
     try:
         import matplotlib
 
@@ -95,15 +100,19 @@ def plot(runs: list[dict[str, Any]]) -> bytes | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for r in runs:
-        if r["curve"]:
-            t, acc = zip(*r["curve"], strict=True)
-            ax.plot(t, [100 * a for a in acc], marker=".", label=f"{r['run']} ({r['method']})")
-    ax.set(xlabel="wall-clock seconds", ylabel="student test accuracy (%)", ylim=(0, 100),
-           title="student accuracy against time")  # fmt: skip
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    panels = [("curve", "student test accuracy (%)", "student accuracy against time")]
+    if any(r["recall_curve"] for r in runs):
+        panels.append(("recall_curve", "recall of the synthetic data (%)",
+                       "synthetic data's recall against time"))  # fmt: skip
+    fig, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 5), squeeze=False)
+    for ax, (key, ylabel, title) in zip(axes[0], panels, strict=True):
+        for r in runs:
+            if r[key]:
+                t, v = zip(*r[key], strict=True)
+                ax.plot(t, [100 * a for a in v], marker=".", label=f"{r['run']} ({r['method']})")
+        ax.set(xlabel="wall-clock seconds", ylabel=ylabel, ylim=(0, 100), title=title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)

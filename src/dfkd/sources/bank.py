@@ -20,6 +20,9 @@ class MemoryBank:
     """Ring buffer of samples on the CPU; once full, the oldest are overwritten. Each sample's
     age is the number of batches added after it (0: the newest batch).
 
+    Each sample may carry its class (the teacher's prediction when it joined, ``-1`` when not
+    known), from which :meth:`class_histogram` counts what the pool holds.
+
     Args:
         capacity: the most samples kept.
         max_age: replay only samples of at most this age (``None``: every sample kept).
@@ -38,6 +41,7 @@ class MemoryBank:
         self.data: torch.Tensor | None = None
         self.logits: torch.Tensor | None = None
         self.born = torch.zeros(capacity, dtype=torch.long)
+        self.classes = torch.full((capacity,), -1, dtype=torch.long)
         self.size = 0
         self.head = 0
         self.adds = 0
@@ -45,9 +49,9 @@ class MemoryBank:
     def __len__(self) -> int:
         return self.size
 
-    def add(self, x: torch.Tensor) -> None:
+    def add(self, x: torch.Tensor, classes: torch.Tensor | None = None) -> None:
         """Append a batch (detached, moved to the CPU), with its labels when the bank has a
-        ``label``."""
+        ``label`` and each sample's class when ``classes`` is given."""
         x = x.detach()[-self.capacity :]
         if self.label is not None:
             with torch.no_grad():
@@ -62,9 +66,25 @@ class MemoryBank:
         if self.logits is not None:
             self.logits[idx] = logits
         self.born[idx] = self.adds
+        self.classes[idx] = -1 if classes is None else classes[-self.capacity :].to("cpu")
         self.adds += 1
         self.head = int((self.head + len(x)) % self.capacity)
         self.size = min(self.capacity, self.size + len(x))
+
+    def class_histogram(self, num_classes: int) -> torch.Tensor:
+        """How many kept samples of known class fall in each of ``num_classes`` classes."""
+        known = self.classes[: self.size]
+        known = known[known >= 0]
+        return torch.bincount(known, minlength=num_classes)[:num_classes]
+
+    def newest(self, n: int) -> torch.Tensor:
+        """The ``n`` most recently added samples (fewer when the bank holds fewer), drawing no
+        random numbers (what a measurement of the pool looks at)."""
+        if self.data is None or self.size == 0:
+            return torch.empty(0)
+        n = min(n, self.size)
+        idx = (self.head - 1 - torch.arange(n)) % self.capacity
+        return self.data[idx]
 
     def ages(self) -> torch.Tensor:
         """The age of every kept sample, in storage order."""
@@ -96,7 +116,8 @@ class MemoryBank:
         born = self.born[: self.size].clone()
         logits = None if self.logits is None else self.logits[: self.size].clone()
         return {"data": data, "size": self.size, "head": self.head, "born": born,
-                "adds": self.adds, "logits": logits}  # fmt: skip
+                "adds": self.adds, "logits": logits,
+                "classes": self.classes[: self.size].clone()}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.size, self.head = int(state["size"]), int(state["head"])
@@ -104,6 +125,9 @@ class MemoryBank:
         self.born.zero_()
         if "born" in state:
             self.born[: self.size] = state["born"]
+        self.classes.fill_(-1)
+        if state.get("classes") is not None:  # absent in checkpoints of earlier versions
+            self.classes[: self.size] = state["classes"]
         self.data = None
         if state["data"] is not None:
             d = state["data"]

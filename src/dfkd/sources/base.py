@@ -192,6 +192,15 @@ class Source:
         """Called after each round; returns values to log."""
         return {}
 
+    def pool_images(self, n: int) -> torch.Tensor | None:
+        """Up to ``n`` of the newest images of the source's data pool, drawing no random numbers
+        (what the run measures synthesis by); ``None`` for a source without a pool."""
+        return None
+
+    def pool_histogram(self) -> torch.Tensor | None:
+        """How many pooled images the teacher assigns to each class (``None``: not known)."""
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 

@@ -16,6 +16,7 @@ from .assign import TARGET_RULES, balanced_targets
 from .bank import MemoryBank, pool_metrics, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, mean_gradients, register_source
 from .keep import KeepBest
+from .pool import add_to_pool, admit_option, class_pool_metrics, deficit_targets
 
 META_RULES = ("reptile", "fomaml", "reset")
 KEEP = ("best", "last")
@@ -91,7 +92,16 @@ class MetaGeneratorSource(Source):
             (the ``class_target`` term): ``"random"`` (or ``true``; Fast-DFKD and CMI),
             ``"balanced"`` (each image gets the class the teacher finds it nearest to on the
             round's first images, no class the target of more than its share of the batch:
-            :func:`~dfkd.sources.assign.balanced_targets`), or ``false`` (none).
+            :func:`~dfkd.sources.assign.balanced_targets`), ``"deficit"`` (the classes the
+            pool holds least of, by the teacher: :func:`~dfkd.sources.pool.deficit_targets`),
+            or ``false`` (none).
+        condition: feed each image's target class to the generator: its one-hot times this
+            scale beside the latent code (0: not at all), so that ``θ`` can learn what each
+            class looks like instead of being asked for random classes it is never told. The
+            scale sets how much the class outweighs the code at first (the code's norm is
+            about √nz).
+        admit: ``"all"`` (every image of the kept batch joins the pool) or ``"hit"`` (only
+            those the teacher assigns to their target).
     """
 
     synthesizes = True
@@ -117,6 +127,8 @@ class MetaGeneratorSource(Source):
         replay_mix: float = 0.0,
         channels_last: bool = True,
         targets: bool | str = True,
+        condition: float = 0.0,
+        admit: str = "all",
     ) -> None:
         if meta not in META_RULES:
             raise ConfigError(f"source 'meta_generator': meta must be one of {META_RULES}")
@@ -129,6 +141,12 @@ class MetaGeneratorSource(Source):
         self.model_name, self.nz, self.channels_last = model, nz, channels_last
         self.target_rule = target_rule(targets, "meta_generator")
         self.has_targets = self.target_rule is not None
+        if condition < 0 or (condition and not self.has_targets):
+            raise ConfigError(
+                "source 'meta_generator': condition must be ≥ 0 and needs target classes "
+                f"(targets), got condition {condition} with targets {targets}"
+            )
+        self.condition, self.admit = float(condition), admit_option(admit, "meta_generator")
         self.lr, self.lr_z, self.betas = lr, lr_z, tuple(betas)
         self.meta, self.meta_lr = meta, meta_lr
         self.keep, self.bank_capacity, self.synth_batch_size = keep, bank, synth_batch_size
@@ -146,7 +164,8 @@ class MetaGeneratorSource(Source):
         self.fill = env.data.bounds[0]
         with torch.random.fork_rng(devices=[]):  # same θ on every rank; global RNG untouched
             torch.manual_seed(env.seed + 41)
-            net = create_generator(self.model_name, nz=self.nz, out_channels=c, image_size=h)
+            nz = self.nz + (env.data.num_classes if self.condition else 0)
+            net = create_generator(self.model_name, nz=nz, out_channels=c, image_size=h)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.fabric = env.fabric
@@ -158,6 +177,7 @@ class MetaGeneratorSource(Source):
         self.teacher = env.teacher
         label = env.teacher if self.replay_targets == "cached" else None
         self.bank = MemoryBank(self.bank_capacity, self.replay_max_age, label)
+        self._round_log: dict[str, float] = {}
         self._reset_round()
 
     def _reset_round(self) -> None:
@@ -174,10 +194,14 @@ class MetaGeneratorSource(Source):
         z = torch.randn(self.batch_size, self.nz, generator=self.gen)
         self.z = self.fabric.to_device(z).requires_grad_(True)
         targets = torch.randint(self.num_classes, (self.batch_size,), generator=self.gen)
+        if self.target_rule == "deficit":
+            targets = deficit_targets(self.bank.class_histogram(self.num_classes),
+                                      self.batch_size)  # fmt: skip
         self.targets = self.fabric.to_device(targets.sort().values)
         if self.target_rule == "balanced":
             with torch.no_grad():
-                self.targets = balanced_targets(self.teacher(self.fast(self.z)), self.num_classes)
+                self.targets = balanced_targets(self.teacher(self._generate(self.fast)),
+                                                self.num_classes)  # fmt: skip
         self.opt = self._fast_optimizer()
         if self.meta == "fomaml":
             self.meta_opt.zero_grad(set_to_none=False)
@@ -194,11 +218,23 @@ class MetaGeneratorSource(Source):
         )  # fmt: skip
         return self.fabric.setup_optimizers(opt)
 
+    def _generate(self, net: nn.Module, z: torch.Tensor | None = None,
+                  targets: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """``net``'s images of latent codes ``z`` (the round's by default), given their target
+        classes when the generator is conditioned on them."""
+        z = self.z if z is None else z
+        assert z is not None
+        if not self.condition:
+            return net(z)
+        t = self.targets if targets is None else targets
+        onehot = torch.nn.functional.one_hot(t, self.num_classes).to(z.dtype)
+        return net(torch.cat([z, onehot * self.condition], dim=1))
+
     def draw(self) -> Batch:
         if self.fast is None:
             self._start_round()
         assert self.fast is not None and self.z is not None
-        x = self.fast(self.z).contiguous()
+        x = self._generate(self.fast).contiguous()
         self._drawn = x.detach()
         view = shift_flip(x, self.shift, self.flip, self.fill, self.gen)
         extras = {"z": self.z, **({"targets": self.targets} if self.has_targets else {})}
@@ -229,8 +265,14 @@ class MetaGeneratorSource(Source):
             return
         if self.meta != "reset":
             self._meta_step()
-        self.bank.add(self.kept.best)
+        targets = self.targets if self.has_targets else None
+        self._round_log = add_to_pool(self.bank, self.kept.best, self._classify, targets,
+                                      self.admit)  # fmt: skip
         self._reset_round()
+
+    def _classify(self, x: torch.Tensor) -> torch.Tensor:
+        """The teacher's class of each image."""
+        return self.teacher(x).argmax(1)
 
     def _meta_step(self) -> None:
         """Move ``θ`` by the round's meta-gradient (the ranks' mean under DDP)."""
@@ -245,14 +287,23 @@ class MetaGeneratorSource(Source):
 
     def round_end(self, round_index: int) -> dict[str, float]:
         self._finish()
-        return pool_metrics(self.bank)
+        log, self._round_log = self._round_log, {}
+        return {**pool_metrics(self.bank), **class_pool_metrics(self.bank, self.num_classes),
+                **log}  # fmt: skip
+
+    def pool_images(self, n: int) -> torch.Tensor | None:
+        return self.bank.newest(n) if len(self.bank) else None
+
+    def pool_histogram(self) -> torch.Tensor | None:
+        return self.bank.class_histogram(self.num_classes)
 
     @torch.no_grad()
     def sample(self, batch_size: int) -> Batch:
         self._finish()
         if len(self.bank) == 0:  # no synthesis yet (g_steps: 0): θ's own samples
-            z = torch.randn(batch_size, self.nz, generator=self.gen)
-            self.bank.add(self.net(self.fabric.to_device(z)))
+            z = self.fabric.to_device(torch.randn(batch_size, self.nz, generator=self.gen))
+            t = torch.arange(batch_size, device=z.device) % self.num_classes
+            self.bank.add(self._generate(self.net, z, t))
         return replay(self.bank, batch_size, self.gen, self.replay_shift, self.replay_flip,
                       self.fill, self.fabric.to_device, self.replay_mix)  # fmt: skip
 

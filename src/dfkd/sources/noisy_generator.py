@@ -16,8 +16,12 @@ from ..models import create_generator
 from .bank import MemoryBank, pool_metrics, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, mean_gradients, register_source
 from .keep import KeepBest
+from .pool import add_to_pool, admit_option, class_pool_metrics, deficit_targets, interleave
 
 EMBEDDINGS = ("orthogonal", "onehot", "learnable")
+#: how a round's target classes are chosen: every class in turn (NAYER), or the classes the
+#: pool holds least of (:func:`~dfkd.sources.pool.deficit_targets`)
+NOISY_TARGETS = ("balanced", "deficit")
 
 
 def label_embedding(kind: str, num_classes: int, dim: int, gen: torch.Generator) -> torch.Tensor:
@@ -99,6 +103,9 @@ class NoisyGeneratorSource(Source):
         shift, flip, replay_shift, replay_flip: random translation and horizontal flips of the
             images the teacher sees during synthesis, and of those the student replays.
         replay_targets, replay_mix: as for ``meta_generator``.
+        targets: ``"balanced"`` (every class in turn, NAYER) or ``"deficit"`` (the classes
+            the pool holds least of, by the teacher).
+        admit: as for ``meta_generator``.
     """
 
     synthesizes = True
@@ -125,6 +132,8 @@ class NoisyGeneratorSource(Source):
         replay_targets: str = "fresh",
         replay_mix: float = 0.0,
         channels_last: bool = True,
+        targets: str = "balanced",
+        admit: str = "all",
     ) -> None:
         if keep not in ("best", "last"):
             raise ConfigError("source 'noisy_generator': keep must be 'best' or 'last'")
@@ -141,6 +150,11 @@ class NoisyGeneratorSource(Source):
         self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
         self.replay_targets = replay_targets_option(replay_targets, "noisy_generator")
         self.replay_mix = replay_mix_option(replay_mix, replay_targets, "noisy_generator")
+        if targets not in NOISY_TARGETS:
+            raise ConfigError(
+                f"source 'noisy_generator': targets must be one of {NOISY_TARGETS}, got {targets!r}"
+            )
+        self.target_rule, self.admit = targets, admit_option(admit, "noisy_generator")
 
     def setup(self, env: SourceEnv) -> None:
         rank = getattr(env.fabric, "global_rank", 0)
@@ -155,6 +169,8 @@ class NoisyGeneratorSource(Source):
         self.per_chunk = self.chunk or self.num_classes
         label = env.teacher if self.replay_targets == "cached" else None
         self.bank = MemoryBank(self.bank_capacity, self.replay_max_age, label)
+        self.teacher = env.teacher
+        self._round_log: dict[str, float] = {}
         self.round = 0
         self.net = self._new_generator()
         self._reset_round()
@@ -181,9 +197,11 @@ class NoisyGeneratorSource(Source):
         k = -(-self.batch_size // self.per_chunk)
         d = self.emb.shape[1]
         w = torch.randn(k, d, self.nz, generator=self.gen)
-        self.targets = self.fabric.to_device(
-            balanced_targets(self.batch_size, self.num_classes, self.gen)
-        )
+        targets = balanced_targets(self.batch_size, self.num_classes, self.gen)
+        if self.target_rule == "deficit":
+            hist = self.bank.class_histogram(self.num_classes)
+            targets = interleave(deficit_targets(hist, self.batch_size), self.num_classes)
+        self.targets = self.fabric.to_device(targets)
         self.noise = [self.fabric.to_device(t).requires_grad_(True)
                       for t in (w, torch.zeros(k, self.nz))]  # fmt: skip
         self.opt = self._optimizer()
@@ -222,7 +240,9 @@ class NoisyGeneratorSource(Source):
         """End the round's synthesis: pool its batch; re-initialise ``G`` when its life ends."""
         if self.noise is None or self.kept.best is None:
             return
-        self.bank.add(self.kept.best)
+        self._round_log = add_to_pool(self.bank, self.kept.best,
+                                      lambda x: self.teacher(x).argmax(1), self.targets,
+                                      self.admit)  # fmt: skip
         self._reset_round()
         self.round += 1
         if self.g_life and self.round % self.g_life == 0:
@@ -230,7 +250,15 @@ class NoisyGeneratorSource(Source):
 
     def round_end(self, round_index: int) -> dict[str, float]:
         self._finish()
-        return pool_metrics(self.bank)
+        log, self._round_log = self._round_log, {}
+        return {**pool_metrics(self.bank), **class_pool_metrics(self.bank, self.num_classes),
+                **log}  # fmt: skip
+
+    def pool_images(self, n: int) -> torch.Tensor | None:
+        return self.bank.newest(n) if len(self.bank) else None
+
+    def pool_histogram(self) -> torch.Tensor | None:
+        return self.bank.class_histogram(self.num_classes)
 
     @torch.no_grad()
     def sample(self, batch_size: int) -> Batch:

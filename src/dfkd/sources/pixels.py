@@ -10,6 +10,7 @@ import torch
 from ..errors import ConfigError
 from .bank import MemoryBank, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, register_source
+from .pool import add_to_pool, class_pool_metrics
 
 
 @register_source("pixels")
@@ -79,6 +80,8 @@ class PixelInversion(Source):
         self.low, self.high = env.fabric.to_device((low, high))
         label = env.teacher if self.replay_targets == "cached" else None
         self.bank = MemoryBank(self.bank_capacity, label=label)
+        self.teacher, self.num_classes = env.teacher, env.data.num_classes
+        self._round_log: dict[str, float] = {}
         self.pixels: torch.Tensor | None = None
         self.steps_on_batch = 0
         n = self.shape[0]
@@ -121,12 +124,22 @@ class PixelInversion(Source):
     def _finish(self) -> None:
         """Move the batch being optimised into the bank (synthesis for this round is over)."""
         if self.pixels is not None and self.steps_on_batch > 0:
-            self.bank.add(self.pixels.detach())
+            targets = self.targets if self.has_targets else None
+            self._round_log = add_to_pool(self.bank, self.pixels.detach(),
+                                          lambda x: self.teacher(x).argmax(1), targets)  # fmt: skip
             self.pixels = None
 
     def round_end(self, round_index: int) -> dict[str, float]:
         self._finish()
-        return {"bank_size": float(len(self.bank))}
+        log, self._round_log = self._round_log, {}
+        return {"bank_size": float(len(self.bank)),
+                **class_pool_metrics(self.bank, self.num_classes), **log}  # fmt: skip
+
+    def pool_images(self, n: int) -> torch.Tensor | None:
+        return self.bank.newest(n) if len(self.bank) else None
+
+    def pool_histogram(self) -> torch.Tensor | None:
+        return self.bank.class_histogram(self.num_classes)
 
     def sample(self, batch_size: int) -> Batch:
         self._finish()

@@ -1,0 +1,92 @@
+"""What a synthesising source knows of the classes of its data pool: each image's class by the
+teacher, whether it hit the target it was made for, which images are admitted, and which
+classes the next round should make (the pool's deficit)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ..errors import ConfigError
+from ..evaluation.metrics import class_balance, class_coverage
+from .bank import MemoryBank
+
+#: which images of a round join the pool: all of them, or those the teacher assigns to the
+#: target they were made for (images of a source without targets are always all admitted)
+ADMIT = ("all", "hit")
+
+
+def admit_option(value: str, source: str) -> str:
+    """``value`` when it is one of :data:`ADMIT`; a :class:`ConfigError` otherwise."""
+    if value not in ADMIT:
+        raise ConfigError(f"source '{source}': admit must be one of {ADMIT}, got {value!r}")
+    return value
+
+
+def hits(classes: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+    """Whether each image's class is its target (all ``True`` without targets)."""
+    if targets is None:
+        return torch.ones_like(classes, dtype=torch.bool)
+    return classes == targets.to(classes.device)
+
+
+def add_to_pool(
+    bank: MemoryBank,
+    x: torch.Tensor,
+    classify: Callable[[torch.Tensor], torch.Tensor],
+    targets: torch.Tensor | None,
+    admit: str = "all",
+) -> dict[str, float]:
+    """Add a round's images to ``bank`` with their classes (``classify``: the teacher's argmax),
+    only those that hit their target when ``admit`` is ``"hit"``. Returns the round's log: the
+    share of images that hit their target (when there are targets) and the share admitted."""
+    with torch.no_grad():
+        classes = classify(x.detach())
+    hit = hits(classes, targets)
+    keep = hit if admit == "hit" else torch.ones_like(hit)
+    n_keep = int(keep.sum())
+    if n_keep:
+        bank.add(x[keep], classes[keep])
+    log = {"pool_admitted": n_keep / max(1, len(x))}
+    if targets is not None:
+        log["synth_hit_rate"] = float(hit.float().mean())
+    return log
+
+
+def deficit_targets(histogram: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` target classes (sorted) that bring a pool with class counts ``histogram`` closest to
+    uniform: each new image goes to the class furthest below its fair share of the pool after
+    the round (water-filling; ties to the lower class). An empty pool gets every class in
+    turn."""
+    counts = histogram.detach().to("cpu", torch.float64).clone()
+    c = len(counts)
+    out = torch.empty(n, dtype=torch.long)
+    if counts.sum() == 0:
+        return torch.arange(n) % c
+    for i in range(n):  # n ≤ a few hundred per round: a loop is clearer than a closed form
+        k = int(torch.argmin(counts))
+        out[i] = k
+        counts[k] += 1
+    return out.sort().values
+
+
+def interleave(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``targets`` reordered so that classes take turns (``0 1 2 … 0 1 …``): each run of
+    consecutive samples holds as many distinct classes as it can."""
+    order = torch.argsort(targets, stable=True)
+    t = targets[order]
+    first = torch.searchsorted(t, t)  # index of each class's first occurrence in sorted order
+    turn = torch.arange(len(t)) - first
+    return t[torch.argsort(turn * num_classes + t, stable=True)]
+
+
+def class_pool_metrics(bank: MemoryBank, num_classes: int) -> dict[str, float]:
+    """A pool's class coverage (share of classes with at least a quarter of a fair share) and
+    balance (normalised entropy) by the classes it keeps."""
+    hist = bank.class_histogram(num_classes).double()
+    if hist.sum() == 0:
+        return {}
+    shares = (hist / hist.sum()).tolist()
+    covered = num_classes - len(class_coverage(shares))
+    return {"pool_coverage": covered / num_classes, "pool_balance": class_balance(shares)}
