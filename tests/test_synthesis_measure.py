@@ -212,3 +212,12 @@ def test_a_run_records_what_it_synthesised(teacher_dir: Path, tmp_path: Path) ->
     kd = dfkd.distill(teacher_dir, "lenet5_half", "kd", "digits", out=tmp_path / "kd",
                       progress=False)  # fmt: skip
     assert "synthesis" not in kd and "synth_recall" not in kd  # real data: nothing synthesised
+
+
+@pytest.mark.parametrize("dataset", ["digits", "mnist10k", "fashion-mnist"])
+def test_deepinversion_optimises_toward_given_targets(dataset: str) -> None:
+    """DeepInversion's class prior is the cross-entropy toward targets given in advance, every
+    class in turn (the authors' script), not toward the teacher's own argmax."""
+    cfg = dfkd.resolve_config("deepinversion", dataset)
+    assert "class_target" in cfg.synth_terms and "one_hot" not in cfg.synth_terms
+    assert cfg.source.name == "pixels" and cfg.source.args["targets"] is True

@@ -34,7 +34,8 @@ HIT = ["source.args.admit=hit"]
 #: name: (overrides, question)
 VARIANTS: dict[str, tuple[list[str], str]] = {
     "base": ([], "the preset"),
-    "cond": (COND, "the generator told each image's target (one-hot ×8 = √nz)"),
+    "cond8": (COND, "the generator told each image's target (one-hot ×8 = √nz)"),
+    "cond1": (["source.args.condition=1.0"], "… one-hot ×1"),
     "cond2": (["source.args.condition=2.0"], "… one-hot ×2"),
     "cond4": (["source.args.condition=4.0"], "… one-hot ×4"),
     "cond2-balanced-hit": (["source.args.condition=2.0", "source.args.targets=balanced", *HIT],
@@ -42,11 +43,11 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "cond2-deficit-hit": (["source.args.condition=2.0", *DEFICIT, *HIT],
                           "one-hot ×2, targets from the pool's deficit, only hits pooled"),
     "mean": (MEAN, "the statistics term as a mean over layers"),
-    "cond-mean": (COND + MEAN, "both"),
-    "cond-mean-ce2": (COND + MEAN + ["synth_terms.class_target.weight=2.0"],
+    "cond8-mean": (COND + MEAN, "both"),
+    "cond8-mean-ce2": (COND + MEAN + ["synth_terms.class_target.weight=2.0"],
                       "both, and the class term ×4"),
-    "cond-mean-deficit": (COND + MEAN + DEFICIT, "targets from the pool's deficit"),
-    "cond-mean-deficit-hit": (COND + MEAN + DEFICIT + HIT,
+    "cond8-mean-deficit": (COND + MEAN + DEFICIT, "targets from the pool's deficit"),
+    "cond8-mean-deficit-hit": (COND + MEAN + DEFICIT + HIT,
                               "… and only images that hit their target join the pool"),
     "balanced": (["source.args.targets=balanced"], "each image the class it is nearest to"),
     "balanced-hit": (["source.args.targets=balanced", *HIT], "… and only hits join the pool"),
@@ -55,6 +56,9 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
                      "balanced, the class term ×4"),
     "random-hit": (HIT, "random targets; only hits join the pool"),
     "lrz10": (["source.args.lr_z=0.1"], "latent codes ×10 faster"),
+    "onehot-prior": (["source.args.targets=false", "synth_terms.class_target.weight=0.0",
+                      "synth_terms.one_hot.weight=1.0"],
+                     "deepinversion's earlier prior: the teacher's own argmax, no given targets"),
     "deficit": (DEFICIT, "targets from the pool's deficit (nayer)"),
     "deficit-hit": (DEFICIT + HIT, "… and only hits join the pool (nayer)"),
     "mean-deficit-hit": (MEAN + DEFICIT + HIT, "… with the statistics term a mean (nayer)"),
@@ -93,7 +97,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="mnist10k")
     ap.add_argument("--teachers", nargs="+", default=["lenet5"])
     ap.add_argument("--method", default="fast")
-    ap.add_argument("--variants", nargs="+", default=["base", "cond"], choices=list(VARIANTS))
+    ap.add_argument("--variants", nargs="+", default=["base", "cond2"], choices=list(VARIANTS))
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--time-budget", default=None)
     ap.add_argument("--set", nargs="*", default=[], help="further overrides for every run")

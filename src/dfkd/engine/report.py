@@ -18,6 +18,7 @@ from ..errors import DfkdError
 from ..evaluation.metrics import (
     accuracy,
     agreement,
+    class_accuracy,
     class_balance,
     class_coverage,
     last_k_mean,
@@ -51,6 +52,8 @@ class Reporter:
     teacher_accuracy: float
     teacher_domain: dict[str, float]
     source_data: Data
+    #: the last evaluation's per-class accuracy of the deployed model
+    last_class_accuracy: list[float] | None = None
 
     @classmethod
     def build(
@@ -93,6 +96,7 @@ class Reporter:
     def evaluate(self, model: nn.Module, state: RunState, logs: dict[str, float]) -> dict:
         """One row of the evaluation curve (appended to ``state.history``)."""
         s_test = predict(model, self.data.x_test, self.cfg.eval_batch_size, self.fabric.device)
+        self.last_class_accuracy = class_accuracy(s_test, self.data.y_test, self.data.num_classes)
         row = {
             "round": state.round,
             "step": state.step,
@@ -162,6 +166,8 @@ class Reporter:
             "student_accuracy": final.get("student_accuracy", float("nan")),
             "agreement": final.get("agreement", float("nan")),
             "acc_last5": last_k_mean([h["student_accuracy"] for h in state.history], 5),
+            "class_accuracy": self.last_class_accuracy,
+            "teacher_class_accuracy": self.teacher_class_accuracy(),
             **({**self.domains.describe(), **self.teacher_domain} if self.domains else {}),
             **{k: final[k] for k in OOD_METRICS if k in final},
             "rounds": state.round,
@@ -178,6 +184,10 @@ class Reporter:
             **({"head": deployed.record()} if isinstance(deployed, Headed) else {}),
             "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
         }
+
+    def teacher_class_accuracy(self) -> list[float]:
+        """The teacher's accuracy on each class of the evaluation split."""
+        return class_accuracy(self.t_test, self.data.y_test, self.data.num_classes)
 
     def finish(
         self, metrics: dict, state: RunState, deployed: nn.Module, on_finish: FinishHook | None

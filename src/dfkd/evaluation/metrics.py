@@ -37,6 +37,14 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((logits.argmax(1) == labels).float().mean())
 
 
+def class_accuracy(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[float]:
+    """Top-1 accuracy on the samples of each class (NaN for a class without samples)."""
+    right = (logits.argmax(1) == labels).double()
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    hits = torch.zeros(num_classes, dtype=torch.float64).index_add_(0, labels, right)
+    return (hits / counts).tolist()
+
+
 def agreement(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> float:
     """Share of samples where student and teacher top-1 predictions agree."""
     return float((student_logits.argmax(1) == teacher_logits.argmax(1)).float().mean())

@@ -47,9 +47,10 @@ class CMISource(MetaGeneratorSource):
         memory: how many past images' features are kept; negatives: how many are drawn per step.
         local_scale: the share of the image area a local view covers (range).
         model, nz, lr, lr_z, betas, keep, bank, replay_max_age, synth_batch_size, shift, flip,
-            replay_shift, replay_flip, replay_targets, replay_mix, channels_last, targets: as for
-            ``meta_generator``
-            (whose ``meta`` is ``reset`` here); ``lr`` also drives the head's Adam.
+            replay_shift, replay_flip, replay_targets, replay_mix, channels_last, targets, admit:
+            as for ``meta_generator`` (whose ``meta`` is ``reset`` here, so a generator drawn
+            afresh every round has nothing to learn a class mapping in: no ``condition``);
+            ``lr`` also drives the head's Adam.
     """
 
     synth_needs = ("teacher_instance_means",)
@@ -79,6 +80,7 @@ class CMISource(MetaGeneratorSource):
         replay_mix: float = 0.0,
         channels_last: bool = True,
         targets: bool | str = True,
+        admit: str = "all",
     ) -> None:
         replay_targets_option(replay_targets, "cmi_generator")
         if contrastive < 0 or contrastive_T <= 0 or min(head_dim, memory, negatives) < 1:
@@ -91,7 +93,7 @@ class CMISource(MetaGeneratorSource):
             bank=bank, replay_max_age=replay_max_age, synth_batch_size=synth_batch_size,
             shift=shift, flip=flip, replay_shift=replay_shift, replay_flip=replay_flip,
             replay_targets=replay_targets, replay_mix=replay_mix, channels_last=channels_last,
-            targets=targets,
+            targets=targets, admit=admit,
         )  # fmt: skip
         self.weight, self.T, self.head_dim = contrastive, contrastive_T, head_dim
         self.memory_size, self.negatives = memory, negatives
