@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -50,24 +51,59 @@ def test_data_free_methods_never_touch_the_training_split(method: str, teacher_d
     assert "ce" not in cfg.distill_terms
 
 
-def test_statistics_methods_on_a_teacher_without_bn(tmp_path: Path, digits: dfkd.Data) -> None:
-    dfkd.train_teacher(digits, "lenet5_nobn", epochs=15, out=tmp_path / "t", progress=False)
-    with pytest.raises(ConfigError, match=r"dfkd stats collect.*\(dfad, dafl\)"):
-        dfkd.distill(tmp_path / "t", "lenet5_half", "bn_stats", digits, progress=False)
+@pytest.fixture(scope="module")
+def nobn_teacher(tmp_path_factory: pytest.TempPathFactory, digits: dfkd.Data) -> Path:
+    out = tmp_path_factory.mktemp("nobn") / "t"
+    dfkd.train_teacher(digits, "lenet5_nobn", epochs=15, out=out, progress=False)
+    return out
+
+
+SYNTHESISING = [n for n in dfkd.list_methods() if METHODS.get(n).data_free and n != "substitute"]
+
+
+@pytest.mark.parametrize("method", [m for m in SYNTHESISING if m != "spectral"])
+def test_every_method_runs_on_a_teacher_without_bn_or_statistics(
+    method: str, nobn_teacher: Path, tmp_path: Path
+) -> None:
+    """No refusal: a statistics-matching method switches to its statistics-free form and says
+    so (the run's metrics, the CLI summary, ``dfkd describe --teacher``)."""
+    m = dfkd.distill(nobn_teacher, "lenet5_half", method, "digits", out=tmp_path / "r",
+                     overrides=["rounds=1"], progress=False)  # fmt: skip
+    assert m["completed"] and m["steps"] > 0
+    if "stat_match" in dfkd.resolve_config(method, "digits").synth_terms:
+        assert m["statistics"]["form"] == "priors", m.get("statistics")
+        assert "no BatchNorm and no --stats" in m["statistics"]["why"]
+        saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
+        assert saved["statistics"] == m["statistics"]
+    else:
+        assert "statistics" not in m
+
+
+def test_statistics_methods_on_a_teacher_without_bn(nobn_teacher: Path, digits: dfkd.Data,
+                                                    tmp_path: Path) -> None:  # fmt: skip
+    with pytest.raises(ConfigError, match="statistics file"):  # spectra need the file
+        dfkd.distill(nobn_teacher, "lenet5_half", "spectral", digits, progress=False)
     stats = tmp_path / "s.safetensors"
-    dfkd.collect_teacher_stats(tmp_path / "t", digits, ["features.0", "features.3"], stats)
-    m = dfkd.distill(tmp_path / "t", "lenet5_half", "bn_stats", digits, stats=stats, progress=False)
-    assert m["student_accuracy"] > 0.2
-    for method in ("dfad", "dafl"):  # no statistics needed: they run (one round)
-        m = dfkd.distill(tmp_path / "t", "lenet5_half", method, digits, overrides=["rounds=1"],
-                         progress=False)  # fmt: skip
-        assert m["completed"] and m["steps"] > 0
-    synthesising = [n for n in dfkd.list_methods()
-                    if METHODS.get(n).data_free and n != "substitute"]  # fmt: skip
-    for method in synthesising:  # every one runs with the statistics file (one round)
-        m = dfkd.distill(tmp_path / "t", "lenet5_half", method, digits, stats=stats,
+    dfkd.collect_teacher_stats(nobn_teacher, digits, ["features.0", "features.3"], stats)
+    m = dfkd.distill(nobn_teacher, "lenet5_half", "bn_stats", digits, stats=stats,
+                     progress=False)  # fmt: skip
+    assert m["student_accuracy"] > 0.2 and m["statistics"]["form"] == "file"
+    for method in SYNTHESISING:  # every one runs with the statistics file (one round)
+        m = dfkd.distill(nobn_teacher, "lenet5_half", method, digits, stats=stats,
                          overrides=["rounds=1"], progress=False)  # fmt: skip
         assert m["completed"] and m["steps"] > 0, method
+
+
+def test_describe_says_what_the_statistics_term_matches(nobn_teacher: Path, teacher_dir: Path,
+                                                        capsys) -> None:  # fmt: skip
+    from dfkd.cli import main
+
+    for teacher, said in ((nobn_teacher, "statistics-free (priors)"),
+                          (teacher_dir, "BatchNorm running statistics")):  # fmt: skip
+        assert main(["describe", "fast", "--teacher", str(teacher)]) == 0
+        assert said in capsys.readouterr().out
+    assert main(["describe", "dfad", "--teacher", str(nobn_teacher)]) == 0
+    assert "matches no statistics" in capsys.readouterr().out
 
 
 def test_smoothness_term_in_the_loop(teacher_dir: Path) -> None:

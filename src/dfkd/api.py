@@ -221,6 +221,17 @@ def distill(
                model_data=model_data, started=started)  # fmt: skip
 
 
+def statistics_plan(cfg: RunConfig, teacher: str | Path | nn.Module) -> str | None:
+    """What the statistics term of ``cfg``'s method would match on ``teacher``, and why, in
+    one line (``None``: the method matches no statistics)."""
+    from .engine.parts import build_parts, statistics_form
+
+    data = load_dataset(cfg.data.name, cfg.data.root, **cfg.data.args)
+    model, _ = load_checked(teacher, data, cfg.teacher_weights, "teacher")
+    form = statistics_form(cfg, build_parts(cfg), model)
+    return None if form is None else form["why"]
+
+
 def _explicit_layer(
     teacher: str | Path | nn.Module | None,
     student: str | nn.Module | None,

@@ -64,12 +64,17 @@ def cmd_describe(a: argparse.Namespace) -> int:
     from .methods import METHODS
 
     m = METHODS.get(a.method)
-    cfg = resolve_config(a.method, a.dataset, a.config, a.set)
+    cfg = resolve_config(a.method, a.dataset, a.config, a.set, stats=a.stats)
     print(f"# {m.name}: {m.summary}")
     if m.reference:
         print(f"# reference: {m.reference}")
     presets = ", ".join(sorted(m.presets)) or "none"
     print(f"# dataset presets: {presets}; resolved for dataset '{cfg.data.name}'")
+    if a.teacher:
+        from .api import statistics_plan
+
+        plan = statistics_plan(cfg, a.teacher)
+        print(f"# statistics on this teacher: {plan or 'none (the method matches no statistics)'}")
     print(cfg.to_yaml(), end="")
     return 0
 
@@ -184,6 +189,7 @@ def _metrics_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
         ("agreement", _fmt_pct(m["agreement"])),
         *_domain_rows(m),
         *_coverage_rows(m),
+        *([("statistics", m["statistics"]["why"])] if "statistics" in m else []),
         ("steps", str(m["steps"])),
         ("time", f"{m['wall_s']:.1f} s"),
         *([("time budget", _budget_text(m["budget"]))] if "budget" in m else []),
@@ -445,6 +451,12 @@ def _add_describe(sub: Any) -> None:
     dsc.add_argument("--dataset", default=None)
     dsc.add_argument("--config", default=None)
     dsc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    dsc.add_argument(
+        "--teacher",
+        default=None,
+        help="teacher card: also say what the statistics term matches on it",
+    )
+    dsc.add_argument("--stats", default=None, help="the statistics file the run would get")
     dsc.set_defaults(fn=cmd_describe)
 
 

@@ -35,6 +35,8 @@ class RunParts:
     stats: TeacherStats | None = None
     domains: DomainEval | None = None
     pairs: FeaturePairs | None = None
+    #: where the statistics term's references come from, and why (``None``: no such term)
+    statistics: dict[str, str] | None = None
 
 
 def build_parts(cfg: RunConfig) -> RunParts:
@@ -71,6 +73,7 @@ def assemble(cfg: RunConfig, teacher: nn.Module, student: nn.Module, data: Data)
     feature pairs (built on the models' own devices; neither model is moved or changed)."""
     parts = build_parts(cfg)
     check_teacher(cfg, parts, teacher)
+    parts.statistics = statistics_form(cfg, parts, teacher)
     check_teacher_finite(teacher, data)
     parts.stats = load_run_stats(cfg, parts, teacher)
     parts.domains = DomainEval.build(
@@ -84,12 +87,6 @@ def check_teacher(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> None:
     """Refuse, before any work, terms and plug-ins that need what this teacher lacks."""
     has_bn, has_linear = bool(bn_layers(teacher)), last_linear(teacher) is not None
     for t in parts.synth_terms:
-        if "teacher_stats" in t.needs and not has_bn and not cfg.stats:
-            raise ConfigError(
-                f"term '{t.name}' needs statistics, but the teacher has no BatchNorm and no "
-                "--stats file was given; collect one with `dfkd stats collect`, or use a method "
-                "that needs no statistics (dfad, dafl)"
-            )
         if "teacher_bn" in t.needs and not has_bn:
             raise ConfigError(
                 f"term '{t.name}' matches BatchNorm statistics but the teacher has no BatchNorm; "
@@ -107,6 +104,25 @@ def check_teacher(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> None:
                 f"plug-in '{p.name}' needs the teacher's penultimate features, but the teacher "
                 "has no final nn.Linear layer"
             )
+
+
+def statistics_form(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> dict[str, str] | None:
+    """What a statistics-matching term matches on this teacher, and why, in one line: the
+    ``--stats`` file, the BatchNorm running statistics, or (neither) its statistics-free form
+    (``stat_match``'s ``without``)."""
+    terms = [t for t in parts.synth_terms if "teacher_stats" in t.needs]
+    if not terms:
+        return None
+    if cfg.stats:
+        return {"form": "file", "why": f"the statistics file {cfg.stats}"}
+    if bn_layers(teacher):
+        return {"form": "batchnorm", "why": "the teacher's BatchNorm running statistics"}
+    form = str(terms[0].kwargs.get("without", "priors"))
+    return {
+        "form": form,
+        "why": f"statistics-free ({form}): the teacher has no BatchNorm and no "
+        "--stats file was given (dfkd stats collect makes one)",
+    }
 
 
 def load_run_stats(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> TeacherStats | None:

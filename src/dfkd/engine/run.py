@@ -156,6 +156,8 @@ def _worker(
     loop.fit(stop_after_rounds)
     finalize(fabric)
     metrics = loop.report.metrics(loop.state, student, loop.deployed, loop.teacher)
+    if loop.parts.statistics is not None:
+        metrics["statistics"] = loop.parts.statistics
     if budget is not None:
         metrics["budget"] = {
             **budget,
