@@ -68,7 +68,7 @@ def run_cell(method: str, teacher_name: str, dataset: str, args: argparse.Namesp
     """Distil one zoo teacher with one method; the row of the results table (a budget shorter
     than one round of the method on this teacher is a row too: it scores 0)."""
     teacher = zoo_teacher(teacher_name, dataset, Path(args.zoo))
-    with_stats = needs_stats(method, dataset, teacher)
+    with_stats = needs_stats(method, dataset, teacher) and not args.no_stats
     out = Path(args.out) / dataset / teacher_name / method
     stats = stats_file(teacher, dataset) if with_stats else None
     row = {"dataset": dataset, "teacher": teacher_name, "method": method,
@@ -241,9 +241,16 @@ def main() -> None:
     ap.add_argument("--out", default="runs/zoo-distill")
     ap.add_argument("--results", default=str(Path(__file__).parent / "results"))
     ap.add_argument("--name", default="zoo_distill", help="results/NAME.{json,md}")
+    ap.add_argument(
+        "--no-stats",
+        action="store_true",
+        help="no statistics file for any cell: the BN-free teachers' statistics-free "
+        "case (a method that cannot run without one is a row with a note)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     budget = f" --time-budget {args.time_budget}" if args.time_budget else ""
+    budget += " --no-stats" if args.no_stats else ""
     for ds in args.datasets:
         for teacher in args.teachers:
             for method in args.methods:

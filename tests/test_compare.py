@@ -34,8 +34,24 @@ def test_table_holds_each_runs_final_figures(two_runs: list[Path], tmp_path: Pat
         assert len(row["curve"]) == 2  # evaluations at rounds 2 and 4
     assert r["table"].count("\n") == 3  # header, rule, two runs
     assert (tmp_path / "compare.md").read_text().strip() == r["table"]
-    if r["plotted"]:
-        assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert r["plotted"]  # matplotlib comes with the dev install CI runs
+    assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert all(not row["recall_curve"] for row in r["runs"])  # no pool: no recall
+
+
+def test_a_pool_runs_recall_is_a_column_and_a_second_panel(
+    two_runs: list[Path], teacher_dir: Path, tmp_path: Path
+) -> None:
+    fast = tmp_path / "fast"
+    dfkd.distill(teacher_dir, "lenet5_half", "fast", "digits", out=fast, overrides=SHORT,
+                 progress=False)  # fmt: skip
+    one = compare_runs([two_runs[0]], tmp_path / "one")
+    both = compare_runs([two_runs[0], fast], tmp_path / "both")
+    row = both["runs"][1]
+    assert len(row["recall_curve"]) == 2 and 0 <= row["recall_curve"][-1][1] <= 1
+    assert f"{row['recall_curve'][-1][1]:.3f}" in both["table"]
+    width = lambda p: int.from_bytes(p.read_bytes()[16:20], "big")  # noqa: E731  PNG IHDR
+    assert width(tmp_path / "both" / "compare.png") > 1.5 * width(tmp_path / "one" / "compare.png")
 
 
 def test_a_running_run_is_read_from_its_live_log(two_runs: list[Path], teacher_dir: Path,

@@ -123,3 +123,25 @@ def test_spectral_method_requires_a_statistics_file(teacher_dir: Path) -> None:
     assert needs_stats_file("spectral") and not needs_stats_file("dfq")
     with pytest.raises(ConfigError, match="--stats FILE"):
         dfkd.distill(teacher_dir, "lenet5_half", "spectral", "digits", progress=False)
+
+
+class _Scaled(torch.nn.Module):
+    """A teacher whose logits are ten times as large (a BN-free network trained long)."""
+
+    def __init__(self, model: torch.nn.Module, factor: float) -> None:
+        super().__init__()
+        self.model, self.factor = model, factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) * self.factor
+
+
+@pytest.mark.parametrize("method", [m for m in SYNTHESISING if m != "spectral"])
+def test_every_method_keeps_finite_terms_with_logits_ten_times_larger(
+    method: str, nobn_teacher: Path
+) -> None:
+    model, _ = dfkd.load_model(nobn_teacher)
+    m = dfkd.distill(_Scaled(model, 10.0), "lenet5_half", method, "digits",
+                     overrides=["rounds=1"], progress=False)  # fmt: skip
+    assert m["completed"] and m["steps"] > 0
+    assert all(v == v and abs(v) < float("inf") for v in m["loss_terms"].values()), m["loss_terms"]
