@@ -45,7 +45,7 @@ def test_a_pool_runs_recall_is_a_column_and_a_second_panel(
     fast = tmp_path / "fast"
     dfkd.distill(teacher_dir, "lenet5_half", "fast", "digits", out=fast, overrides=SHORT,
                  progress=False)  # fmt: skip
-    one = compare_runs([two_runs[0]], tmp_path / "one")
+    compare_runs([two_runs[0]], tmp_path / "one")  # one panel: no run has a pool
     both = compare_runs([two_runs[0], fast], tmp_path / "both")
     row = both["runs"][1]
     assert len(row["recall_curve"]) == 2 and 0 <= row["recall_curve"][-1][1] <= 1
