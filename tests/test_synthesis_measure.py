@@ -1,6 +1,6 @@
 """Measuring and steering synthesis: k-NN manifold precision/recall against a naive reference,
-the pool's classes (histogram, admission, deficit targets), the statistics term's layer mean,
-a conditional meta generator that follows its targets, and the run's synthesis record."""
+the pool's classes (histogram, admission, deficit targets), a conditional meta generator that
+follows its targets, the run's synthesis record, and the statistics-free form."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import torch.nn.functional as F
 import dfkd
 from dfkd.errors import ConfigError
 from dfkd.evaluation.manifold import class_precision_recall, knn_radii, precision_recall
-from dfkd.losses.bn import bn_stat_distance, bn_stat_loss
 from dfkd.sources import MemoryBank, MetaGeneratorSource, NoisyGeneratorSource
 from dfkd.sources.pool import add_to_pool, class_pool_metrics, deficit_targets, interleave
 
@@ -129,18 +128,6 @@ def test_interleave_mixes_classes_in_each_run() -> None:
     out = interleave(t, 3)
     assert sorted(out.tolist()) == t.tolist()
     assert out[:3].tolist() == [0, 1, 2] and out[3:6].tolist() == [0, 1, 2]
-
-
-def test_bn_stat_loss_mean_over_layers() -> None:
-    g = torch.Generator().manual_seed(3)
-    stats = [(torch.randn(4, generator=g), torch.rand(4, generator=g)) for _ in range(3)]
-    refs = [(torch.randn(4, generator=g), torch.rand(4, generator=g)) for _ in range(3)]
-    naive = sum(float(bn_stat_distance(*s, *r)) for s, r in zip(stats, refs))
-    assert float(bn_stat_loss(stats, refs, reduction="mean")) == pytest.approx(naive / 3)
-    deeper = stats * 4, refs * 4  # the same layers four times: the mean does not grow
-    assert float(bn_stat_loss(*deeper, reduction="mean")) == pytest.approx(naive / 3)
-    with pytest.raises(ValueError, match="reduction"):
-        bn_stat_loss(stats, refs, reduction="max")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ test images in the teacher's feature space (the run's own synthesis measurement)
 student's accuracy.
 
     python benchmarks/explore/synthesis.py --dataset fashion-mnist --teachers vgg-bn \\
-        --method fast --variants base cond cond-mean --rounds 12 [--time-budget 2m]
+        --method fast --variants base cond2 balanced-hit --rounds 12 [--time-budget 2m]
 
 Appends one JSON line per run to ``synthesis.jsonl`` beside this script.
 """
@@ -24,11 +24,11 @@ sys.path.insert(0, str(HERE.parent))  # common, zoo
 import torch  # noqa: E402
 from common import log_line  # noqa: E402
 from zoo import zoo_teacher  # noqa: E402
+from zoo_distill import stats_file  # noqa: E402
 
 import dfkd  # noqa: E402
 
 COND = ["source.args.condition=8.0"]
-MEAN = ["synth_terms.stat_match.layers=mean"]
 DEFICIT = ["source.args.targets=deficit"]
 HIT = ["source.args.admit=hit"]
 #: name: (overrides, question)
@@ -42,16 +42,8 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
                            "one-hot ×2, balanced targets, only hits pooled"),
     "cond2-deficit-hit": (["source.args.condition=2.0", *DEFICIT, *HIT],
                           "one-hot ×2, targets from the pool's deficit, only hits pooled"),
-    "mean": (MEAN, "the statistics term as a mean over layers"),
-    "cond8-mean": (COND + MEAN, "both"),
-    "cond8-mean-ce2": (COND + MEAN + ["synth_terms.class_target.weight=2.0"],
-                      "both, and the class term ×4"),
-    "cond8-mean-deficit": (COND + MEAN + DEFICIT, "targets from the pool's deficit"),
-    "cond8-mean-deficit-hit": (COND + MEAN + DEFICIT + HIT,
-                              "… and only images that hit their target join the pool"),
     "balanced": (["source.args.targets=balanced"], "each image the class it is nearest to"),
     "balanced-hit": (["source.args.targets=balanced", *HIT], "… and only hits join the pool"),
-    "balanced-mean": (["source.args.targets=balanced", *MEAN], "balanced, statistics as a mean"),
     "balanced-ce2": (["source.args.targets=balanced", "synth_terms.class_target.weight=2.0"],
                      "balanced, the class term ×4"),
     "random-hit": (HIT, "random targets; only hits join the pool"),
@@ -63,7 +55,6 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
                      "no BatchNorm, no statistics file: the statistics term dropped"),
     "deficit": (DEFICIT, "targets from the pool's deficit (nayer)"),
     "deficit-hit": (DEFICIT + HIT, "… and only hits join the pool (nayer)"),
-    "mean-deficit-hit": (MEAN + DEFICIT + HIT, "… with the statistics term a mean (nayer)"),
 }  # fmt: skip
 
 
@@ -72,11 +63,12 @@ def run(args: argparse.Namespace, teacher_name: str, variant: str) -> dict:
     teacher = zoo_teacher(teacher_name, args.dataset, Path(args.zoo))
     extra = [] if args.time_budget else [f"rounds={args.rounds}",
                                          f"eval_every={max(1, args.rounds // 4)}"]  # fmt: skip
+    stats = stats_file(teacher, args.dataset) if args.with_stats else None
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         m = dfkd.distill(teacher, method=args.method, dataset=args.dataset, out=out,
                          overrides=[*extra, *overrides, *args.set], seed=args.seed,
-                         time_budget=args.time_budget, progress=False)  # fmt: skip
+                         stats=stats, time_budget=args.time_budget, progress=False)  # fmt: skip
     keys = ("round", "wall_s", "student_accuracy", "synth_hit_rate", "pool_coverage",
             "synth_recall")  # fmt: skip
     curve = [{k: r.get(k) for k in keys} for r in m["history"]]
@@ -84,6 +76,7 @@ def run(args: argparse.Namespace, teacher_name: str, variant: str) -> dict:
         "dataset": args.dataset, "teacher": teacher_name, "method": args.method,
         "variant": variant, "question": question, "overrides": [*overrides, *args.set],
         "rounds": m["rounds"], "time_budget": args.time_budget, "seed": args.seed,
+        "stats_file": args.with_stats, "statistics": m.get("statistics"),
         "accuracy": m["student_accuracy"],
         "percent_of_teacher": round(100 * m["student_accuracy"] / m["teacher_accuracy"], 2),
         **{k: m.get(k) for k in ("synth_hit_rate", "pool_coverage", "pool_balance",
@@ -104,6 +97,11 @@ def main() -> None:
     ap.add_argument("--time-budget", default=None)
     ap.add_argument("--set", nargs="*", default=[], help="further overrides for every run")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--with-stats",
+        action="store_true",
+        help="a statistics file collected on the training split (a data owner's)",
+    )
     ap.add_argument("--zoo", default="runs/zoo")
     args = ap.parse_args()
     for teacher in args.teachers:

@@ -54,7 +54,7 @@ def balance(teacher_name: str, dataset: str, zoo: Path, batch: int = 256) -> dic
     bn = list(taps.bn.values()), list(taps.bn_refs.values())
     terms = {
         "bn_sum": W_BN * bn_stat_loss(*bn, reduction="sum"),
-        "bn_mean": W_BN * bn_stat_loss(*bn, reduction="mean"),
+        "bn_mean": W_BN * bn_stat_loss(*bn) / len(bn[0]),  # the mean over layers
         "class": W_CE * F.cross_entropy(logits, targets),
     }
     grads = {k: grad_norm(v, x) for k, v in terms.items()}

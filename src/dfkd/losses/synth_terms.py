@@ -100,29 +100,28 @@ def l2_term(ctx: StepContext, reduction: str = "mean") -> torch.Tensor:
 
 @register_term("bn_stats", phase="synth", needs=("teacher_bn",))
 def bn_stats_term(
-    ctx: StepContext, first_multiplier: float = 1.0, kind: str = "l2", layers: str = "sum"
+    ctx: StepContext, first_multiplier: float = 1.0, kind: str = "l2"
 ) -> torch.Tensor:
-    """Batch statistics at every teacher BatchNorm layer against its running statistics,
-    summed over the layers (``layers: mean``: their mean)."""
+    """Batch statistics at every teacher BatchNorm layer against its running statistics."""
     bn, refs = ctx.taps.get("bn"), ctx.taps.get("bn_refs")
     if not bn:
         raise DfkdError(
             "term 'bn_stats' needs a teacher with BatchNorm layers; for a teacher "
             "without BatchNorm use a statistics file (dfkd stats collect)"
         )
-    return bn_stat_loss(list(bn.values()), list(refs.values()), first_multiplier, kind, layers)
+    return bn_stat_loss(list(bn.values()), list(refs.values()), first_multiplier, kind)
 
 
 @register_term("feature_stats", phase="synth", needs=("teacher_layers",))
 def feature_stats_term(
-    ctx: StepContext, first_multiplier: float = 1.0, kind: str = "l2", layers: str = "sum"
+    ctx: StepContext, first_multiplier: float = 1.0, kind: str = "l2"
 ) -> torch.Tensor:
     """Channel statistics of the tapped teacher layers against a statistics file (statistical
     feature matching for teachers with or without BatchNorm)."""
     stats, outs = ctx.taps["stats"], ctx.taps["outputs"]
     batch = [channel_stats(outs[n]) for n in stats.layers]
     refs = [(stats.mean[n].to(ctx.x.device), stats.var[n].to(ctx.x.device)) for n in stats.layers]
-    return bn_stat_loss(batch, refs, first_multiplier, kind, layers)
+    return bn_stat_loss(batch, refs, first_multiplier, kind)
 
 
 @register_term("spectral_stats", phase="synth", needs=("teacher_layers",))
@@ -159,7 +158,6 @@ def stat_match_term(
     ctx: StepContext,
     first_multiplier: float = 1.0,
     kind: str = "auto",
-    layers: str = "sum",
     without: str = "priors",
 ) -> torch.Tensor:
     """Statistical feature matching: the statistics file's layers when the run has one, else the
@@ -169,9 +167,8 @@ def stat_match_term(
     KL on a statistics file, whose layers keep the teacher's own activation scale (tens to
     hundreds of L2 units per step on the zoo's BN-free teachers, against 1-25 with BatchNorm),
     and L2 on BatchNorm running statistics, where the presets' weights were measured (the
-    default; ``benchmarks/explore/zoo.jsonl``, cases ``*-kl``). ``layers``: ``"sum"`` over
-    the layers (the papers') or their ``"mean"``. ``without``: the term's form for a teacher
-    with neither (:func:`statistics_free`).
+    default; ``benchmarks/explore/zoo.jsonl``, cases ``*-kl``). ``without``: the term's form
+    for a teacher with neither (:func:`statistics_free`).
     """
     with_file = ctx.taps.get("stats") is not None
     if not with_file and not ctx.taps.get("bn"):
@@ -179,8 +176,8 @@ def stat_match_term(
     if kind == "auto":
         kind = "kl" if with_file else "l2"
     if with_file:
-        return feature_stats_term(ctx, first_multiplier, kind, layers)
-    return bn_stats_term(ctx, first_multiplier, kind, layers)
+        return feature_stats_term(ctx, first_multiplier, kind)
+    return bn_stats_term(ctx, first_multiplier, kind)
 
 
 @register_term("smoothness", phase="synth")
