@@ -37,7 +37,7 @@ def bn_stat_loss(
 ) -> torch.Tensor:
     """Sum over layers of :func:`bn_stat_distance`, the first layer weighted by
     ``first_multiplier`` (DeepInversion uses 10). A sum, as every public implementation: the
-    mean over layers measured worse on three zoo teachers (docs/methods.md, "What the synthesis
+    mean over layers helped on none of four zoo teachers (docs/methods.md, "What the synthesis
     makes, measured")."""
     if len(stats) != len(refs) or not stats:
         raise ValueError(f"bn_stat_loss: {len(stats)} batch statistics for {len(refs)} references")
