@@ -71,8 +71,9 @@ def test_every_method_runs_on_a_teacher_without_bn_or_statistics(
                      overrides=["rounds=1"], progress=False)  # fmt: skip
     assert m["completed"] and m["steps"] > 0
     if "stat_match" in dfkd.resolve_config(method, "digits").synth_terms:
-        assert m["statistics"]["form"] == "priors", m.get("statistics")
+        assert m["statistics"]["form"] == "none", m.get("statistics")
         assert "no BatchNorm and no --stats" in m["statistics"]["why"]
+        assert "synth/stat_match" not in m["loss_terms"]  # left out, not matched to anything
         saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
         assert saved["statistics"] == m["statistics"]
     else:
@@ -98,7 +99,7 @@ def test_describe_says_what_the_statistics_term_matches(nobn_teacher: Path, teac
                                                         capsys) -> None:  # fmt: skip
     from dfkd.cli import main
 
-    for teacher, said in ((nobn_teacher, "statistics-free (priors)"),
+    for teacher, said in ((nobn_teacher, "none, the term left out"),
                           (teacher_dir, "BatchNorm running statistics")):  # fmt: skip
         assert main(["describe", "fast", "--teacher", str(teacher)]) == 0
         assert said in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """Measuring and steering synthesis: k-NN manifold precision/recall against a naive reference,
 the pool's classes (histogram, admission, deficit targets), a conditional meta generator that
-follows its targets, the run's synthesis record, and the statistics-free form."""
+follows its targets and the run's synthesis record."""
 
 from __future__ import annotations
 
@@ -208,24 +208,3 @@ def test_deepinversion_optimises_toward_given_targets(dataset: str) -> None:
     cfg = dfkd.resolve_config("deepinversion", dataset)
     assert "class_target" in cfg.synth_terms and "one_hot" not in cfg.synth_terms
     assert cfg.source.name == "pixels" and cfg.source.args["targets"] is True
-
-
-def test_statistics_free_priors_against_a_naive_reference() -> None:
-    from dfkd.losses.synth_terms import statistics_free
-
-    x = torch.randn(2, 1, 4, 5, generator=torch.Generator().manual_seed(4))
-    v = x[:, 0].tolist()
-    diffs = []
-    for b in range(2):
-        for i in range(4):
-            for j in range(5):
-                for di, dj in ((1, 0), (0, 1), (1, 1), (1, -1)):
-                    if 0 <= i + di < 4 and 0 <= j + dj < 5:
-                        diffs.append((di, dj, (v[b][i + di][j + dj] - v[b][i][j]) ** 2))
-    tv = sum(sum(d for a, c, d in diffs if (a, c) == k) / sum(1 for a, c, _ in diffs
-             if (a, c) == k) for k in ((1, 0), (0, 1), (1, 1), (1, -1)))  # fmt: skip
-    sq = sum(p * p for b in v for row in b for p in row) / x.numel()
-    assert float(statistics_free(x, "priors")) == pytest.approx(tv + sq, rel=1e-5)
-    assert float(statistics_free(x, "none")) == 0.0
-    with pytest.raises(Exception, match="without must be"):
-        statistics_free(x, "other")

@@ -51,8 +51,6 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "onehot-prior": (["source.args.targets=false", "synth_terms.class_target.weight=0.0",
                       "synth_terms.one_hot.weight=1.0"],
                      "deepinversion's earlier prior: the teacher's own argmax, no given targets"),
-    "without-none": (["synth_terms.stat_match.without=none"],
-                     "no BatchNorm, no statistics file: the statistics term dropped"),
     "deficit": (DEFICIT, "targets from the pool's deficit (nayer)"),
     "deficit-hit": (DEFICIT + HIT, "… and only hits join the pool (nayer)"),
 }  # fmt: skip

@@ -74,6 +74,8 @@ def assemble(cfg: RunConfig, teacher: nn.Module, student: nn.Module, data: Data)
     parts = build_parts(cfg)
     check_teacher(cfg, parts, teacher)
     parts.statistics = statistics_form(cfg, parts, teacher)
+    if parts.statistics is not None and parts.statistics["form"] == "none":
+        parts.synth_terms = without_statistics(cfg, parts.synth_terms)
     check_teacher_finite(teacher, data)
     parts.stats = load_run_stats(cfg, parts, teacher)
     parts.domains = DomainEval.build(
@@ -108,21 +110,32 @@ def check_teacher(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> None:
 
 def statistics_form(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> dict[str, str] | None:
     """What a statistics-matching term matches on this teacher, and why, in one line: the
-    ``--stats`` file, the BatchNorm running statistics, or (neither) its statistics-free form
-    (``stat_match``'s ``without``)."""
-    terms = [t for t in parts.synth_terms if "teacher_stats" in t.needs]
-    if not terms:
+    ``--stats`` file, the BatchNorm running statistics, or — neither — nothing: the run's
+    statistics-free form leaves the term out and synthesises with the method's other terms
+    (measured against image priors in its place: docs/methods.md, "Teachers dfkd did not
+    train")."""
+    if not any("teacher_stats" in t.needs for t in parts.synth_terms):
         return None
     if cfg.stats:
         return {"form": "file", "why": f"the statistics file {cfg.stats}"}
     if bn_layers(teacher):
         return {"form": "batchnorm", "why": "the teacher's BatchNorm running statistics"}
-    form = str(terms[0].kwargs.get("without", "priors"))
     return {
-        "form": form,
-        "why": f"statistics-free ({form}): the teacher has no BatchNorm and no "
-        "--stats file was given (dfkd stats collect makes one)",
+        "form": "none",
+        "why": "none, the term left out: the teacher has no BatchNorm and "
+        "no --stats file was given (dfkd stats collect makes one)",
     }
+
+
+def without_statistics(cfg: RunConfig, terms: list[BoundTerm]) -> list[BoundTerm]:
+    """``terms`` less those that match statistics; an error when nothing would be left."""
+    kept = [t for t in terms if "teacher_stats" not in t.needs]
+    if cfg.g_steps > 0 and not kept:
+        raise ConfigError(
+            "the teacher has no BatchNorm and no --stats file was given, and the synthesis "
+            "terms match nothing else; give a statistics file or add a term (e.g. class_target)"
+        )
+    return kept
 
 
 def load_run_stats(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> TeacherStats | None:

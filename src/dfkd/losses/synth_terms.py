@@ -137,28 +137,11 @@ def spectral_stats_term(ctx: StepContext) -> torch.Tensor:
     return sum(spectral_stat_loss(outs[n], stats.spectrum[n]) for n in layers)  # type: ignore[return-value]
 
 
-#: what ``stat_match`` becomes for a teacher with neither BatchNorm nor a statistics file
-STATISTICS_FREE = ("priors", "none")
-
-
-def statistics_free(x: torch.Tensor, form: str) -> torch.Tensor:
-    """The statistics term of a run that has no statistics: ``"priors"``, image priors that any
-    natural image meets (the mean squared neighbour difference, total variation, plus the mean
-    squared pixel of the normalised image, whose data mean and variance are 0 and 1), or
-    ``"none"`` (0: the method's other terms alone)."""
-    if form == "none":
-        return x.sum() * 0.0
-    if form == "priors":
-        return total_variation(x, 2, "mean") + x.float().pow(2).mean()
-    raise DfkdError(f"term 'stat_match': without must be one of {STATISTICS_FREE}, got '{form}'")
-
-
 @register_term("stat_match", phase="synth", needs=("teacher_stats",))
 def stat_match_term(
     ctx: StepContext,
     first_multiplier: float = 1.0,
     kind: str = "auto",
-    without: str = "priors",
 ) -> torch.Tensor:
     """Statistical feature matching: the statistics file's layers when the run has one, else the
     teacher's BatchNorm running statistics.
@@ -167,12 +150,10 @@ def stat_match_term(
     KL on a statistics file, whose layers keep the teacher's own activation scale (tens to
     hundreds of L2 units per step on the zoo's BN-free teachers, against 1-25 with BatchNorm),
     and L2 on BatchNorm running statistics, where the presets' weights were measured (the
-    default; ``benchmarks/explore/zoo.jsonl``, cases ``*-kl``). ``without``: the term's form
-    for a teacher with neither (:func:`statistics_free`).
+    default; ``benchmarks/explore/zoo.jsonl``, cases ``*-kl``). On a teacher with neither, a
+    run leaves the term out (:func:`dfkd.engine.parts.statistics_form`).
     """
     with_file = ctx.taps.get("stats") is not None
-    if not with_file and not ctx.taps.get("bn"):
-        return statistics_free(ctx.x, without)
     if kind == "auto":
         kind = "kl" if with_file else "l2"
     if with_file:

@@ -13,10 +13,10 @@ from ..data.augment import shift_flip
 from ..errors import ConfigError
 from ..models import create_generator
 from .assign import TARGET_RULES, balanced_targets
-from .bank import MemoryBank, pool_metrics, replay, replay_mix_option, replay_targets_option
+from .bank import MemoryBank, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, mean_gradients, register_source
 from .keep import KeepBest
-from .pool import add_to_pool, admit_option, class_pool_metrics, deficit_targets
+from .pool import PoolReadout, add_to_pool, admit_option, deficit_targets
 
 META_RULES = ("reptile", "fomaml", "reset")
 KEEP = ("best", "last")
@@ -56,7 +56,7 @@ def reptile_direction(meta: nn.Module, fast: nn.Module) -> list[torch.Tensor]:
 
 
 @register_source("meta_generator")
-class MetaGeneratorSource(Source):
+class MetaGeneratorSource(PoolReadout, Source):
     """A meta generator ``θ``. Each round starts a *fast* copy ``φ ← θ`` and fresh learnable
     latent codes ``z``, adapts both on the synthesis terms for the round's ``g_steps`` (Adam),
     then updates ``θ`` from that adaptation and adds the round's batch to a data pool that the
@@ -287,15 +287,7 @@ class MetaGeneratorSource(Source):
 
     def round_end(self, round_index: int) -> dict[str, float]:
         self._finish()
-        log, self._round_log = self._round_log, {}
-        return {**pool_metrics(self.bank), **class_pool_metrics(self.bank, self.num_classes),
-                **log}  # fmt: skip
-
-    def pool_images(self, n: int) -> torch.Tensor | None:
-        return self.bank.newest(n) if len(self.bank) else None
-
-    def pool_histogram(self) -> torch.Tensor | None:
-        return self.bank.class_histogram(self.num_classes)
+        return self.pool_log()
 
     @torch.no_grad()
     def sample(self, batch_size: int) -> Batch:

@@ -13,10 +13,10 @@ from ..data.augment import shift_flip
 from ..errors import ConfigError
 from ..io.files import load_tensors
 from ..models import create_generator
-from .bank import MemoryBank, pool_metrics, replay, replay_mix_option, replay_targets_option
+from .bank import MemoryBank, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, mean_gradients, register_source
 from .keep import KeepBest
-from .pool import add_to_pool, admit_option, class_pool_metrics, deficit_targets, interleave
+from .pool import PoolReadout, add_to_pool, admit_option, deficit_targets, interleave
 
 EMBEDDINGS = ("orthogonal", "onehot", "learnable")
 #: how a round's target classes are chosen: every class in turn (NAYER), or the classes the
@@ -78,7 +78,7 @@ def noisy_codes(
 
 
 @register_source("noisy_generator")
-class NoisyGeneratorSource(Source):
+class NoisyGeneratorSource(PoolReadout, Source):
     """A generator ``G`` kept across batches (re-initialised every ``g_life`` rounds). Each
     round draws balanced class targets and fresh *noisy layers* (one linear map per ``chunk``
     samples, weights N(0, 1), bias 0) between the batch-normalised class embeddings and ``G``;
@@ -250,15 +250,7 @@ class NoisyGeneratorSource(Source):
 
     def round_end(self, round_index: int) -> dict[str, float]:
         self._finish()
-        log, self._round_log = self._round_log, {}
-        return {**pool_metrics(self.bank), **class_pool_metrics(self.bank, self.num_classes),
-                **log}  # fmt: skip
-
-    def pool_images(self, n: int) -> torch.Tensor | None:
-        return self.bank.newest(n) if len(self.bank) else None
-
-    def pool_histogram(self) -> torch.Tensor | None:
-        return self.bank.class_histogram(self.num_classes)
+        return self.pool_log()
 
     @torch.no_grad()
     def sample(self, batch_size: int) -> Batch:

@@ -10,11 +10,11 @@ import torch
 from ..errors import ConfigError
 from .bank import MemoryBank, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, register_source
-from .pool import add_to_pool, class_pool_metrics
+from .pool import PoolReadout, add_to_pool, class_pool_metrics
 
 
 @register_source("pixels")
-class PixelInversion(Source):
+class PixelInversion(PoolReadout, Source):
     """Optimises a fresh batch of pixels for the ``g_steps`` of each round; at the end of the
     round the batch (clipped to the data range) joins a memory bank.
 
@@ -134,12 +134,6 @@ class PixelInversion(Source):
         log, self._round_log = self._round_log, {}
         return {"bank_size": float(len(self.bank)),
                 **class_pool_metrics(self.bank, self.num_classes), **log}  # fmt: skip
-
-    def pool_images(self, n: int) -> torch.Tensor | None:
-        return self.bank.newest(n) if len(self.bank) else None
-
-    def pool_histogram(self) -> torch.Tensor | None:
-        return self.bank.class_histogram(self.num_classes)
 
     def sample(self, batch_size: int) -> Batch:
         self._finish()

@@ -10,7 +10,7 @@ import torch
 
 from ..errors import ConfigError
 from ..evaluation.metrics import class_balance, class_coverage
-from .bank import MemoryBank
+from .bank import MemoryBank, pool_metrics
 
 #: which images of a round join the pool: all of them, or those the teacher assigns to the
 #: target they were made for (images of a source without targets are always all admitted)
@@ -90,3 +90,26 @@ def class_pool_metrics(bank: MemoryBank, num_classes: int) -> dict[str, float]:
     shares = (hist / hist.sum()).tolist()
     covered = num_classes - len(class_coverage(shares))
     return {"pool_coverage": covered / num_classes, "pool_balance": class_balance(shares)}
+
+
+class PoolReadout:
+    """What a source with a data pool (``self.bank``, ``self.num_classes``, and the log of its
+    last :func:`add_to_pool` in ``self._round_log``) tells of it: the round's log, and the
+    newest images and class histogram the run's synthesis probe reads."""
+
+    bank: MemoryBank
+    num_classes: int
+    _round_log: dict[str, float]
+
+    def pool_log(self) -> dict[str, float]:
+        """The pool's size, age, class coverage and balance, and the last round's hit rate and
+        admitted share (each reported once)."""
+        log, self._round_log = self._round_log, {}
+        return {**pool_metrics(self.bank), **class_pool_metrics(self.bank, self.num_classes),
+                **log}  # fmt: skip
+
+    def pool_images(self, n: int) -> torch.Tensor | None:
+        return self.bank.newest(n) if len(self.bank) else None
+
+    def pool_histogram(self) -> torch.Tensor | None:
+        return self.bank.class_histogram(self.num_classes)
