@@ -43,20 +43,26 @@ VARIANTS: dict[str, list[str]] = {
 }  # fmt: skip
 
 
-def cell_path(out: Path, dataset: str, teacher: str, method: str, variant: str, budget: str):
-    return out / dataset / teacher / f"{method}-{variant}-{budget}.json"
+def cell_path(out: Path, dataset: str, teacher: str, method: str, variant: str, budget: str,
+              seed: int = 0) -> Path:  # fmt: skip
+    """Where a cell's row is kept (seed 0 has no suffix)."""
+    return (
+        out / dataset / teacher / f"{method}-{variant}-{budget}{f'-s{seed}' if seed else ''}.json"
+    )
 
 
 def run_cell(args: argparse.Namespace, dataset: str, teacher_name: str, variant: str) -> dict:
     """Distil one zoo teacher with one variant; the row of the results table."""
     teacher = zoo_teacher(teacher_name, dataset, Path(args.zoo))
-    out = Path(args.out) / dataset / teacher_name / f"{args.method}-{variant}-{args.time_budget}"
+    out = cell_path(Path(args.out), dataset, teacher_name, args.method, variant,
+                    args.time_budget, args.seed).with_suffix("")  # fmt: skip
     t0 = time.perf_counter()
     m = dfkd.distill(teacher, STUDENT, args.method, dataset, out=out, overwrite=True,
                      overrides=VARIANTS[variant], time_budget=args.time_budget,
-                     progress=False)  # fmt: skip
+                     seed=args.seed, progress=False)  # fmt: skip
     return {
         "dataset": dataset, "teacher": teacher_name, "method": args.method, "variant": variant,
+        "seed": args.seed,
         "overrides": VARIANTS[variant], "time_budget": args.time_budget,
         "command": " ".join(["python benchmarks/synthesis.py", *sys.argv[1:]]),
         "threads": torch.get_num_threads(), "call_s": time.perf_counter() - t0,
@@ -105,13 +111,13 @@ def markdown(doc: dict) -> str:
     )
     for ds, cells in doc["rows"].items():
         lines += [f"## {ds}", "",
-                  "| teacher | method | variant | budget | % of teacher | last5 % | hit "
+                  "| teacher | method | variant | budget | seed | % of teacher | last5 % | hit "
                   "| coverage | precision | recall | worst class (× teacher) | rounds | call s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for c in cells:
             lines.append(
                 f"| {c['teacher']} | {c['method']} | {c['variant']} | {c['time_budget']} "
-                f"| {c['percent_of_teacher']:.1f} | {pct(c['acc_last5'])} "
+                f"| {c.get('seed', 0)} | {c['percent_of_teacher']:.1f} | {pct(c['acc_last5'])} "
                 f"| {_f(c['synth_hit_rate'])} | {_f(c['pool_coverage'])} "
                 f"| {_f(c['synth_precision'])} | {_f(c['synth_recall'])} "
                 f"| {c['worst_class']} ({c['worst_class_ratio']:.2f}) | {c['rounds']} "
@@ -119,12 +125,12 @@ def markdown(doc: dict) -> str:
             )
         lines += ["", "Per class: student accuracy as a share of the teacher's on the class "
                   "(the pool's share of the class in brackets).", "",
-                  "| teacher | variant | budget | " + " | ".join(
+                  "| teacher | variant | budget | seed | " + " | ".join(
                       str(k) for k in range(len(cells[0]["class_accuracy"]))) + " |",
-                  "|---|---|---|" + "---|" * len(cells[0]["class_accuracy"])]  # fmt: skip
+                  "|---|---|---|---|" + "---|" * len(cells[0]["class_accuracy"])]  # fmt: skip
         for c in cells:
-            lines.append(f"| {c['teacher']} | {c['variant']} | {c['time_budget']} | "
-                         + " | ".join(per_class(c)) + " |")  # fmt: skip
+            lines.append(f"| {c['teacher']} | {c['variant']} | {c['time_budget']} "
+                         f"| {c.get('seed', 0)} | " + " | ".join(per_class(c)) + " |")  # fmt: skip
         lines.append("")
         if (Path(__file__).parent / "results" / f"synthesis_{ds}.svg").exists():
             lines += [f"![{ds}](synthesis_{ds}.svg)", ""]
@@ -149,7 +155,7 @@ def plot(cells: list[dict], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     for c in cells:
-        label = f"{c['teacher']} {c['variant']} {c['time_budget']}"
+        label = f"{c['teacher']} {c['variant']} {c['time_budget']} s{c.get('seed', 0)}"
         pts = [(r["wall_s"], r["student_accuracy"], r["synth_recall"]) for r in c["curve"]]
         t = [p[0] for p in pts]
         axes[0].plot(t, [100 * p[1] for p in pts], marker=".", label=label)
@@ -166,18 +172,22 @@ def plot(cells: list[dict], path: Path) -> None:
 def rank(c: dict) -> tuple:
     """A row's place: zoo order, then method, budget and variant."""
     order = TEACHERS.index(c["teacher"]) if c["teacher"] in TEACHERS else len(TEACHERS)
-    return order, c["method"], c["time_budget"], c["variant"]
+    return order, c["method"], c["time_budget"], c.get("seed", 0), c["variant"]
+
+
+def cell_key(c: dict) -> tuple:
+    """What makes a row one cell: teacher, method, variant, budget and seed."""
+    return c["teacher"], c["method"], c["variant"], c["time_budget"], c.get("seed", 0)
 
 
 def collect(out: Path, committed: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """Every row, per dataset (the rows under ``out`` over the committed ones)."""
     rows: dict[str, list[dict]] = {}
     for ds in DATASETS:
-        key = lambda c: (c["teacher"], c["method"], c["variant"], c["time_budget"])  # noqa: E731
-        cells = {key(c): c for c in committed.get(ds, [])}
+        cells = {cell_key(c): c for c in committed.get(ds, [])}
         for p in (out / ds).glob("*/*.json"):
             c = json.loads(p.read_text())
-            cells[key(c)] = c
+            cells[cell_key(c)] = c
         if cells:
             rows[ds] = sorted(cells.values(), key=rank)
     return rows
@@ -190,6 +200,7 @@ def main() -> None:
     ap.add_argument("--method", default="fast")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--time-budget", default="10m")
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rerun", action="store_true", help="run cells that already have a row")
     ap.add_argument("--publish-only", action="store_true", help="rebuild the tables, run nothing")
     ap.add_argument("--zoo", default="runs/zoo")
@@ -201,7 +212,7 @@ def main() -> None:
         for teacher in args.teachers:
             for variant in args.variants:
                 path = cell_path(Path(args.out), ds, teacher, args.method, variant,
-                                 args.time_budget)  # fmt: skip
+                                 args.time_budget, args.seed)  # fmt: skip
                 if path.exists() and not args.rerun:
                     continue
                 cell = run_cell(args, ds, teacher, variant)
