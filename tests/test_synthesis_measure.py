@@ -16,7 +16,13 @@ import dfkd
 from dfkd.errors import ConfigError
 from dfkd.evaluation.manifold import class_precision_recall, knn_radii, precision_recall
 from dfkd.sources import MemoryBank, MetaGeneratorSource, NoisyGeneratorSource
-from dfkd.sources.pool import add_to_pool, class_pool_metrics, deficit_targets, interleave
+from dfkd.sources.pool import (
+    add_to_pool,
+    class_pool_metrics,
+    deficit_targets,
+    interleave,
+    read_log,
+)
 
 from .conftest import digits_env
 
@@ -92,11 +98,14 @@ def test_add_to_pool_admits_hits_and_reports_the_hit_rate() -> None:
     def classify(v: torch.Tensor) -> torch.Tensor:
         return v.view(-1).long() % 2  # classes 0 1 0 1
 
-    log = add_to_pool(bank, x, classify, torch.tensor([0, 0, 0, 0]), admit="hit")
+    log = read_log(add_to_pool(bank, x, classify, torch.tensor([0, 0, 0, 0]), admit="hit"))
     assert log == {"pool_admitted": 0.5, "synth_hit_rate": 0.5}
     assert sorted(bank.data[: len(bank)].view(-1).tolist()) == [0.0, 2.0]
-    log = add_to_pool(bank, x, classify, None, admit="hit")  # no targets: everything joins
+    log = read_log(add_to_pool(bank, x, classify, None, admit="hit"))  # no targets: all join
     assert log == {"pool_admitted": 1.0} and len(bank) == 6
+    adds = bank.adds
+    add_to_pool(bank, x, classify, torch.tensor([5, 5, 5, 5]), admit="hit")  # nothing hits
+    assert len(bank) == 6 and bank.adds == adds  # an empty batch is not a batch
     assert bank.class_histogram(2).tolist() == [4, 2]
     assert class_pool_metrics(bank, 2)["pool_coverage"] == 1.0
 

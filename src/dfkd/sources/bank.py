@@ -53,6 +53,8 @@ class MemoryBank:
         """Append a batch (detached, moved to the CPU), with its labels when the bank has a
         ``label`` and each sample's class when ``classes`` is given."""
         x = x.detach()[-self.capacity :]
+        if len(x) == 0:  # e.g. no image of the round was admitted
+            return
         if self.label is not None:
             with torch.no_grad():
                 logits = self.label(x).detach().float().to("cpu")

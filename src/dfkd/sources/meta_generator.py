@@ -177,7 +177,7 @@ class MetaGeneratorSource(PoolReadout, Source):
         self.teacher = env.teacher
         label = env.teacher if self.replay_targets == "cached" else None
         self.bank = MemoryBank(self.bank_capacity, self.replay_max_age, label)
-        self._round_log: dict[str, float] = {}
+        self._round_log: dict[str, torch.Tensor] = {}
         self._reset_round()
 
     def _reset_round(self) -> None:

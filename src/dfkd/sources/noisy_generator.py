@@ -170,7 +170,7 @@ class NoisyGeneratorSource(PoolReadout, Source):
         label = env.teacher if self.replay_targets == "cached" else None
         self.bank = MemoryBank(self.bank_capacity, self.replay_max_age, label)
         self.teacher = env.teacher
-        self._round_log: dict[str, float] = {}
+        self._round_log: dict[str, torch.Tensor] = {}
         self.round = 0
         self.net = self._new_generator()
         self._reset_round()

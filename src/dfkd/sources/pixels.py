@@ -10,7 +10,7 @@ import torch
 from ..errors import ConfigError
 from .bank import MemoryBank, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, register_source
-from .pool import PoolReadout, add_to_pool, class_pool_metrics
+from .pool import PoolReadout, add_to_pool, class_pool_metrics, read_log
 
 
 @register_source("pixels")
@@ -81,7 +81,7 @@ class PixelInversion(PoolReadout, Source):
         label = env.teacher if self.replay_targets == "cached" else None
         self.bank = MemoryBank(self.bank_capacity, label=label)
         self.teacher, self.num_classes = env.teacher, env.data.num_classes
-        self._round_log: dict[str, float] = {}
+        self._round_log: dict[str, torch.Tensor] = {}
         self.pixels: torch.Tensor | None = None
         self.steps_on_batch = 0
         n = self.shape[0]
@@ -133,7 +133,7 @@ class PixelInversion(PoolReadout, Source):
         self._finish()
         log, self._round_log = self._round_log, {}
         return {"bank_size": float(len(self.bank)),
-                **class_pool_metrics(self.bank, self.num_classes), **log}  # fmt: skip
+                **class_pool_metrics(self.bank, self.num_classes), **read_log(log)}  # fmt: skip
 
     def sample(self, batch_size: int) -> Batch:
         self._finish()

@@ -37,21 +37,29 @@ def add_to_pool(
     classify: Callable[[torch.Tensor], torch.Tensor],
     targets: torch.Tensor | None,
     admit: str = "all",
-) -> dict[str, float]:
+) -> dict[str, torch.Tensor]:
     """Add a round's images to ``bank`` with their classes (``classify``: the teacher's argmax),
-    only those that hit their target when ``admit`` is ``"hit"``. Returns the round's log: the
-    share of images that hit their target (when there are targets) and the share admitted."""
+    only those that hit their target when ``admit`` is ``"hit"``. Returns the round's log as
+    0-d tensors, read back once at the round's end (a step reads nothing): the share of images
+    that hit their target (when there are targets) and the share admitted."""
     with torch.no_grad():
         classes = classify(x.detach())
     hit = hits(classes, targets)
-    keep = hit if admit == "hit" else torch.ones_like(hit)
-    n_keep = int(keep.sum())
-    if n_keep:
-        bank.add(x[keep], classes[keep])
-    log = {"pool_admitted": n_keep / max(1, len(x))}
+    if admit == "hit":
+        bank.add(x[hit], classes[hit])
+        admitted = hit.float().mean()
+    else:
+        bank.add(x, classes)
+        admitted = torch.ones(())
+    log = {"pool_admitted": admitted}
     if targets is not None:
-        log["synth_hit_rate"] = float(hit.float().mean())
+        log["synth_hit_rate"] = hit.float().mean()
     return log
+
+
+def read_log(log: dict[str, torch.Tensor]) -> dict[str, float]:
+    """A round's pool log as numbers (at the round's end)."""
+    return {k: float(v) for k, v in log.items()}
 
 
 def deficit_targets(histogram: torch.Tensor, n: int) -> torch.Tensor:
@@ -99,14 +107,14 @@ class PoolReadout:
 
     bank: MemoryBank
     num_classes: int
-    _round_log: dict[str, float]
+    _round_log: dict[str, torch.Tensor]
 
     def pool_log(self) -> dict[str, float]:
         """The pool's size, age, class coverage and balance, and the last round's hit rate and
         admitted share (each reported once)."""
         log, self._round_log = self._round_log, {}
         return {**pool_metrics(self.bank), **class_pool_metrics(self.bank, self.num_classes),
-                **log}  # fmt: skip
+                **read_log(log)}  # fmt: skip
 
     def pool_images(self, n: int) -> torch.Tensor | None:
         return self.bank.newest(n) if len(self.bank) else None
