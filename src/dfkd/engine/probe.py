@@ -52,13 +52,19 @@ class SynthesisProbe:
         and its classes of ``x`` (in the networks' normalisation), on the CPU in float32."""
         feats, classes = [], []
         for chunk in x.split(250):
-            chunk = chunk.to(self.device)
-            with Taps(self.teacher, inputs=[self.layer] if self.layer else []) as taps:
-                logits = self.teacher(chunk)
-            f = taps.inputs[self.layer] if self.layer else logits
+            f, logits = self._tapped(chunk.to(self.device))
             feats.append(f.flatten(1).float().cpu())
             classes.append(logits.argmax(1).cpu())
         return torch.cat(feats), torch.cat(classes)
+
+    def _tapped(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The teacher's features and logits of one chunk, run eagerly: through ``_call_impl``,
+        the module call that runs hooks, which a teacher compiled in place (``speed.compile``)
+        would route past (its compiled graph neither calls a hook added later nor should be
+        retraced for a measurement)."""
+        with Taps(self.teacher, inputs=[self.layer] if self.layer else []) as taps:
+            logits = self.teacher._call_impl(x)
+        return (taps.inputs[self.layer] if self.layer else logits), logits
 
     def measure(self, source: Source) -> dict[str, Any]:
         """Precision and recall of the source's pool (empty when it has none yet)."""
