@@ -23,7 +23,7 @@ PROBE_SIZE = 1000
 @dataclass
 class SynthesisProbe:
     """The teacher's features of the first :data:`PROBE_SIZE` test images, kept to measure the
-    pool against."""
+    pool against (the run's teacher: frozen, in eval mode)."""
 
     teacher: nn.Module
     to_model: InputMap
@@ -71,10 +71,7 @@ class SynthesisProbe:
         images = source.pool_images(PROBE_SIZE)
         if images is None or len(images) == 0:
             return {}
-        was = self.teacher.training
-        self.teacher.eval()
         fake, fake_classes = self.features(self.to_model(images.to(self.device)))
-        self.teacher.train(was)
         precision, recall = precision_recall(self.real, fake)
         per_class = class_precision_recall(self.real, self.real_classes, fake, fake_classes,
                                            self.num_classes)  # fmt: skip

@@ -270,10 +270,6 @@ class MetaGeneratorSource(PoolReadout, Source):
                                       self.admit)  # fmt: skip
         self._reset_round()
 
-    def _classify(self, x: torch.Tensor) -> torch.Tensor:
-        """The teacher's class of each image."""
-        return self.teacher(x).argmax(1)
-
     def _meta_step(self) -> None:
         """Move ``θ`` by the round's meta-gradient (the ranks' mean under DDP)."""
         assert self.fast is not None

@@ -240,8 +240,7 @@ class NoisyGeneratorSource(PoolReadout, Source):
         """End the round's synthesis: pool its batch; re-initialise ``G`` when its life ends."""
         if self.noise is None or self.kept.best is None:
             return
-        self._round_log = add_to_pool(self.bank, self.kept.best,
-                                      lambda x: self.teacher(x).argmax(1), self.targets,
+        self._round_log = add_to_pool(self.bank, self.kept.best, self._classify, self.targets,
                                       self.admit)  # fmt: skip
         self._reset_round()
         self.round += 1

@@ -125,8 +125,8 @@ class PixelInversion(PoolReadout, Source):
         """Move the batch being optimised into the bank (synthesis for this round is over)."""
         if self.pixels is not None and self.steps_on_batch > 0:
             targets = self.targets if self.has_targets else None
-            self._round_log = add_to_pool(self.bank, self.pixels.detach(),
-                                          lambda x: self.teacher(x).argmax(1), targets)  # fmt: skip
+            self._round_log = add_to_pool(self.bank, self.pixels.detach(), self._classify,
+                                          targets)  # fmt: skip
             self.pixels = None
 
     def round_end(self, round_index: int) -> dict[str, float]:

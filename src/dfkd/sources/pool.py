@@ -101,13 +101,19 @@ def class_pool_metrics(bank: MemoryBank, num_classes: int) -> dict[str, float]:
 
 
 class PoolReadout:
-    """What a source with a data pool (``self.bank``, ``self.num_classes``, and the log of its
-    last :func:`add_to_pool` in ``self._round_log``) tells of it: the round's log, and the
-    newest images and class histogram the run's synthesis probe reads."""
+    """What a source with a data pool (``self.bank``, ``self.num_classes``, ``self.teacher``,
+    and the log of its last :func:`add_to_pool` in ``self._round_log``) tells of it: each
+    image's class, the round's log, and the newest images and class histogram the run's
+    synthesis probe reads."""
 
     bank: MemoryBank
     num_classes: int
+    teacher: Callable[[torch.Tensor], torch.Tensor]
     _round_log: dict[str, torch.Tensor]
+
+    def _classify(self, x: torch.Tensor) -> torch.Tensor:
+        """The teacher's class of each image."""
+        return self.teacher(x).argmax(1)
 
     def pool_log(self) -> dict[str, float]:
         """The pool's size, age, class coverage and balance, and the last round's hit rate and
