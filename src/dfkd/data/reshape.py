@@ -10,7 +10,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..config import parse_spec
 from ..errors import ConfigError
 from .base import Data
 
@@ -92,12 +91,3 @@ def spec_name(name: str, options: dict[str, Any]) -> str:
         return "x".join(str(int(i)) for i in v) if isinstance(v, (list, tuple)) else str(v)
 
     return name + ":" + ",".join(f"{k}={fmt(options[k])}" for k in sorted(options))
-
-
-def preset_key(name: str, args: dict[str, Any] | None = None) -> str | None:
-    """The dataset name whose method presets apply to ``name`` (a spec) loaded with ``args``:
-    its registry name, or ``None`` (the method defaults, sized for 32×32 colour data) when
-    ``size``/``channels`` change its input space."""
-    base, options = parse_spec(name, "dataset")
-    options.update(args or {})
-    return None if any(k in options for k in ("size", "channels")) else base
