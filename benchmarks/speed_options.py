@@ -1,0 +1,139 @@
+"""What ``speed.compile`` (inductor) and ``speed.channels_last`` buy on this CPU: synthesis
+and student images per second of ``fast``, ``nayer`` and ``dfq`` with the zoo's MNIST-10k
+``lenet5``, ``vgg-bn`` and ``resnet-bn`` teachers (student ``lenet5_half``, the mnist10k
+presets, batch 128), each setting in a fresh process with an empty inductor cache.
+
+Each cell runs twice: ``--short`` rounds and ``--short + --long`` rounds; the steady rate is
+the difference of the two (what a long run gets), and ``first s`` is the short run's step time
+beyond that steady rate (compilation and warm-up: what every run pays once).
+
+    python benchmarks/speed_options.py [--methods fast nayer dfq] [--teachers ...]
+
+Writes ``benchmarks/results/speed_options.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from common import header, run_meta
+
+from dfkd.io.files import atomic_write_text
+
+SETTINGS = {
+    "plain": [],
+    "channels_last": ["speed.channels_last=true"],
+    "compile": ["speed.compile=true"],
+    "compile+channels_last": ["speed.compile=true", "speed.channels_last=true"],
+}
+BATCH = 128
+CHILD = """
+import json, sys
+sys.path.insert(0, "benchmarks")
+from pathlib import Path
+import dfkd
+from zoo import zoo_teacher
+method, teacher, rounds, g, k, batch, *over = sys.argv[1:]
+t = zoo_teacher(teacher, "mnist10k", Path("runs/zoo"))
+over = [f"rounds={rounds}", "warmup_rounds=0", f"g_steps={g}", f"kd_steps={k}",
+        f"batch_size={batch}", f"source.args.synth_batch_size={batch}",
+        f"eval_every={rounds}", f"checkpoint_every={rounds}", *over]
+m = dfkd.distill(t, method=method, dataset="mnist10k", overrides=over, progress=False)
+print(json.dumps({"synthesis_s": m["synthesis_s"], "distill_s": m["distill_s"]}))
+"""
+
+
+def child(method: str, teacher: str, rounds: int, g: int, k: int, over: list[str]) -> dict:
+    """One run in a fresh process (an empty inductor cache): its synthesis and student time."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+        cmd = [sys.executable, "-c", CHILD, method, teacher, str(rounds), str(g), str(k),
+               str(BATCH), *over]  # fmt: skip
+        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def cell(method: str, teacher: str, setting: str, args: argparse.Namespace) -> dict[str, Any]:
+    g, k = args.g_steps, args.kd_steps
+    a = child(method, teacher, args.short, g, k, SETTINGS[setting])
+    b = child(method, teacher, args.short + args.long, g, k, SETTINGS[setting])
+    synth = (b["synthesis_s"] - a["synthesis_s"]) / args.long
+    student = (b["distill_s"] - a["distill_s"]) / args.long
+    first = a["synthesis_s"] + a["distill_s"] - args.short * (synth + student)
+    return {"method": method, "teacher": teacher, "setting": setting, "g_steps": g,
+            "kd_steps": k, "synth_img_per_s": g * BATCH / synth if synth > 0 else None,
+            "student_img_per_s": k * BATCH / student if student > 0 else None,
+            "first_s": first}  # fmt: skip
+
+
+def markdown(doc: dict[str, Any]) -> list[str]:
+    lines = header("Compile and channels_last on this CPU", doc["meta"],
+                   f"Student `lenet5_half`, MNIST-10k presets, batch {BATCH}, "
+                   f"{doc['meta']['g_steps']} synthesis and {doc['meta']['kd_steps']} student "
+                   "steps a round; steady images/s (the difference of a "
+                   f"{doc['meta']['short']}- and a {doc['meta']['short'] + doc['meta']['long']}-"
+                   "round run, each a fresh process with an empty inductor cache), and the "
+                   "seconds the first rounds cost beyond that (compilation, warm-up). `×` = the "
+                   "round's time under `plain` over its time under the setting.")  # fmt: skip
+    lines += ["| method | teacher | setting | synth img/s | student img/s | round × plain "
+              "| first s |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in doc["rows"]:
+        base = next(p for p in doc["rows"] if p["method"] == r["method"]
+                    and p["teacher"] == r["teacher"] and p["setting"] == "plain")  # fmt: skip
+        lines.append(f"| {r['method']} | {r['teacher']} | {r['setting']} "
+                     f"| {_f(r['synth_img_per_s'])} | {_f(r['student_img_per_s'])} "
+                     f"| {_ratio(round_time(base), round_time(r))} "
+                     f"| {r['first_s']:.1f} |")  # fmt: skip
+    return lines
+
+
+def round_time(r: dict[str, Any]) -> float | None:
+    """Seconds of one steady round (``None`` where a rate is missing: noise over the steps)."""
+    parts = ((r["g_steps"], r["synth_img_per_s"]), (r["kd_steps"], r["student_img_per_s"]))
+    if any(n and not v for n, v in parts):
+        return None
+    return sum(n * BATCH / v for n, v in parts if n)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "–" if not a or not b else f"{a / b:.2f}"
+
+
+def _f(v: float | None) -> str:
+    return "–" if v is None else f"{v:.0f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", nargs="+", default=["fast", "nayer", "dfq"])
+    ap.add_argument("--teachers", nargs="+", default=["lenet5", "vgg-bn", "resnet-bn"])
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--short", type=int, default=2)
+    ap.add_argument("--long", type=int, default=6)
+    ap.add_argument("--g-steps", type=int, default=3)
+    ap.add_argument("--kd-steps", type=int, default=6)
+    ap.add_argument("--results", default=str(Path(__file__).parent / "results"))
+    args = ap.parse_args()
+    command = " ".join(["python benchmarks/speed_options.py", *sys.argv[1:]])
+    meta = run_meta(command, short=args.short, long=args.long, g_steps=args.g_steps,
+                    kd_steps=args.kd_steps)  # fmt: skip
+    doc: dict[str, Any] = {"meta": meta, "rows": []}
+    for method in args.methods:
+        for teacher in args.teachers:
+            for setting in args.settings:
+                doc["rows"].append(cell(method, teacher, setting, args))
+                print(json.dumps(doc["rows"][-1]), flush=True)
+    res = Path(args.results)
+    atomic_write_text(res / "speed_options.json", json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(res / "speed_options.md", "\n".join(markdown(doc)) + "\n")
+
+
+if __name__ == "__main__":
+    main()
