@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -288,6 +289,9 @@ def test_outputs_and_refusal_to_clobber(tmp_path: Path, teacher_dir: Path) -> No
     m = run_kd(teacher_dir, out=out, overrides=FAST)
     hist = m["synthetic_class_histogram"]
     assert len(hist) == 10 and abs(sum(hist) - 1) < 1e-6 and min(hist) > 0.05  # real digits
+    assert m["threads"] == torch.get_num_threads()
+    if "OMP_NUM_THREADS" not in os.environ:  # by default a run uses every core (up to 4 here)
+        assert m["threads"] >= min(4, len(os.sched_getaffinity(0)))
     assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for f in (
         "config.yaml",

@@ -173,6 +173,7 @@ class Reporter:
             "rounds": state.round,
             "steps": state.step,
             **{k: round(v, 3) for k, v in state.timers.items()},
+            "threads": torch.get_num_threads(),  # CPU threads of this process (OMP_NUM_THREADS)
             "loss_terms": state.last_terms,
             # teacher-predicted class shares of everything the student was distilled on
             "synthetic_class_histogram": shares,
