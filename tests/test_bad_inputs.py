@@ -228,6 +228,15 @@ def _distill_file_cases(f: dict[str, Path]) -> dict[str, tuple[list, str]]:
             [*d, "--out", f["empty"], "--resume"],
             "nothing to resume",
         ),
+        "distill: an --out under a file": ([*d, "--out", f["bad.yaml"] / "run"], "is a file"),
+        "distill: an --out that cannot be made": (
+            [*d, "--out", "/proc/dfkd-run"],
+            "cannot be written",
+        ),
+        "stats collect: an --out that cannot be made": (
+            ["stats", "collect", *t, "--dataset", "digits", "--out", "/proc/d/s.safetensors"],
+            "cannot be written",
+        ),
     }
 
 

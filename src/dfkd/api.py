@@ -38,6 +38,7 @@ from .io.cards import (
     load_weights,
     save_model,
 )
+from .io.files import check_writable
 from .io.runs import check_out_dir
 from .methods import METHODS
 from .models import create_model, is_factory_string
@@ -375,6 +376,8 @@ def collect_teacher_stats(
         )
     if out is not None and Path(out).exists() and not overwrite:
         raise DfkdError(f"'{out}' already exists; pass --overwrite to replace it")
+    if out is not None:
+        check_writable(Path(out).parent, "the statistics file's folder")
     data = load_dataset(dataset, data_root)
     model, data = load_checked(teacher, data, teacher_weights, "teacher")
     stats = collect_stats(model, data, layers, split=split, max_samples=max_samples)

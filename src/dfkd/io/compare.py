@@ -14,7 +14,7 @@ from typing import Any
 
 from ..config import safe_load
 from ..errors import DfkdError
-from .files import atomic_write_bytes, atomic_write_text, read_json
+from .files import atomic_write_bytes, atomic_write_text, check_writable, read_json
 
 COLUMNS = ("run", "method", "teacher", "status", "final %", "last-5 %", "% of teacher",
            "recall", "wall s", "steps")  # fmt: skip
@@ -132,6 +132,7 @@ def compare_runs(runs: list[str | Path], out: str | Path | None = None,
     existing = [str(p) for p in targets if p.exists()]
     if existing and not overwrite:
         raise DfkdError(f"{', '.join(existing)} exist(s); pass --overwrite or choose --out")
+    check_writable(folder)
     text = table(rows)
     png = plot(rows)
     atomic_write_text(targets[0], text + "\n")

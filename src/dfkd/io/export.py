@@ -22,6 +22,7 @@ from torch import nn
 
 from ..errors import DfkdError
 from .cards import card_normalization, card_path, load_card
+from .files import check_writable
 
 FORMATS = ("onnx", "torchscript")
 #: the largest |exported − PyTorch| an export may show on its check batch
@@ -129,6 +130,7 @@ def export_model(
     out = Path(out)
     if out.exists() and not overwrite:
         raise DfkdError(f"'{out}' exists; choose another --out or pass --overwrite")
+    check_writable(out.parent)
     cp = card_path(model_card)
     if cp is None:
         raise DfkdError(f"'{model_card}' is not a model card (.json) or a folder holding one")

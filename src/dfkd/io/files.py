@@ -20,6 +20,23 @@ _PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
+def check_writable(path: str | os.PathLike[str], what: str = "--out") -> Path:
+    """``path`` (a folder to be, or a file's) if a folder can be made there and written into;
+    else a one-line error. Probed with a temporary folder in the nearest existing ancestor,
+    removed at once: nothing is left behind."""
+    path = Path(path)
+    base = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not base.is_dir():
+        raise DfkdError(f"{what} '{path}' cannot be created: '{base}' is a file; choose another")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".dfkd-probe-", dir=base))
+    except OSError as e:
+        raise DfkdError(
+            f"{what} '{path}' cannot be written ({e.strerror or e}); choose another path"
+        ) from None
+    return path
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename, so readers never see a
     half-written file and an interrupted write leaves the old file intact."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DfkdError
-from .files import atomic_write_text
+from .files import atomic_write_text, check_writable
 
 RUN_MARKERS = (
     "config.yaml",
@@ -43,6 +43,7 @@ def check_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = Fa
         raise DfkdError(f"--out '{out}' is a file, not a folder; choose another path")
     if overwrite and resume:
         raise DfkdError("--overwrite and --resume exclude each other; choose one")
+    check_writable(out)
     found = existing_run_files(out)
     if resume:
         if "config.yaml" not in found:
