@@ -4,6 +4,7 @@ against naive transcriptions, and the scan on toy teachers whose shortcut is kno
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +123,13 @@ def test_scan_options_are_checked() -> None:
 def _plugin_env(teacher: nn.Module, student: nn.Module, classes: int) -> Any:
     from lightning_fabric import Fabric
 
+    from dfkd.engine.invert import inverted_probes
     from dfkd.sources import SourceEnv
 
-    return SourceEnv(fabric=Fabric(accelerator="cpu", devices=1), data=_space(classes),
-                     teacher=teacher, student=student, batch_size=8, seed=0)  # fmt: skip
+    fabric, space = Fabric(accelerator="cpu", devices=1), _space(classes)
+    invert = partial(inverted_probes, teacher, space, fabric=fabric)
+    return SourceEnv(fabric=fabric, data=space, teacher=teacher, student=student, batch_size=8,
+                     seed=0, invert=invert)  # fmt: skip
 
 
 def test_trigger_filter_finds_the_shortcut_and_uses_it() -> None:
@@ -261,13 +265,13 @@ def test_trigger_filter_with_the_blend_inversion_undoes_the_blend(
     inverted from the toy teacher)."""
     from dfkd.plugins.trigger_filter import TriggerFilter
     from dfkd.sources import Batch
-    from dfkd.teachers import audit
 
-    monkeypatch.setattr(audit, "inverted_probes", lambda *a, **k: _blend_probes())
     teacher = PatternTeacher(gain=3.0)
     plugin = TriggerFilter(mode="filter", probes=40, probe_steps=20, scan_steps=200,
                            inversion="blend")  # fmt: skip
-    plugin.setup(_plugin_env(teacher, nn.Linear(80, 11), 11))
+    env = _plugin_env(teacher, nn.Linear(80, 11), 11)
+    env.invert = lambda n, steps: _blend_probes()
+    plugin.setup(env)
     assert plugin.target == 10
     x = _blend_probes()[:8]
     blended = plugin.stamp(x)  # the recovered blend: the teacher answers the backdoor

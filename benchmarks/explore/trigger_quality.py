@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -30,10 +31,10 @@ from common import log_line
 
 from dfkd.api import load_checked
 from dfkd.data.base import load_dataset
+from dfkd.engine.invert import inverted_probes
 from dfkd.evaluation.domains import Trigger, from_pixels, to_pixels
 from dfkd.plugins.trigger_filter import TriggerFilter
 from dfkd.sources.base import SourceEnv
-from dfkd.teachers.audit import inverted_probes
 
 OUT = Path("runs/bench-backdoor")
 LOG = Path(__file__).with_suffix(".jsonl")
@@ -64,14 +65,14 @@ def measure(name: str, inversion: str, scan_steps: int = 300, real: bool = False
     from lightning_fabric import Fabric
 
     plug = TriggerFilter(mode="filter", inversion=inversion, scan_steps=scan_steps)
-    env = SourceEnv(fabric=Fabric(accelerator="cpu", devices=1), data=data, teacher=teacher,
-                    student=teacher, batch_size=64, seed=0)  # fmt: skip
+    fabric = Fabric(accelerator="cpu", devices=1)
+    invert = partial(inverted_probes, teacher, data, fabric=fabric)
+    env = SourceEnv(fabric=fabric, data=data, teacher=teacher, student=teacher, batch_size=64,
+                    seed=0, invert=invert)  # fmt: skip
     t0 = time.perf_counter()
     if real:  # scan from real training images of other classes in place of inverted probes
-        from dfkd.teachers import audit
-
         others = data.x_train[data.y_train != trigger.target][: plug.probes]
-        audit.inverted_probes = lambda *a, **k: others
+        env.invert = lambda n, steps: others
     plug.setup(env)
     mask = plug.mask
     region = trigger_region(trigger, data.input_shape)
@@ -79,7 +80,7 @@ def measure(name: str, inversion: str, scan_steps: int = 300, real: bool = False
     x = data.x_test[keep][:2000]
     px = to_pixels(x, data.mean, data.std)
     triggered = from_pixels(trigger.pixels(px), data.mean, data.std)
-    probes = inverted_probes(teacher, data, plug.probes, 0, plug.probe_steps)
+    probes = inverted_probes(teacher, data, plug.probes, plug.probe_steps)
     stamped = from_pixels(trigger.pixels(to_pixels(probes, data.mean, data.std)), data.mean,
                           data.std)  # fmt: skip
     return {

@@ -10,8 +10,6 @@ Quick start::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from .api import (
     collect_teacher_stats,
     distill,
@@ -21,6 +19,7 @@ from .api import (
     list_plugins,
     resolve_config,
 )
+from .audit import audit_teacher
 from .config import RunConfig
 from .data import Data, load_dataset, register_dataset
 from .errors import ConfigError, DfkdError
@@ -32,11 +31,11 @@ from .methods import Method, register_method
 from .models import create_generator, create_model, list_models, register_model
 from .plugins import Plugin, register_plugin
 from .sources import Batch, Source, register_source
-from .teachers.audit import audit_teacher
 from .teachers.imported import import_teacher
 from .teachers.nt import train_nt_teacher
 from .teachers.stats import TeacherStats
 from .teachers.train import train_teacher
+from .version import __version__
 
 __all__ = [
     "Batch",

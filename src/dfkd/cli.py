@@ -309,7 +309,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 
 def cmd_audit(a: argparse.Namespace) -> int:
-    from .teachers.audit import audit_teacher, format_report
+    from .audit import audit_teacher, format_report
     from .teachers.triggers import ScanConfig
 
     if a.trigger_png and Path(a.trigger_png).exists():
@@ -417,7 +417,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .version import __version__
 
     p = OneLineParser(prog="dfkd", description="Data-free knowledge distillation.")
     p.add_argument("--version", action="version", version=f"dfkd {__version__}")

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 
 from ..config import parse_spec
-from .base import DATASETS, Data, load_dataset
+from .base import DATASETS, Data
+from .load import load_dataset
 
 #: a dataset whose images correlate at least this much, on average, with their own mirror image
 #: counts as mirror-symmetric (measured on 512 training images: MNIST-10k 0.39, Fashion-MNIST

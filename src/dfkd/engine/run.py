@@ -8,6 +8,7 @@ import dataclasses
 import random
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from ..sources import SourceEnv
 from ..teachers.taps import Taps, last_linear
 from ..teachers.train import freeze
 from .budget import Pacer, size_run
+from .invert import inverted_probes
 from .loggers import finalize, make_loggers
 from .loop import Loop
 from .optim import make_optimizer
@@ -204,6 +206,7 @@ def build_loop(
                     student=student, batch_size=cfg.batch_size, seed=cfg.seed,
                     rounds=cfg.rounds, g_steps=cfg.g_steps,
                     teacher_features_dim=features_dim(teacher, parts, data))  # fmt: skip
+    env.invert = partial(inverted_probes, env.teacher, data, seed=cfg.seed, fabric=fabric)
     parts.plugins.setup(env)
     for p in parts.plugins.plugins:
         p.to(fabric.device)

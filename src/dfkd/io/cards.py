@@ -11,11 +11,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import __version__
 from ..data import Data
 from ..errors import DfkdError
 from ..models import create_model, is_factory_string
 from ..models.heads import Headed, rebuild
+from ..version import __version__
 from .files import load_tensors, read_json, save_tensors, write_json
 
 CARD_FORMAT = "dfkd-model-card/1"

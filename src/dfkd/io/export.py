@@ -46,7 +46,7 @@ def export_metadata(card: dict[str, Any], folded: bool) -> dict[str, str]:
     """What the exported file records about its input and output (string values)."""
     norm = card_normalization(card)
     mean, std = norm if norm is not None else (None, None)
-    from .. import __version__
+    from ..version import __version__
 
     return {
         "dfkd_version": __version__,

@@ -114,12 +114,12 @@ class TriggerFilter(Plugin):
         self._seen: list[torch.Tensor] = []  # this round's samples, for the rescan
 
     def setup(self, env: SourceEnv) -> None:
-        from ..teachers.audit import inverted_probes
         from ..teachers.triggers import scan_triggers  # looked up at set-up (tests patch it)
 
+        if env.invert is None:
+            raise ConfigError("trigger_filter needs the engine's inversion (SourceEnv.invert)")
         teacher, space = env.teacher, env.data  # the teacher takes the source's inputs
-        probes = inverted_probes(teacher, space, self.probes, env.seed, self.probe_steps,
-                                 env.fabric)  # fmt: skip
+        probes = env.invert(self.probes, self.probe_steps)
         cfg = ScanConfig(steps=self.scan_steps, threshold=self.threshold, mask=self.inversion)
         scan = scan_triggers(teacher, probes, space, cfg, env.seed)
         self.target: int | None = scan["suspected_target"]

@@ -126,6 +126,8 @@ class SourceEnv:
         replans: ``(at, rounds_before)`` per re-plan of a budgeted run. ``rounds`` and
             ``replans`` change when the run re-plans: a schedule over the run reads them when
             it needs them (:meth:`progress`), never a copy made at set-up.
+        invert: ``invert(n, steps)`` → ``n`` images inverted from the teacher toward classes
+            ``0, 1, …`` in turn (:func:`dfkd.engine.invert.inverted_probes`); set by the engine.
     """
 
     fabric: Any
@@ -138,6 +140,7 @@ class SourceEnv:
     g_steps: int = 1
     teacher_features_dim: int | None = None
     replans: list[tuple[int, int]] = field(default_factory=list)
+    invert: Callable[[int, int], torch.Tensor] | None = None
 
     def progress(self, rounds_done: float) -> float:
         """The share of the run's schedule that ``rounds_done`` rounds have run."""

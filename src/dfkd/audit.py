@@ -13,9 +13,9 @@ teacher toward every class, with its BatchNorm statistics when it has them):
 * ``attack_sink``: among the probes an attack flips, the largest share sent to one class (a
   backdoor's target class acts as a sink).
 
-And a trigger scan (:mod:`.triggers`) on the inverted probes: the smallest stamp that flips
-them to each class, and the class whose stamp is an outlier by the anomaly index (a backdoor's
-suspected target), with the recovered masks and patterns as a picture.
+And a trigger scan (:mod:`dfkd.teachers.triggers`) on the inverted probes: the smallest stamp
+that flips them to each class, and the class whose stamp is an outlier by the anomaly index (a
+backdoor's suspected target), with the recovered masks and patterns as a picture.
 """
 
 from __future__ import annotations
@@ -26,18 +26,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import Data, load_dataset
-from ..engine.objective import bind_terms, needs_of, teacher_taps, weighted_sum
-from ..errors import DfkdError
-from ..evaluation.domains import from_pixels
-from ..io.cards import card_normalization, card_path, load_model
-from ..losses.terms import StepContext
-from ..plugins.atesc import ATEsc
-from ..sources import SourceEnv, build_source
-from .robustness import PGDProbe
-from .taps import bn_layers
-from .train import freeze
-from .triggers import ScanConfig, save_trigger_png, scan_triggers
+from .data import Data, load_dataset
+from .engine.invert import inverted_probes
+from .errors import DfkdError
+from .evaluation.domains import from_pixels
+from .io.cards import card_normalization, card_path, load_model
+from .plugins.atesc import ATEsc
+from .teachers.robustness import PGDProbe
+from .teachers.taps import bn_layers
+from .teachers.train import freeze
+from .teachers.triggers import ScanConfig, save_trigger_png, scan_triggers
 
 
 def load_for_audit(
@@ -64,39 +62,6 @@ def load_for_audit(
 def noise_probes(space: Data, n: int, gen: torch.Generator) -> torch.Tensor:
     """Uniform pixel noise, normalised."""
     return from_pixels(torch.rand(n, *space.input_shape, generator=gen), space.mean, space.std)
-
-
-#: The inversion of the audit's probes: a pixel source with a target class per image, and the
-#: terms (with weights) it is optimised on.
-PROBE_SOURCE = {"lr": 0.1, "betas": [0.9, 0.999], "jitter": 0, "init": "uniform",
-                "targets": True}  # fmt: skip
-PROBE_TERMS = {"class_target": {"weight": 1.0}, "tv": {"weight": 1e-3},
-               "bn_stats": {"weight": 0.1}}  # fmt: skip
-
-
-def inverted_probes(
-    teacher: nn.Module, space: Data, n: int, seed: int = 0, steps: int = 100,
-    fabric: Any = None,
-) -> torch.Tensor:  # fmt: skip
-    """Images inverted from uniform noise toward classes ``0, 1, …`` in turn by the engine's
-    pixel source and synthesis terms (:data:`PROBE_SOURCE`, :data:`PROBE_TERMS`; the BatchNorm
-    term only when the teacher has BatchNorm), on ``fabric``'s device (default: the CPU)."""
-    from lightning_fabric import Fabric
-
-    specs = {k: v for k, v in PROBE_TERMS.items() if k != "bn_stats" or bn_layers(teacher)}
-    terms = bind_terms(specs, "synth")
-    source = build_source("pixels", {**PROBE_SOURCE, "synth_batch_size": n})
-    fabric = fabric or Fabric(accelerator="cpu", devices=1)
-    source.setup(SourceEnv(fabric=fabric, data=space, teacher=teacher, student=teacher,
-                           batch_size=n, seed=seed))  # fmt: skip
-    for _ in range(steps):
-        batch = source.draw()
-        with teacher_taps(teacher, needs_of(terms)) as taps:
-            t_logits = teacher(batch.x)
-        ctx = StepContext("synth", batch.x, t_logits, taps=taps.as_context() if taps else {},
-                          extras=batch.extras)  # fmt: skip
-        source.update(weighted_sum(terms, ctx, {})[0])
-    return source.draw().x.detach()
 
 
 def probe_signals(
@@ -196,7 +161,7 @@ def audit_teacher(
     bns = bn_layers(model)
     sets = {
         "noise": noise_probes(space, probes, gen),
-        "inverted": inverted_probes(model, space, probes, seed, steps),
+        "inverted": inverted_probes(model, space, probes, steps, seed=seed),
     }
     signals = {k: probe_signals(model, x, space, probe) for k, x in sets.items()}
     found = scan_triggers(model, sets["inverted"], space, scan, seed) if scan else None
