@@ -51,7 +51,8 @@ def run(teacher: Path, dataset: str, root: Path | None, args: argparse.Namespace
     cfg = dfkd.resolve_config(args.method, dataset, overrides=overrides)
     t0 = time.perf_counter()
     m = dfkd.distill(teacher, method=args.method, dataset=dataset, out=out, overwrite=True,
-                     time_budget=args.time_budget, progress=False, data_root=root)  # fmt: skip
+                     time_budget=args.time_budget, progress=False,
+                     data_root=None if root is None else str(root))  # fmt: skip
     return {"dataset": dataset, "preset": cfg.preset, "method": args.method,
             "time_budget": args.time_budget, "rounds": m["rounds"],
             "teacher_accuracy": m["teacher_accuracy"], "student_accuracy": m["student_accuracy"],

@@ -114,10 +114,8 @@ def test_cli_resume_needs_only_the_folder(tmp_path: Path, teacher_dir: Path, cap
     # the unbroken run, re-created from the saved config.yaml alone, gives the same student
     code, _, _ = run_cli(["distill", "--config", tmp_path / "r" / "config.yaml", "--out",
                           tmp_path / "again", "--quiet"], capsys)  # fmt: skip
-    assert code == 2  # a method must be named when not resuming
-    code, _, _ = run_cli(["distill", "dfq", "--config", tmp_path / "r" / "config.yaml", "--out",
-                          tmp_path / "again", "--quiet"], capsys)  # fmt: skip
-    assert code == 0
+    assert code == 0  # the config names its method: no automatic choice
+    assert "method_choice" not in json.loads((tmp_path / "again" / "metrics.json").read_text())
     a = load_tensors(tmp_path / "r" / "student.safetensors")[0]
     b = load_tensors(tmp_path / "again" / "student.safetensors")[0]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -372,3 +370,33 @@ def test_demo_distils_data_free_by_default(tmp_path: Path, capsys) -> None:
     code, _, err = run_cli(args, capsys)  # the same folder again: refused, nothing touched
     assert code == 2 and "--overwrite" in err
     assert json.loads((out / "student" / "metrics.json").read_text()) == m
+
+
+def test_distill_without_a_method_runs_the_recommended_one(
+    tmp_path: Path, teacher_dir: Path, capsys
+) -> None:
+    """No method: the recommendation for the teacher runs (the digits teacher has BatchNorm:
+    fast), and the CLI, metrics.json and the API say which and why."""
+    quick = ["--set", "rounds=2", "--set", "warmup_rounds=1", "--set", "kd_steps=2",
+             "--set", "g_steps=1", "--quiet"]  # fmt: skip
+    code, out, _ = run_cli(["distill", "--teacher", teacher_dir, "--dataset", "digits",
+                            "--out", tmp_path / "a", *quick], capsys)  # fmt: skip
+    assert code == 0 and "method (auto)" in out and "fast: a BatchNorm teacher" in out
+    saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert saved["method"] == "fast" and saved["method_choice"].startswith("fast: ")
+    code, out, _ = run_cli(["describe", "auto", "--teacher", str(teacher_dir)], capsys)
+    assert code == 0 and out.startswith("# auto: dfkd distill fast  (a BatchNorm teacher")
+    code, _, err = run_cli(["describe", "auto"], capsys)
+    assert code == 2 and "--teacher" in err
+
+
+def test_the_recommendation_follows_the_teacher() -> None:
+    from dfkd.recommend import recommend
+
+    assert recommend(True, False).method == "fast"
+    assert "statistics file" in recommend(False, True).why
+    assert "no statistics file" in recommend(False, False).why
+    nt = recommend(True, False, non_transferable=True)
+    assert (nt.method, nt.plugins) == ("dfq", ("atesc",))
+    assert nt.command() == "dfkd distill dfq --plugin atesc"
+    assert recommend(False, False, backdoor=True).plugins == ("trigger_filter:mode=both",)

@@ -13,7 +13,8 @@ ROOT = Path(__file__).parents[1]
 
 def test_version_comes_from_one_place() -> None:
     text = (ROOT / "pyproject.toml").read_text()  # (tomllib is not in Python 3.10)
-    assert 'dynamic = ["version"]' in text and 'version = { attr = "dfkd.version.__version__" }' in text
+    assert 'dynamic = ["version"]' in text
+    assert 'version = { attr = "dfkd.version.__version__" }' in text
     assert not any(line.startswith('version = "') for line in text.splitlines())
     assert importlib.metadata.version("dfkd") == dfkd.__version__
 

@@ -38,12 +38,14 @@ from .io.cards import (
     load_weights,
     save_model,
 )
-from .io.files import check_writable
+from .io.files import check_writable, read_json, write_json
 from .io.runs import check_out_dir
 from .methods import METHODS
 from .models import create_model, is_factory_string
 from .plugins import PLUGINS, parse_plugin_spec
+from .recommend import AUTO, Recommendation, recommend
 from .teachers.stats import TeacherStats, collect_stats
+from .teachers.taps import bn_layers
 
 PluginSpec = str | dict[str, Any] | Component
 
@@ -189,7 +191,9 @@ def distill(
             with ``teacher_weights``, or an ``nn.Module`` (default: the config's ``teacher``).
         student: a registry name, ``module:factory``, or an initialised ``nn.Module``
             (default: the config's ``student``, ``lenet5_half``).
-        method: registered method (``dfkd.list_methods()``; default: the config's, ``kd``).
+        method: registered method (``dfkd.list_methods()``), or ``"auto"``: the one
+            recommended for the teacher (:func:`choose_method`; ``metrics["method_choice"]``
+            says which and why). ``None``: the config's, else ``"auto"``.
         dataset: registered dataset name or a :class:`Data`; its test split is evaluated.
         out: output folder for config, metrics, history, checkpoint and the student's card.
         config: YAML path or dict layered over the method's defaults.
@@ -215,6 +219,13 @@ def distill(
     started = time.time()
     if out is not None:
         check_out_dir(out, overwrite=overwrite, resume=resume)
+    choice = None
+    if not resume and (method == AUTO or (method is None and not _names_method(config))):
+        if teacher is None:
+            raise DfkdError("name a method (dfkd list methods), or give the teacher to choose for")
+        choice = choose_method(teacher, dataset or "digits", stats,
+                               teacher_weights=teacher_weights, data_root=data_root)  # fmt: skip
+        method, plugins = choice.method, [*choice.plugins, *(plugins or [])]
     explicit = _explicit_layer(
         teacher, student, seed=seed, progress=progress, stats=stats, time_budget=time_budget,
         teacher_weights=teacher_weights, ood_dataset=ood_dataset, trigger=trigger,
@@ -232,9 +243,39 @@ def distill(
     s_model, s_arch = _student_model(student, cfg, model_data)
     cmd = command or " ".join(shlex.quote(a) for a in sys.argv)
     save_student = SaveStudent(s_arch, model_data, cfg.teacher, cfg.method, cmd)
-    return run(cfg, t_model, s_model, data, out, resume=resume, overwrite=overwrite,
-               stop_after_rounds=stop_after_rounds, on_finish=save_student,
-               model_data=model_data, started=started)  # fmt: skip
+    metrics = run(cfg, t_model, s_model, data, out, resume=resume, overwrite=overwrite,
+                  stop_after_rounds=stop_after_rounds, on_finish=save_student,
+                  model_data=model_data, started=started)  # fmt: skip
+    if choice is not None:
+        metrics["method_choice"] = f"{choice.method}: {choice.why}"
+        saved_metrics = Path(out or "") / "metrics.json"
+        if out is not None and saved_metrics.is_file():
+            on_disk = read_json(saved_metrics)
+            write_json(saved_metrics, {**on_disk, "method_choice": metrics["method_choice"]})
+    return metrics
+
+
+def _names_method(config: str | Path | dict[str, Any] | None) -> bool:
+    """Whether a config file or dict sets ``method``."""
+    if config is None:
+        return False
+    return "method" in (load_yaml(config) if isinstance(config, (str, Path)) else config)
+
+
+def choose_method(
+    teacher: str | Path | nn.Module,
+    dataset: str | Data = "digits",
+    stats: str | Path | None = None,
+    *,
+    teacher_weights: str | Path | None = None,
+    data_root: str | None = None,
+) -> Recommendation:
+    """The recommended method for ``teacher`` (:func:`dfkd.recommend.recommend`): what
+    ``method="auto"`` runs. The audit's suspicions need its probes; run ``dfkd audit`` for
+    them."""
+    data = dataset if isinstance(dataset, Data) else load_dataset(dataset, data_root)
+    model, _ = load_checked(teacher, data, teacher_weights, "teacher")
+    return recommend(bool(bn_layers(model)), stats is not None)
 
 
 def statistics_plan(cfg: RunConfig, teacher: str | Path | nn.Module) -> str | None:

@@ -32,6 +32,7 @@ from .errors import DfkdError
 from .evaluation.domains import from_pixels
 from .io.cards import card_normalization, card_path, load_model
 from .plugins.atesc import ATEsc
+from .recommend import recommend
 from .teachers.robustness import PGDProbe
 from .teachers.taps import bn_layers
 from .teachers.train import freeze
@@ -105,28 +106,21 @@ def verdict(
         for probe, key, limit, what in RULES
         if signals[probe][key] >= limit
     ]
+    robust = bool(reasons)
     if scan and scan["suspected_target"] is not None:
         t = scan["suspected_target"]
         reasons.append(
             f"trigger scan: class {t} flips with a mask of {scan['mask_l1'][t]:.1f} px "
             f"(anomaly index {scan['anomaly_index'][t]:.1f} > {scan['config']['threshold']:g})"
         )
-    suspected = bool(reasons)
-    method = "dfq" if has_bn else "dfad"
-    plugins = ["atesc"] if suspected else []
+    rec = recommend(has_bn, False, non_transferable=robust,
+                    backdoor=bool(scan and scan["suspected_target"] is not None))  # fmt: skip
     return {
-        "non_transferable_suspected": suspected,
+        "non_transferable_suspected": bool(reasons),
         "reasons": reasons,
-        "recommended_method": method,
-        "recommended_plugins": plugins,
-        "why": (
-            (
-                "BatchNorm statistics available: dfq"
-                if has_bn
-                else "no BatchNorm: dfad (or collect a statistics file and use bn_stats)"
-            )
-            + ("; robustness signs of a non-transferable teacher: add atesc" if suspected else "")
-        ),
+        "recommended_method": rec.method,
+        "recommended_plugins": list(rec.plugins),
+        "why": rec.why,
     }
 
 

@@ -60,9 +60,15 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 
 def cmd_describe(a: argparse.Namespace) -> int:
-    from .api import resolve_config
+    from .api import choose_method, resolve_config
     from .methods import METHODS
 
+    if a.method == "auto":
+        if not a.teacher:
+            raise DfkdError("describe auto needs the teacher it would choose for: --teacher CARD")
+        choice = choose_method(a.teacher, a.dataset or "digits", a.stats, data_root=a.data_root)
+        print(f"# auto: {choice.command()}  ({choice.why})")
+        a.method = choice.method
     m = METHODS.get(a.method)
     root = [f"data.root={a.data_root}"] if a.data_root else []
     cfg = resolve_config(a.method, a.dataset, a.config, [*a.set, *root], stats=a.stats)
@@ -216,8 +222,6 @@ def _budget_text(b: dict[str, Any]) -> str:
 def cmd_distill(a: argparse.Namespace) -> int:
     from .api import distill
 
-    if a.method is None and not a.resume:
-        raise DfkdError("name a method (dfkd list methods), or continue a run with --resume")
     m = distill(
         a.teacher,
         a.student,
@@ -244,6 +248,8 @@ def cmd_distill(a: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") != "0":  # launched by torchrun: rank 0 reports
         return 0
     rows = _metrics_rows(m)
+    if "method_choice" in m:
+        rows.insert(0, ("method (auto)", m["method_choice"]))
     if not m["completed"]:
         rows.append(("status", f"stopped after round {m['rounds']}; continue with --resume"))
     rows.append(("outputs", m["out"]))
@@ -448,7 +454,7 @@ def _add_list(sub: Any) -> None:
 def _add_describe(sub: Any) -> None:
     """``dfkd describe``."""
     dsc = sub.add_parser("describe", help="print the resolved config a method would run with")
-    dsc.add_argument("method")
+    dsc.add_argument("method", help="a registered method, or auto (needs --teacher)")
     dsc.add_argument("--dataset", default=None)
     dsc.add_argument("--config", default=None)
     dsc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -542,7 +548,8 @@ def _add_distill(sub: Any) -> None:
     dp = sub.add_parser("distill", help="distil a teacher into a student")
     dp.add_argument(
         "method", nargs="?", default=None,
-        help="registered method (dfkd list methods); with --resume, the saved run's",
+        help="registered method (dfkd list methods), or auto (the default): the one "
+        "recommended for the teacher; with --resume, the saved run's",
     )  # fmt: skip
     dp.add_argument(
         "--teacher",
