@@ -2,7 +2,10 @@
 ``trigger_filter`` recovers is to the true one, on the backdoor teachers of
 ``benchmarks/backdoor.py`` (trained once under ``runs/bench-backdoor``).
 
-    python benchmarks/explore/trigger_quality.py [--teachers NAME ...] [--inversion blend]
+    python benchmarks/explore/trigger_quality.py [--teachers NAME ...]
+
+(The log's ``inversion: blend`` rows ran the plug-in's blend-shaped scan, since removed:
+docs/methods.md keeps their figures.)
                                                  [--scan-steps N] [--real-probes]
 
 For each teacher: the plug-in's scan at its defaults (seed 0); the share of the recovered
@@ -56,7 +59,7 @@ def asr(teacher: torch.nn.Module, x: torch.Tensor, target: int) -> float:
         return float((teacher(x).argmax(1) == target).float().mean())
 
 
-def measure(name: str, inversion: str, scan_steps: int = 300, real: bool = False) -> dict:
+def measure(name: str, scan_steps: int = 300, real: bool = False) -> dict:
     """The scan of one teacher and how its recovered trigger relates to the true one."""
     dataset, spec = TEACHERS[name]
     trigger = Trigger.parse(spec)
@@ -64,7 +67,7 @@ def measure(name: str, inversion: str, scan_steps: int = 300, real: bool = False
     teacher.eval().requires_grad_(False)
     from lightning_fabric import Fabric
 
-    plug = TriggerFilter(mode="filter", inversion=inversion, scan_steps=scan_steps)
+    plug = TriggerFilter(mode="filter", scan_steps=scan_steps)
     fabric = Fabric(accelerator="cpu", devices=1)
     invert = partial(inverted_probes, teacher, data, fabric=fabric)
     env = SourceEnv(fabric=fabric, data=data, teacher=teacher, student=teacher, batch_size=64,
@@ -84,7 +87,7 @@ def measure(name: str, inversion: str, scan_steps: int = 300, real: bool = False
     stamped = from_pixels(trigger.pixels(to_pixels(probes, data.mean, data.std)), data.mean,
                           data.std)  # fmt: skip
     return {
-        "teacher": name, "inversion": inversion, "scan_steps": scan_steps, "real_probes": real,
+        "teacher": name, "inversion": "patch", "scan_steps": scan_steps, "real_probes": real,
         "suspected": plug.target,
         "anomaly_index": plug.index, "mask_l1": round(float(mask.sum()), 2),
         "mass_in_true_region": round(float((mask * region).sum() / mask.sum()), 3),
@@ -101,12 +104,11 @@ def measure(name: str, inversion: str, scan_steps: int = 300, real: bool = False
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teachers", nargs="+", default=[t for t in TEACHERS if "mnist10k" in t])
-    ap.add_argument("--inversion", default="patch", choices=["patch", "blend"])
     ap.add_argument("--scan-steps", type=int, default=300)
     ap.add_argument("--real-probes", action="store_true", help="scan from real images")
     args = ap.parse_args()
     for name in args.teachers:
-        row = measure(name, args.inversion, args.scan_steps, args.real_probes)
+        row = measure(name, args.scan_steps, args.real_probes)
         print(row, flush=True)
         log_line(LOG, row)
 

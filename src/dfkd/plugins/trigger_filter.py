@@ -14,19 +14,9 @@ from ..evaluation.domains import from_pixels, to_pixels
 from ..losses.kd import kl_div
 from ..losses.terms import StepContext
 from ..sources.base import Batch, SourceEnv
-from ..teachers.triggers import MASK_SHAPES, ScanConfig, invert_class
+from ..teachers.triggers import ScanConfig, invert_class
 from ..teachers.triggers import stamp as stamp_pixels
 from .base import Plugin, register_plugin
-
-
-def unblend(
-    x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor, mean: Any, std: Any
-) -> torch.Tensor:  # fmt: skip
-    """Normalised images ``x`` with a blend ``(1 − m)·q + m·pattern`` undone: the pixels ``q``,
-    clipped to ``[0, 1]``, normalised again (``m`` below 1)."""
-    p = to_pixels(x, mean, std)
-    q = ((p - mask * pattern) / (1 - mask).clamp_min(1e-3)).clamp(0, 1)
-    return from_pixels(q, mean, std)
 
 
 def erased_region(mask: torch.Tensor, dilate: int) -> torch.Tensor:
@@ -48,10 +38,7 @@ class TriggerFilter(Plugin):
       makes them the target.
     * ``relabel``: a ``portion`` of every batch is stamped with the recovered trigger and the
       student is taught the teacher's answer on the *unstamped* image,
-      ``weight · KL(T(x') ‖ S(stamp(x)))`` (Neural Cleanse's unlearning, data-free), where
-      ``x'`` is ``x`` itself (``answer: teacher``) or ``x`` with the mask's region erased
-      (``answer: erased``): a synthetic image that already carries the shortcut is then
-      relabelled with what the teacher sees without it, not with the target.
+      ``weight · KL(T(x) ‖ S(stamp(x)))`` (Neural Cleanse's unlearning, data-free).
     * ``both``. With ``relabel_flagged: false`` the relabelling leaves out the samples the
       filter gave weight 0 (their answer is the target, so stamping them and teaching that
       answer would teach the recovered trigger as a route to the target).
@@ -59,11 +46,6 @@ class TriggerFilter(Plugin):
     ``hard_stamp: true`` stamps the pattern opaquely where the mask is at least half its largest
     value (and nowhere else) in place of the soft mask: the relabelling then shows the student
     the trigger at full strength, not the faint part that sufficed to flip the teacher.
-
-    ``inversion`` is the shape of the scan's mask (:class:`dfkd.teachers.triggers.ScanConfig`):
-    ``patch`` (a mask per pixel) or ``blend`` (one ``α`` for the whole image, the shape of a
-    blended trigger). A blend cannot be erased by filling a region, so with ``blend`` the erase
-    un-mixes the recovered pattern instead: ``(x − α·p) / (1 − α)``, clipped to the pixel range.
 
     ``dilate: k`` erases, in place of the soft mask, the region where it is at least half its
     largest value, widened by ``k`` pixels on every side (:func:`erased_region`): an
@@ -85,18 +67,12 @@ class TriggerFilter(Plugin):
     def __init__(
         self, mode: str = "relabel", portion: float = 0.2, weight: float = 1.0, probes: int = 256,
         probe_steps: int = 100, scan_steps: int = 300, threshold: float = 2.0,
-        answer: str = "teacher", inversion: str = "patch", dilate: int = 0, rescan: bool = False,
+        dilate: int = 0, rescan: bool = False,
         relabel_flagged: bool = True, hard_stamp: bool = False,
     ) -> None:  # fmt: skip
         super().__init__()
         if mode not in ("filter", "relabel", "both"):
             raise ConfigError(f"trigger_filter: mode must be filter, relabel or both, not {mode!r}")
-        if answer not in ("teacher", "erased"):
-            raise ConfigError(f"trigger_filter: answer must be teacher or erased, not {answer!r}")
-        if inversion not in MASK_SHAPES:
-            raise ConfigError(
-                f"trigger_filter: inversion must be patch or blend, not {inversion!r}"
-            )
         if not 0 < portion <= 1 or weight < 0 or probes < 2 or min(probe_steps, scan_steps) < 1:
             raise ConfigError(
                 "trigger_filter: portion in (0, 1], weight ≥ 0, probes ≥ 2, steps ≥ 1"
@@ -105,7 +81,7 @@ class TriggerFilter(Plugin):
             raise ConfigError(f"trigger_filter: dilate is a number of pixels ≥ 0, not {dilate}")
         self.mode, self.portion, self.weight = mode, portion, weight
         self.probes, self.probe_steps, self.scan_steps = probes, probe_steps, scan_steps
-        self.threshold, self.answer, self.inversion = threshold, answer, inversion
+        self.threshold = threshold
         self.dilate, self.rescan, self.relabel_flagged = dilate, rescan, relabel_flagged
         self.hard_stamp = hard_stamp
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
@@ -120,7 +96,7 @@ class TriggerFilter(Plugin):
             raise ConfigError("trigger_filter needs the engine's inversion (SourceEnv.invert)")
         teacher, space = env.teacher, env.data  # the teacher takes the source's inputs
         probes = env.invert(self.probes, self.probe_steps)
-        cfg = ScanConfig(steps=self.scan_steps, threshold=self.threshold, mask=self.inversion)
+        cfg = ScanConfig(steps=self.scan_steps, threshold=self.threshold)
         scan = scan_triggers(teacher, probes, space, cfg, env.seed)
         self.target: int | None = scan["suspected_target"]
         self.index = scan["anomaly_index"][scan["smallest_mask_class"]]
@@ -151,11 +127,8 @@ class TriggerFilter(Plugin):
 
     def erase(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (normalised) with the recovered mask's region (or with ``dilate``, its strong
-        region widened) filled with the mean pixel, or with the recovered blend un-mixed
-        (``inversion: blend``)."""
+        region widened) filled with the mean pixel."""
         space = self._env[2]
-        if self.inversion == "blend":
-            return unblend(x, self.mask, self.pattern, space.mean, space.std)
         mask = erased_region(self.mask, self.dilate) if self.dilate else self.mask
         mean = torch.tensor(space.mean, device=x.device).view(1, -1, 1, 1)
         return self._paint(x, mask, mean)
@@ -182,13 +155,9 @@ class TriggerFilter(Plugin):
         self.calls += 1
         picked = torch.randperm(n, generator=gen)[: max(1, math.ceil(self.portion * n))]
         picked = picked.to(ctx.x.device)
-        teacher, student = self._env[0], self._env[1]
+        student = self._env[1]
         x = ctx.x[picked].detach()
-        if self.answer == "erased":
-            with torch.no_grad():
-                target = teacher(self.erase(x))
-        else:
-            target = ctx.teacher_logits[picked].detach()
+        target = ctx.teacher_logits[picked].detach()
         keep = None if self.relabel_flagged or ctx.weight is None else ctx.weight[picked]
         return {"relabel": self.weight * kl_div(student(self.stamp(x)), target, weight=keep)}
 
@@ -206,7 +175,7 @@ class TriggerFilter(Plugin):
         """The target's trigger inverted from distillation ``samples`` (normalised)."""
         assert self.target is not None
         teacher, _, space, seed = self._env
-        cfg = ScanConfig(steps=self.scan_steps, mask=self.inversion)
+        cfg = ScanConfig(steps=self.scan_steps)
         pixels = to_pixels(samples, space.mean, space.std).clamp(0, 1)
         gen = torch.Generator().manual_seed(seed * 7919 + 1)
         with torch.enable_grad():

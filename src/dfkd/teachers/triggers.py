@@ -28,8 +28,6 @@ from ..io.images import class_grid, encode_png
 
 #: the consistency constant that makes the MAD estimate a normal distribution's σ
 MAD_SCALE = 1.4826
-#: the free parameters of a mask of each shape, for ``H×W`` images: per pixel, or one for all
-MASK_SHAPES = {"patch": lambda h, w: (1, 1, h, w), "blend": lambda h, w: (1, 1, 1, 1)}
 
 
 @dataclass(frozen=True)
@@ -38,11 +36,9 @@ class ScanConfig:
     the success rate that counts as a flip, the steps between changes of the cost and its
     factors, the batch of probes per step, the anomaly index above which a class is flagged,
     the least spread of the norms as a share of their median (:func:`anomaly_index`), and the
-    largest ratio of the smallest norm to the second smallest that still names a target, and
-    the shape of the mask: ``patch`` (one value per pixel, Neural Cleanse's) or ``blend`` (one
-    value ``α`` for the whole image, so the stamp is ``(1 − α)·x + α·p``: a blended trigger's
-    shape, which a patch can only imitate). Neural Cleanse's defaults where it has them;
-    ``mad_floor``, ``max_ratio`` and ``mask`` are dfkd's."""
+    largest ratio of the smallest norm to the second smallest that still names a target. The
+    mask has one value per pixel (Neural Cleanse's). Neural Cleanse's defaults where it has
+    them; ``mad_floor`` and ``max_ratio`` are dfkd's."""
 
     steps: int = 300
     lr: float = 0.1
@@ -55,11 +51,8 @@ class ScanConfig:
     threshold: float = 2.0
     mad_floor: float = 0.1
     max_ratio: float = 0.7
-    mask: str = "patch"
 
     def __post_init__(self) -> None:
-        if self.mask not in MASK_SHAPES:
-            raise ConfigError(f"trigger scan: mask must be patch or blend, not {self.mask!r}")
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or self.cost < 0:
             raise ConfigError("trigger scan: steps ≥ 1, batch_size ≥ 1, lr > 0 and cost ≥ 0")
         if not 0 < self.success <= 1 or self.cost_up <= 1 or self.cost_down <= 1:
@@ -100,13 +93,11 @@ def invert_class(
     teacher: nn.Module, pixels: torch.Tensor, space: Data, target: int, cfg: ScanConfig,
     gen: torch.Generator,
 ) -> dict[str, Any]:  # fmt: skip
-    """The smallest mask (of shape ``cfg.mask``) and its pattern found for ``target``: the
-    mask's L1 norm (``inf`` if no stamp reached ``cfg.success``), its success rate, and the
-    tensors (the mask as ``H×W`` pixels whatever its shape)."""
+    """The smallest mask and its pattern found for ``target``: the mask's L1 norm (``inf`` if no
+    stamp reached ``cfg.success``), its success rate, and the tensors (the mask as ``H×W``)."""
     c, h, w = space.input_shape
     dev = pixels.device
-    m_shape = MASK_SHAPES[cfg.mask](h, w)
-    m_raw = torch.randn(*m_shape, generator=gen).mul_(0.1).to(dev).requires_grad_()
+    m_raw = torch.randn(1, 1, h, w, generator=gen).mul_(0.1).to(dev).requires_grad_()
     p_raw = torch.randn(1, c, h, w, generator=gen).mul_(0.1).to(dev).requires_grad_()
     opt = torch.optim.Adam([m_raw, p_raw], lr=cfg.lr, betas=(0.5, 0.9))
     cost, up, down = cfg.cost, 0, 0
