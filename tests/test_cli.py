@@ -400,3 +400,19 @@ def test_the_recommendation_follows_the_teacher() -> None:
     assert (nt.method, nt.plugins) == ("dfq", ("atesc",))
     assert nt.command() == "dfkd distill dfq --plugin atesc"
     assert recommend(False, False, backdoor=True).plugins == ("trigger_filter:mode=both",)
+
+
+def test_every_option_is_documented_in_describe(capsys) -> None:
+    """Every option of every registered source, loss term and plug-in is named by its docstring,
+    and `dfkd describe --options` shows each of a method's options with that line."""
+    from dfkd.losses import TERMS
+    from dfkd.plugins import PLUGINS
+    from dfkd.registry import options_of
+    from dfkd.sources import SOURCES
+
+    bare = [f"{reg.kind} {e.name}: {opt}" for reg in (SOURCES, TERMS, PLUGINS)
+            for e in reg.entries() for opt, _, doc in options_of(e.obj) if not doc]  # fmt: skip
+    assert bare == []
+    code, out, _ = run_cli(["describe", "fast", "--dataset", "mnist10k", "--options"], capsys)
+    assert code == 0 and "#     condition = 0.0  condition: feed each image's target" in out
+    assert "#   plug-in class_balance" in out and "#     min_teacher_std = 4.0" in out

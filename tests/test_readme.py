@@ -66,6 +66,62 @@ def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert (tmp_path / "runs" / "t-nobn" / "stats.safetensors").is_file()
 
 
+THIRD_PARTY = """
+from torch import nn
+
+
+def build_cnn(num_classes=10, in_channels=1):
+    return nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(8 * 8 * 8, num_classes))
+"""
+
+
+def _third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mynets.mnist:build_cnn`` and ``cnn.safetensors`` as a user has them (an 8×8 network)."""
+    import torch
+    from safetensors.torch import save_file
+
+    (tmp_path / "mynets").mkdir()
+    (tmp_path / "mynets" / "__init__.py").write_text("")
+    (tmp_path / "mynets" / "mnist.py").write_text(THIRD_PARTY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Flatten(), torch.nn.Linear(8 * 8 * 8, 10))  # fmt: skip
+    save_file(net.state_dict(), str(tmp_path / "cnn.safetensors"))
+
+
+def test_readme_first_example_runs_your_own_teacher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first screen's Python example (import → distill without a method → export) and its
+    command-line twin run as written, on digits and a short run."""
+    from dfkd.cli import main
+
+    _third_party(tmp_path, monkeypatch)
+    text = README.read_text()
+    first = text.split("\n")[:60]
+    assert any(line.startswith("| your teacher | run | measured |") for line in first)
+    block = _python_blocks()[0]
+    assert "import_teacher" in block and text.index(block) < len("\n".join(first))
+    short = 'overrides=["rounds=2", "kd_steps=2", "g_steps=1"], progress=False'
+    code = block.replace('"mnist10k"', '"digits"').replace('time_budget="10m"', short)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["m"]["method_choice"].startswith("fast: no BatchNorm")
+    assert (tmp_path / "runs" / "s-mine.onnx").is_file()
+    shell = re.findall(r"```bash\n(.*?)```", text, flags=re.S)[1].replace("\\\n", " ")
+    quick = ["--set", "rounds=2", "--set", "kd_steps=2", "--set", "g_steps=1", "--quiet"]
+    for line in shell.splitlines():
+        argv = line.split("#")[0].replace("mnist10k", "digits").replace("-mine", "-cli").split()
+        if argv[1] == "audit":
+            argv += ["--probes", "8", "--steps", "2", "--trigger-steps", "2"]
+        if "--time-budget" in argv:
+            argv = argv[: argv.index("--time-budget")] + quick
+        assert main(argv[1:]) == 0, argv
+
+
 def test_benchmarks_readme_quotes_committed_results() -> None:
     """Every table row of benchmarks/README.md is a row of a committed results page, and every
     command and log it names exists."""

@@ -82,8 +82,30 @@ def cmd_describe(a: argparse.Namespace) -> int:
 
         plan = statistics_plan(cfg, a.teacher)
         print(f"# statistics on this teacher: {plan or 'none (the method matches no statistics)'}")
+    if a.options:
+        print("\n".join(_option_lines(cfg)))
     print(cfg.to_yaml(), end="")
     return 0
+
+
+def _option_lines(cfg: Any) -> list[str]:
+    """Every option of the run's source, terms and plug-ins: its value here and what it is."""
+    from .losses import TERMS
+    from .plugins import PLUGINS
+    from .registry import options_of
+    from .sources import SOURCES
+
+    parts = [("source", cfg.source.name, SOURCES.get(cfg.source.name), cfg.source.args)]
+    parts += [(f"{phase} term", name, TERMS.get(name), args)
+              for phase, terms in (("synth", cfg.synth_terms), ("distill", cfg.distill_terms))
+              for name, args in terms.items()]  # fmt: skip
+    parts += [("plug-in", p.name, PLUGINS.get(p.name), p.args) for p in cfg.plugins]
+    lines = ["# options (value in this config; what it is):"]
+    for kind, name, obj, args in parts:
+        lines.append(f"#   {kind} {name}")
+        for opt, default, doc in options_of(obj):
+            lines.append(f"#     {opt} = {args.get(opt, default)!r}  {doc}")
+    return lines
 
 
 def cmd_teacher_train(a: argparse.Namespace) -> int:
@@ -465,6 +487,8 @@ def _add_describe(sub: Any) -> None:
     )
     dsc.add_argument("--stats", default=None, help="the statistics file the run would get")
     dsc.add_argument("--data-root", default=None, help="where the dataset's files are")
+    dsc.add_argument("--options", action="store_true",
+                     help="also list every option of the source, terms and plug-ins")  # fmt: skip
     dsc.set_defaults(fn=cmd_describe)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import inspect
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -103,3 +105,25 @@ def registries() -> dict[str, Registry[Any]]:
 
 def _first_line(doc: str | None) -> str:
     return doc.strip().splitlines()[0].strip() if doc and doc.strip() else ""
+
+
+def options_of(obj: Any, skip: tuple[str, ...] = ("self", "ctx")) -> list[tuple[str, Any, str]]:
+    """A registered part's options: ``(name, default, doc)`` per parameter of ``obj`` (a function
+    or a class), ``doc`` the docstring line that documents the option: its ``Args`` entry, else
+    the first line naming it as ````name````, else the first naming it at all ("" if none)."""
+    fn = obj.__init__ if isinstance(obj, type) else obj
+    doc = inspect.getdoc(obj) or ""
+    if isinstance(obj, type):
+        doc += "\n" + (inspect.getdoc(obj.__init__) or "")
+    out = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.name in skip or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        word = rf"(?<![\w.]){re.escape(p.name)}(?!\w)"
+        key = rf"^\s*(\w+, )*{re.escape(p.name)}(, \w+)*,?:\s"  # an Args entry's names
+        tries = (key, rf"``{re.escape(p.name)}``", word)
+        lines = doc.splitlines()
+        found = (ln for pat in tries for ln in lines if re.search(pat, ln))
+        out.append((p.name, None if p.default is p.empty else p.default,
+                    next(found, "").strip(" *-")))  # fmt: skip
+    return out

@@ -58,8 +58,9 @@ def activation_term(ctx: StepContext) -> torch.Tensor:
 def adversarial_term(
     ctx: StepContext, criterion: str = "l1", T: float = 1.0, standardize: float | None = None
 ) -> torch.Tensor:
-    """Negative student–teacher discrepancy (l1: DFAD; kl: ZSKT/DFQ; js); ``standardize``: of
-    logits standardised per sample to that standard deviation."""
+    """Negative student–teacher discrepancy, ``criterion`` l1 (DFAD), kl (ZSKT/DFQ) or js, at
+    temperature ``T`` (kl, js); ``standardize``: of logits standardised per sample to that
+    standard deviation."""
     if ctx.student_logits is None:
         raise DfkdError("term 'adversarial' needs student logits")
     s, t = ctx.student_logits, ctx.teacher_logits
@@ -70,8 +71,9 @@ def adversarial_term(
 
 @register_term("decision_adversarial", phase="synth", needs=("student",))
 def decision_adversarial_term(ctx: StepContext, T: float = 1.0) -> torch.Tensor:
-    """Negative KL(teacher ‖ student) on the samples where both predict the same class (CMI,
-    Fast-DFKD): hard samples that stay on the teacher's side of the student's boundary."""
+    """Negative KL(teacher ‖ student) at temperature ``T`` on the samples where both predict the
+    same class (CMI, Fast-DFKD): hard samples that stay on the teacher's side of the student's
+    boundary."""
     if ctx.student_logits is None:
         raise DfkdError("term 'decision_adversarial' needs student logits")
     return decision_adversarial_loss(ctx.student_logits, ctx.teacher_logits, T)
@@ -79,8 +81,8 @@ def decision_adversarial_term(ctx: StepContext, T: float = 1.0) -> torch.Tensor:
 
 @register_term("competition", phase="synth", needs=("student",))
 def competition_term(ctx: StepContext, T: float = 3.0, form: str = "js") -> torch.Tensor:
-    """ADI competition 1 − JS(student, teacher) (Adaptive DeepInversion; form 'adi': the
-    clamped element-mean JS of the ADI / TA-DFKD code)."""
+    """ADI competition 1 − JS(student, teacher) at temperature ``T`` (Adaptive DeepInversion;
+    ``form`` 'adi': the clamped element-mean JS of the ADI / TA-DFKD code)."""
     if ctx.student_logits is None:
         raise DfkdError("term 'competition' needs student logits")
     return competition_loss(ctx.student_logits, ctx.teacher_logits, T, form)
@@ -94,7 +96,7 @@ def tv_term(ctx: StepContext, p: int = 2, reduction: str = "mean") -> torch.Tens
 
 @register_term("l2", phase="synth")
 def l2_term(ctx: StepContext, reduction: str = "mean") -> torch.Tensor:
-    """Mean Euclidean norm of the synthetic images ('norm': of the whole batch)."""
+    """Mean Euclidean norm of the synthetic images (``reduction`` 'norm': of the whole batch)."""
     return l2_prior(ctx.x, reduction)
 
 
@@ -102,7 +104,9 @@ def l2_term(ctx: StepContext, reduction: str = "mean") -> torch.Tensor:
 def bn_stats_term(
     ctx: StepContext, first_multiplier: float = 1.0, kind: str = "l2"
 ) -> torch.Tensor:
-    """Batch statistics at every teacher BatchNorm layer against its running statistics."""
+    """Batch statistics at every teacher BatchNorm layer against its running statistics
+    (``kind``: the distance, ``"l2"`` or ``"kl"``, :func:`~dfkd.losses.bn.bn_stat_distance`;
+    ``first_multiplier``: the first layer's weight, DeepInversion's ImageNet setting)."""
     bn, refs = ctx.taps.get("bn"), ctx.taps.get("bn_refs")
     if not bn:
         raise DfkdError(
@@ -117,7 +121,8 @@ def feature_stats_term(
     ctx: StepContext, first_multiplier: float = 1.0, kind: str = "l2"
 ) -> torch.Tensor:
     """Channel statistics of the tapped teacher layers against a statistics file (statistical
-    feature matching for teachers with or without BatchNorm)."""
+    feature matching for teachers with or without BatchNorm; ``kind`` and
+    ``first_multiplier`` as for ``bn_stats``)."""
     stats, outs = ctx.taps["stats"], ctx.taps["outputs"]
     batch = [channel_stats(outs[n]) for n in stats.layers]
     refs = [(stats.mean[n].to(ctx.x.device), stats.var[n].to(ctx.x.device)) for n in stats.layers]
@@ -144,7 +149,7 @@ def stat_match_term(
     kind: str = "auto",
 ) -> torch.Tensor:
     """Statistical feature matching: the statistics file's layers when the run has one, else the
-    teacher's BatchNorm running statistics.
+    teacher's BatchNorm running statistics (``first_multiplier`` as for ``bn_stats``).
 
     ``kind``: ``"l2"``, ``"kl"`` (see :func:`~dfkd.losses.bn.bn_stat_distance`) or ``"auto"``:
     KL on a statistics file, whose layers keep the teacher's own activation scale (tens to

@@ -30,7 +30,8 @@ def erased_region(mask: torch.Tensor, dilate: int) -> torch.Tensor:
 class TriggerFilter(Plugin):
     """Scans the teacher for a trigger at set-up (``probes`` images inverted from it for
     ``probe_steps`` steps, ``scan_steps`` steps per class) and, when a target class is
-    suspected, uses its recovered mask ``m`` and pattern ``p``:
+    suspected (an anomaly index above ``threshold``), uses its recovered mask ``m`` and pattern
+    ``p`` in one of three forms (``mode``):
 
     * ``filter``: distillation samples the teacher assigns to the target lose their KD weight
       when erasing the mask's region (``(1 − m)·x + m·μ``, ``μ`` the dataset's mean pixel
