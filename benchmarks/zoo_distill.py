@@ -163,7 +163,23 @@ def extras(cell: dict) -> str:
     return ", ".join(shown) or "none"
 
 
-def markdown(doc: dict) -> str:
+def stats_cost(cells: list[dict], with_file: list[dict]) -> list[str]:
+    """This table's rows (no statistics file) beside the same teacher, method and budget run
+    with one (``zoo_distill.json``): the cost of not having statistics, in points."""
+    by = {(c["teacher"], c["method"], c["time_budget"]): c for c in with_file if "note" not in c}
+    lines = ["| teacher | method | budget | no statistics file | with one | cost (points) |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for c in cells:
+        other = by.get((c["teacher"], c["method"], c["time_budget"]))
+        if other is None or "note" in c or not other["stats_file"]:
+            continue
+        without, with_ = c["percent_of_teacher"], other["percent_of_teacher"]
+        lines.append(f"| {c['teacher']} | {c['method']} | {c['time_budget']} | {without:.1f} "
+                     f"| {with_:.1f} | {with_ - without:.1f} |")  # fmt: skip
+    return lines if len(lines) > 2 else []
+
+
+def markdown(doc: dict, with_file: dict[str, list[dict]] | None = None) -> str:
     lines = header(
         "Data-free methods on the teacher zoo",
         doc["meta"],
@@ -199,6 +215,10 @@ def markdown(doc: dict) -> str:
                 f"| {c['threads']} |"
             )
         lines.append("")
+        cost = stats_cost(cells, (with_file or {}).get(ds, []))
+        if cost:
+            lines += ["What the statistics file is worth (the same cell in `zoo_distill.md`, "
+                      "run with one):", "", *cost, ""]  # fmt: skip
         notes = [f"- {c['teacher']} / {c['method']}: {c['note']}" for c in cells if "note" in c]
         lines += ["No student (scored 0):", "", *notes, ""] if notes else []
     return "\n".join(lines)
@@ -227,7 +247,9 @@ def publish(args: argparse.Namespace, command: str) -> None:
     doc["meta"] = run_meta(command)
     doc["rows"] = collect(Path(args.out), doc.get("rows", {}))
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
-    atomic_write_text(res / f"{args.name}.md", markdown(doc) + "\n")
+    base = res / "zoo_distill.json"
+    with_file = json.loads(base.read_text())["rows"] if args.no_stats and base.exists() else None
+    atomic_write_text(res / f"{args.name}.md", markdown(doc, with_file) + "\n")
 
 
 def main() -> None:
