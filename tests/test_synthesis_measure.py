@@ -1,10 +1,9 @@
 """Measuring and steering synthesis: k-NN manifold precision/recall against a naive reference,
-the pool's classes (histogram, admission, deficit targets), a conditional meta generator that
+the pool's classes (histogram, admission), a conditional meta generator that
 follows its targets and the run's synthesis record."""
 
 from __future__ import annotations
 
-import itertools
 import math
 from pathlib import Path
 
@@ -15,12 +14,10 @@ import torch.nn.functional as F
 import dfkd
 from dfkd.errors import ConfigError
 from dfkd.evaluation.manifold import class_precision_recall, knn_radii, precision_recall
-from dfkd.sources import MemoryBank, MetaGeneratorSource, NoisyGeneratorSource
+from dfkd.sources import MemoryBank, MetaGeneratorSource
 from dfkd.sources.pool import (
     add_to_pool,
     class_pool_metrics,
-    deficit_targets,
-    interleave,
     read_log,
 )
 
@@ -110,35 +107,6 @@ def test_add_to_pool_admits_hits_and_reports_the_hit_rate() -> None:
     assert class_pool_metrics(bank, 2)["pool_coverage"] == 1.0
 
 
-def _naive_deficit(hist: list[int], n: int) -> list[int]:
-    """Every allocation of ``n`` images to the classes; the one whose pool is most even (least
-    squared counts), ties to the lexicographically smallest sorted target list."""
-    best = None
-    for combo in itertools.combinations_with_replacement(range(len(hist)), n):
-        counts = list(hist)
-        for c in combo:
-            counts[c] += 1
-        key = (sum(v * v for v in counts), list(combo))
-        best = key if best is None or key < best else best
-    return best[1]
-
-
-@pytest.mark.parametrize("hist,n", [([5, 0, 3], 7), ([2, 2, 2], 4), ([0, 9, 1, 1], 5)])
-def test_deficit_targets_match_a_naive_reference(hist: list[int], n: int) -> None:
-    assert deficit_targets(torch.tensor(hist), n).tolist() == _naive_deficit(hist, n)
-
-
-def test_deficit_targets_of_an_empty_pool_take_turns() -> None:
-    assert deficit_targets(torch.zeros(3, dtype=torch.long), 5).tolist() == [0, 1, 2, 0, 1]
-
-
-def test_interleave_mixes_classes_in_each_run() -> None:
-    t = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2])
-    out = interleave(t, 3)
-    assert sorted(out.tolist()) == t.tolist()
-    assert out[:3].tolist() == [0, 1, 2] and out[3:6].tolist() == [0, 1, 2]
-
-
 @pytest.fixture(scope="module")
 def env(digits: dfkd.Data, teacher_dir: Path):
     return digits_env(digits, teacher_dir, 32, rounds=4, g_steps=10)
@@ -177,17 +145,15 @@ def test_conditional_needs_targets_and_admit_is_checked() -> None:
         MetaGeneratorSource(condition=-1.0)
     with pytest.raises(ConfigError, match="admit"):
         MetaGeneratorSource(admit="some")
-    with pytest.raises(ConfigError, match="targets"):
-        NoisyGeneratorSource(targets="random")
+    with pytest.raises(ConfigError, match="targets must be"):
+        MetaGeneratorSource(targets="deficit")  # measured, then removed (docs/methods.md)
 
 
-def test_deficit_targets_fill_the_pool_evenly(env) -> None:
+def test_a_round_logs_its_hits_and_what_it_admitted(env) -> None:
     src = MetaGeneratorSource(model="light_generator", nz=8, bank=256, shift=0, replay_shift=0,
-                              targets="deficit", condition=2.0, admit="hit")  # fmt: skip
+                              targets="balanced", condition=2.0, admit="hit")  # fmt: skip
     src.setup(env)
-    src.bank.add(torch.zeros(20, 1, 8, 8), torch.zeros(20, dtype=torch.long))  # class 0 full
     src.draw()
-    assert (src.targets != 0).all()  # the round makes the classes the pool lacks
     src.update(F.cross_entropy(env.teacher(src.draw().x), src.targets))
     log = src.round_end(0)
     assert 0 <= log["synth_hit_rate"] <= 1 and log["pool_admitted"] == pytest.approx(
@@ -198,7 +164,7 @@ def test_deficit_targets_fill_the_pool_evenly(env) -> None:
 
 def test_a_run_records_what_it_synthesised(teacher_dir: Path, tmp_path: Path) -> None:
     m = dfkd.distill(teacher_dir, "lenet5_half", "fast", "digits", out=tmp_path / "r",
-                     overrides=["source.args.targets=deficit", "source.args.condition=2.0"],
+                     overrides=["source.args.targets=balanced", "source.args.condition=2.0"],
                      progress=False)  # fmt: skip
     for key in ("synth_hit_rate", "pool_coverage", "synth_precision", "synth_recall"):
         assert 0 <= m[key] <= 1, key

@@ -7,7 +7,8 @@ student's accuracy.
     python benchmarks/explore/synthesis.py --dataset fashion-mnist --teachers vgg-bn \\
         --method fast --variants base cond2 balanced-hit --rounds 12 [--time-budget 2m]
 
-Appends one JSON line per run to ``synthesis.jsonl`` beside this script.
+Appends one JSON line per run to ``synthesis.jsonl`` beside this script (its ``*deficit*``
+rows ran a ``targets: deficit`` rule since removed: docs/methods.md).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from zoo_distill import stats_file  # noqa: E402
 import dfkd  # noqa: E402
 
 COND = ["source.args.condition=8.0"]
-DEFICIT = ["source.args.targets=deficit"]
 HIT = ["source.args.admit=hit"]
 #: name: (overrides, question)
 VARIANTS: dict[str, tuple[list[str], str]] = {
@@ -40,8 +40,6 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "cond4": (["source.args.condition=4.0"], "… one-hot ×4"),
     "cond2-balanced-hit": (["source.args.condition=2.0", "source.args.targets=balanced", *HIT],
                            "one-hot ×2, balanced targets, only hits pooled"),
-    "cond2-deficit-hit": (["source.args.condition=2.0", *DEFICIT, *HIT],
-                          "one-hot ×2, targets from the pool's deficit, only hits pooled"),
     "balanced": (["source.args.targets=balanced"], "each image the class it is nearest to"),
     "balanced-hit": (["source.args.targets=balanced", *HIT], "… and only hits join the pool"),
     "balanced-ce2": (["source.args.targets=balanced", "synth_terms.class_target.weight=2.0"],
@@ -51,8 +49,6 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "onehot-prior": (["source.args.targets=false", "synth_terms.class_target.weight=0.0",
                       "synth_terms.one_hot.weight=1.0"],
                      "deepinversion's earlier prior: the teacher's own argmax, no given targets"),
-    "deficit": (DEFICIT, "targets from the pool's deficit (nayer)"),
-    "deficit-hit": (DEFICIT + HIT, "… and only hits join the pool (nayer)"),
 }  # fmt: skip
 
 

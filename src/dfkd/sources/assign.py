@@ -8,7 +8,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 #: how a source gives a batch its target classes
-TARGET_RULES = ("random", "balanced", "deficit")
+TARGET_RULES = ("random", "balanced")
 
 
 def balanced_targets(logits: torch.Tensor, num_classes: int) -> torch.Tensor:

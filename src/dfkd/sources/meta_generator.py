@@ -16,7 +16,7 @@ from .assign import TARGET_RULES, balanced_targets
 from .bank import MemoryBank, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, mean_gradients, register_source
 from .keep import KeepBest
-from .pool import PoolReadout, add_to_pool, admit_option, deficit_targets
+from .pool import PoolReadout, add_to_pool, admit_option
 
 META_RULES = ("reptile", "fomaml", "reset")
 KEEP = ("best", "last")
@@ -92,9 +92,7 @@ class MetaGeneratorSource(PoolReadout, Source):
             (the ``class_target`` term): ``"random"`` (or ``true``; Fast-DFKD and CMI),
             ``"balanced"`` (each image gets the class the teacher finds it nearest to on the
             round's first images, no class the target of more than its share of the batch:
-            :func:`~dfkd.sources.assign.balanced_targets`), ``"deficit"`` (the classes the
-            pool holds least of, by the teacher: :func:`~dfkd.sources.pool.deficit_targets`),
-            or ``false`` (none).
+            :func:`~dfkd.sources.assign.balanced_targets`), or ``false`` (none).
         condition: feed each image's target class to the generator: its one-hot times this
             scale beside the latent code (0: not at all), so that ``θ`` can learn what each
             class looks like instead of being asked for random classes it is never told. The
@@ -194,9 +192,6 @@ class MetaGeneratorSource(PoolReadout, Source):
         z = torch.randn(self.batch_size, self.nz, generator=self.gen)
         self.z = self.fabric.to_device(z).requires_grad_(True)
         targets = torch.randint(self.num_classes, (self.batch_size,), generator=self.gen)
-        if self.target_rule == "deficit":
-            targets = deficit_targets(self.bank.class_histogram(self.num_classes),
-                                      self.batch_size)  # fmt: skip
         self.targets = self.fabric.to_device(targets.sort().values)
         if self.target_rule == "balanced":
             with torch.no_grad():

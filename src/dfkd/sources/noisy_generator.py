@@ -16,12 +16,9 @@ from ..models import create_generator
 from .bank import MemoryBank, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, mean_gradients, register_source
 from .keep import KeepBest
-from .pool import PoolReadout, add_to_pool, admit_option, deficit_targets, interleave
+from .pool import PoolReadout, add_to_pool, admit_option
 
 EMBEDDINGS = ("orthogonal", "onehot", "learnable")
-#: how a round's target classes are chosen: every class in turn (NAYER), or the classes the
-#: pool holds least of (:func:`~dfkd.sources.pool.deficit_targets`)
-NOISY_TARGETS = ("balanced", "deficit")
 
 
 def label_embedding(kind: str, num_classes: int, dim: int, gen: torch.Generator) -> torch.Tensor:
@@ -103,8 +100,6 @@ class NoisyGeneratorSource(PoolReadout, Source):
         shift, flip, replay_shift, replay_flip: random translation and horizontal flips of the
             images the teacher sees during synthesis, and of those the student replays.
         replay_targets, replay_mix: as for ``meta_generator``.
-        targets: ``"balanced"`` (every class in turn, NAYER) or ``"deficit"`` (the classes
-            the pool holds least of, by the teacher).
         admit: as for ``meta_generator``.
     """
 
@@ -132,7 +127,6 @@ class NoisyGeneratorSource(PoolReadout, Source):
         replay_targets: str = "fresh",
         replay_mix: float = 0.0,
         channels_last: bool = True,
-        targets: str = "balanced",
         admit: str = "all",
     ) -> None:
         if keep not in ("best", "last"):
@@ -150,11 +144,7 @@ class NoisyGeneratorSource(PoolReadout, Source):
         self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
         self.replay_targets = replay_targets_option(replay_targets, "noisy_generator")
         self.replay_mix = replay_mix_option(replay_mix, replay_targets, "noisy_generator")
-        if targets not in NOISY_TARGETS:
-            raise ConfigError(
-                f"source 'noisy_generator': targets must be one of {NOISY_TARGETS}, got {targets!r}"
-            )
-        self.target_rule, self.admit = targets, admit_option(admit, "noisy_generator")
+        self.admit = admit_option(admit, "noisy_generator")
 
     def setup(self, env: SourceEnv) -> None:
         rank = getattr(env.fabric, "global_rank", 0)
@@ -198,9 +188,6 @@ class NoisyGeneratorSource(PoolReadout, Source):
         d = self.emb.shape[1]
         w = torch.randn(k, d, self.nz, generator=self.gen)
         targets = balanced_targets(self.batch_size, self.num_classes, self.gen)
-        if self.target_rule == "deficit":
-            hist = self.bank.class_histogram(self.num_classes)
-            targets = interleave(deficit_targets(hist, self.batch_size), self.num_classes)
         self.targets = self.fabric.to_device(targets)
         self.noise = [self.fabric.to_device(t).requires_grad_(True)
                       for t in (w, torch.zeros(k, self.nz))]  # fmt: skip

@@ -62,33 +62,6 @@ def read_log(log: dict[str, torch.Tensor]) -> dict[str, float]:
     return {k: float(v) for k, v in log.items()}
 
 
-def deficit_targets(histogram: torch.Tensor, n: int) -> torch.Tensor:
-    """``n`` target classes (sorted) that bring a pool with class counts ``histogram`` closest to
-    uniform: each new image goes to the class furthest below its fair share of the pool after
-    the round (water-filling; ties to the lower class). An empty pool gets every class in
-    turn."""
-    counts = histogram.detach().to("cpu", torch.float64).clone()
-    c = len(counts)
-    out = torch.empty(n, dtype=torch.long)
-    if counts.sum() == 0:
-        return torch.arange(n) % c
-    for i in range(n):  # n ≤ a few hundred per round: a loop is clearer than a closed form
-        k = int(torch.argmin(counts))
-        out[i] = k
-        counts[k] += 1
-    return out.sort().values
-
-
-def interleave(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``targets`` reordered so that classes take turns (``0 1 2 … 0 1 …``): each run of
-    consecutive samples holds as many distinct classes as it can."""
-    order = torch.argsort(targets, stable=True)
-    t = targets[order]
-    first = torch.searchsorted(t, t)  # index of each class's first occurrence in sorted order
-    turn = torch.arange(len(t)) - first
-    return t[torch.argsort(turn * num_classes + t, stable=True)]
-
-
 def class_pool_metrics(bank: MemoryBank, num_classes: int) -> dict[str, float]:
     """A pool's class coverage (share of classes with at least a quarter of a fair share) and
     balance (normalised entropy) by the classes it keeps."""
