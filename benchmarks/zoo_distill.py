@@ -164,14 +164,18 @@ def extras(cell: dict) -> str:
 
 
 def stats_cost(cells: list[dict], with_file: list[dict]) -> list[str]:
-    """This table's rows (no statistics file) beside the same teacher, method and budget run
-    with one (``zoo_distill.json``): the cost of not having statistics, in points."""
+    """This table's rows (no statistics file) beside the same teacher, method, budget and preset
+    run with one (``zoo_distill.json``; a row of an earlier preset is no pair): the cost of not
+    having statistics, in points."""
     by = {(c["teacher"], c["method"], c["time_budget"]): c for c in with_file if "note" not in c}
     lines = ["| teacher | method | budget | no statistics file | with one | cost (points) |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for c in cells:
         other = by.get((c["teacher"], c["method"], c["time_budget"]))
-        if other is None or "note" in c or not other["stats_file"]:
+        if other is None:
+            continue
+        same = {extras(other), extras(c)} <= {"–", "none"} or extras(other) == extras(c)
+        if "note" in c or not other["stats_file"] or not same:
             continue
         without, with_ = c["percent_of_teacher"], other["percent_of_teacher"]
         lines.append(f"| {c['teacher']} | {c['method']} | {c['time_budget']} | {without:.1f} "

@@ -55,8 +55,9 @@ def recommend(
     else:
         return Recommendation(
             "fast", (),
-            "no BatchNorm and no statistics file: fast, the best statistics-free form measured "
-            f"({NO_STATS}); a statistics file, where one can be had, gains more",
+            "no BatchNorm and no statistics file: fast without its statistics term, the best "
+            f"worst case of every method on six BN-free teachers ({NO_STATS}); a statistics "
+            "file, where one can be had, gains more",
         )  # fmt: skip
     close = "best or within 1.2 points of the best on every zoo teacher"
     return Recommendation("fast", (), f"{why} ({close}, {ZOO})")
