@@ -38,7 +38,7 @@ from .io.cards import (
     load_weights,
     save_model,
 )
-from .io.files import check_writable, read_json, write_json
+from .io.files import check_writable
 from .io.runs import check_out_dir
 from .methods import METHODS
 from .models import create_model, is_factory_string
@@ -127,15 +127,19 @@ def _plugin_component(p: PluginSpec) -> dict[str, Any]:
 
 @dataclass
 class SaveStudent:
-    """Writes the student's weights and card at the end of a run (picklable, for spawned DDP)."""
+    """Writes the student's weights and card at the end of a run (picklable, for spawned DDP),
+    and records in the metrics which method ``method: auto`` chose, and why."""
 
     architecture: dict[str, Any]
     data: Data
     teacher: str | None
     method: str
     command: str
+    choice: Recommendation | None = None
 
     def __call__(self, module: nn.Module, metrics: dict[str, Any], out_dir: Path) -> None:
+        if self.choice is not None:
+            metrics["method_choice"] = f"{self.choice.method}: {self.choice.why}"
         extra = {
             "test_accuracy": metrics["student_accuracy"],
             "teacher": self.teacher,
@@ -156,29 +160,17 @@ class SaveStudent:
 
 
 def distill(
-    teacher: str | Path | nn.Module | None = None,
-    student: str | nn.Module | None = None,
-    method: str | None = None,
-    dataset: str | Data | None = None,
-    *,
-    out: str | Path | None = None,
-    config: str | Path | dict[str, Any] | None = None,
-    overrides: Sequence[str] = (),
-    plugins: Sequence[PluginSpec] | None = None,
-    seed: int | None = None,
-    teacher_weights: str | Path | None = None,
-    stats: str | Path | None = None,
-    substitute: str | None = None,
-    ood_dataset: str | None = None,
-    trigger: str | None = None,
-    data_root: str | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    stop_after_rounds: int | None = None,
-    time_budget: str | float | None = None,
-    progress: bool | None = None,
+    teacher: str | Path | nn.Module | None = None, student: str | nn.Module | None = None,
+    method: str | None = None, dataset: str | Data | None = None, *,
+    out: str | Path | None = None, config: str | Path | dict[str, Any] | None = None,
+    overrides: Sequence[str] = (), plugins: Sequence[PluginSpec] | None = None,
+    seed: int | None = None, teacher_weights: str | Path | None = None,
+    stats: str | Path | None = None, substitute: str | None = None,
+    ood_dataset: str | None = None, trigger: str | None = None, data_root: str | None = None,
+    resume: bool = False, overwrite: bool = False, stop_after_rounds: int | None = None,
+    time_budget: str | float | None = None, progress: bool | None = None,
     command: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # fmt: skip
     """Distil ``teacher`` into ``student`` with ``method`` and return the final metrics.
 
     Every argument becomes a layer of the run's config (:func:`resolve_config`), so the
@@ -221,38 +213,60 @@ def distill(
         check_out_dir(out, overwrite=overwrite, resume=resume)
     choice = None
     if not resume and (method == AUTO or (method is None and not _names_method(config))):
-        if teacher is None:
-            raise DfkdError("name a method (dfkd list methods), or give the teacher to choose for")
-        choice = choose_method(teacher, dataset or "digits", stats,
-                               teacher_weights=teacher_weights, data_root=data_root)  # fmt: skip
+        choice = _auto(teacher, dataset, stats, teacher_weights, data_root)
         method, plugins = choice.method, [*choice.plugins, *(plugins or [])]
     explicit = _explicit_layer(
         teacher, student, seed=seed, progress=progress, stats=stats, time_budget=time_budget,
         teacher_weights=teacher_weights, ood_dataset=ood_dataset, trigger=trigger,
         data_root=data_root)  # fmt: skip
     saved = load_yaml(Path(out) / "config.yaml") if resume and out is not None else None
-    ds_name = dataset.name if isinstance(dataset, Data) else dataset
-    cfg = resolve_config(method, ds_name, config, overrides, plugins=plugins,
-                         substitute=substitute, saved=saved,
-                         loaded=dataset if isinstance(dataset, Data) else None,
-                         **explicit)  # fmt: skip
-    data = dataset if isinstance(dataset, Data) else load_dataset(cfg.data.name, cfg.data.root,
-                                                                  **cfg.data.args)  # fmt: skip
+    cfg, data = _config_and_data(method, dataset, config, overrides, plugins, substitute, saved,
+                                 explicit)  # fmt: skip
     t_model, model_data = _teacher_model(teacher, cfg, data)  # the teacher's normalisation
     seed_all(cfg.seed)
     s_model, s_arch = _student_model(student, cfg, model_data)
     cmd = command or " ".join(shlex.quote(a) for a in sys.argv)
-    save_student = SaveStudent(s_arch, model_data, cfg.teacher, cfg.method, cmd)
+    save_student = SaveStudent(s_arch, model_data, cfg.teacher, cfg.method, cmd, choice)
     metrics = run(cfg, t_model, s_model, data, out, resume=resume, overwrite=overwrite,
                   stop_after_rounds=stop_after_rounds, on_finish=save_student,
                   model_data=model_data, started=started)  # fmt: skip
-    if choice is not None:
-        metrics["method_choice"] = f"{choice.method}: {choice.why}"
-        saved_metrics = Path(out or "") / "metrics.json"
-        if out is not None and saved_metrics.is_file():
-            on_disk = read_json(saved_metrics)
-            write_json(saved_metrics, {**on_disk, "method_choice": metrics["method_choice"]})
+    if choice is not None:  # a run without an output folder calls no finish hook
+        metrics.setdefault("method_choice", f"{choice.method}: {choice.why}")
     return metrics
+
+
+def _config_and_data(
+    method: str | None,
+    dataset: str | Data | None,
+    config: str | Path | dict[str, Any] | None,
+    overrides: Sequence[str],
+    plugins: Sequence[PluginSpec] | None,
+    substitute: str | None,
+    saved: dict[str, Any] | None,
+    explicit: dict[str, Any],
+) -> tuple[RunConfig, Data]:
+    """:func:`distill`'s resolved config, and its dataset (loaded, unless given loaded)."""
+    loaded = dataset if isinstance(dataset, Data) else None
+    name = loaded.name if loaded is not None else dataset
+    cfg = resolve_config(method, name, config, overrides, plugins=plugins, substitute=substitute,
+                         saved=saved, loaded=loaded, **explicit)  # fmt: skip
+    if loaded is not None:
+        return cfg, loaded
+    return cfg, load_dataset(cfg.data.name, cfg.data.root, **cfg.data.args)
+
+
+def _auto(
+    teacher: str | Path | nn.Module | None,
+    dataset: str | Data | None,
+    stats: str | Path | None,
+    teacher_weights: str | Path | None,
+    data_root: str | None,
+) -> Recommendation:
+    """The method ``distill`` runs when none is named (:func:`choose_method`)."""
+    if teacher is None:
+        raise DfkdError("name a method (dfkd list methods), or give the teacher to choose for")
+    return choose_method(teacher, dataset or "digits", stats, teacher_weights=teacher_weights,
+                         data_root=data_root)  # fmt: skip
 
 
 def _names_method(config: str | Path | dict[str, Any] | None) -> bool:
