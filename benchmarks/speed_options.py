@@ -3,9 +3,10 @@ and student images per second of ``fast``, ``nayer`` and ``dfq`` with the zoo's 
 ``lenet5``, ``vgg-bn`` and ``resnet-bn`` teachers (student ``lenet5_half``, the mnist10k
 presets, batch 128), each setting in a fresh process with an empty inductor cache.
 
-Each cell runs twice: ``--short`` rounds and ``--short + --long`` rounds; the steady rate is
-the difference of the two (what a long run gets), and ``first s`` is the short run's step time
-beyond that steady rate (compilation and warm-up: what every run pays once).
+Each cell is one run of ``--short + --long`` rounds whose every round is timed (the engine's
+own step timers, read from the evaluation curve): the steady rate is the median of the last
+``--long`` rounds (what a long run gets), and ``first s`` is what the first ``--short`` rounds
+cost beyond that rate (compilation and warm-up: what every run pays once).
 
     python benchmarks/speed_options.py [--methods fast nayer dfq] [--teachers ...]
 
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from common import header, run_meta
@@ -44,14 +46,16 @@ method, teacher, rounds, g, k, batch, *over = sys.argv[1:]
 t = zoo_teacher(teacher, "mnist10k", Path("runs/zoo"))
 over = [f"rounds={rounds}", "warmup_rounds=0", f"g_steps={g}", f"kd_steps={k}",
         f"batch_size={batch}", f"source.args.synth_batch_size={batch}",
-        f"eval_every={rounds}", f"checkpoint_every={rounds}", *over]
+        "eval_every=1", f"checkpoint_every={rounds}", *over]
 m = dfkd.distill(t, method=method, dataset="mnist10k", overrides=over, progress=False)
-print(json.dumps({"synthesis_s": m["synthesis_s"], "distill_s": m["distill_s"]}))
+rows = [{k: r[k] for k in ("synthesis_s", "distill_s")} for r in m["history"]]
+print(json.dumps(rows))
 """
 
 
-def child(method: str, teacher: str, rounds: int, g: int, k: int, over: list[str]) -> dict:
-    """One run in a fresh process (an empty inductor cache): its synthesis and student time."""
+def child(method: str, teacher: str, rounds: int, g: int, k: int, over: list[str]) -> list[dict]:
+    """One run in a fresh process (an empty inductor cache): its cumulative synthesis and
+    student seconds after each round."""
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
         cmd = [sys.executable, "-c", CHILD, method, teacher, str(rounds), str(g), str(k),
@@ -62,26 +66,35 @@ def child(method: str, teacher: str, rounds: int, g: int, k: int, over: list[str
 
 def cell(method: str, teacher: str, setting: str, args: argparse.Namespace) -> dict[str, Any]:
     g, k = args.g_steps, args.kd_steps
-    a = child(method, teacher, args.short, g, k, SETTINGS[setting])
-    b = child(method, teacher, args.short + args.long, g, k, SETTINGS[setting])
-    synth = (b["synthesis_s"] - a["synthesis_s"]) / args.long
-    student = (b["distill_s"] - a["distill_s"]) / args.long
-    first = a["synthesis_s"] + a["distill_s"] - args.short * (synth + student)
+    rows = child(method, teacher, args.short + args.long, g, k, SETTINGS[setting])
+    synth, student = (median(per_round(rows, key)[args.short :]) for key in TIMERS)
+    head = rows[args.short - 1]
+    first = head["synthesis_s"] + head["distill_s"] - args.short * (synth + student)
     return {"method": method, "teacher": teacher, "setting": setting, "g_steps": g,
             "kd_steps": k, "synth_img_per_s": g * BATCH / synth if synth > 0 else None,
             "student_img_per_s": k * BATCH / student if student > 0 else None,
             "first_s": first}  # fmt: skip
 
 
+TIMERS = ("synthesis_s", "distill_s")
+
+
+def per_round(rows: list[dict[str, float]], key: str) -> list[float]:
+    """Each round's seconds of one timer, from the cumulative figures after each round."""
+    ends = [r[key] for r in rows]
+    return [b - a for a, b in zip([0.0, *ends[:-1]], ends, strict=True)]
+
+
 def markdown(doc: dict[str, Any]) -> list[str]:
     lines = header("Compile and channels_last on this CPU", doc["meta"],
                    f"Student `lenet5_half`, MNIST-10k presets, batch {BATCH}, "
                    f"{doc['meta']['g_steps']} synthesis and {doc['meta']['kd_steps']} student "
-                   "steps a round; steady images/s (the difference of a "
-                   f"{doc['meta']['short']}- and a {doc['meta']['short'] + doc['meta']['long']}-"
-                   "round run, each a fresh process with an empty inductor cache), and the "
-                   "seconds the first rounds cost beyond that (compilation, warm-up). `×` = the "
-                   "round's time under `plain` over its time under the setting.")  # fmt: skip
+                   "steps a round; steady images/s (the median of the last "
+                   f"{doc['meta']['long']} of {doc['meta']['short'] + doc['meta']['long']} "
+                   "rounds, each setting a fresh process with an empty inductor cache), and the "
+                   f"seconds the first {doc['meta']['short']} rounds cost beyond that "
+                   "(compilation, warm-up). `×` = the round's time under `plain` over its time "
+                   "under the setting.")  # fmt: skip
     lines += ["| method | teacher | setting | synth img/s | student img/s | round × plain "
               "| first s |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in doc["rows"]:

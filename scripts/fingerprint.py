@@ -28,6 +28,10 @@ RUNS: list[tuple[str, str, list[str]]] = [
     ("kd", "kd", []),
     ("ta_dfkd", "ta_dfkd", []),
     ("dfq+kdci", "dfq", ["kdci:samples=256,n=8"]),
+    ("fast", "fast", []),
+    ("nayer", "nayer", []),
+    ("cmi", "cmi", []),
+    ("dafl", "dafl", []),
 ]
 KEYS = ("student_accuracy", "agreement", "acc_last5", "steps", "loss_terms",
         "synthetic_class_histogram")  # fmt: skip

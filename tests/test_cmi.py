@@ -111,7 +111,7 @@ def test_cmi_source_trains_its_head_and_remembers_each_rounds_best_features(
     assert any(not torch.equal(a, b) for a, b in zip(head, src.head.parameters()))
     _step(src, env)
     src.sample(4)
-    assert len(src.memory) == 16 and len(src.bank) == 16
+    assert len(src.memory) == 16 and len(src.pool.bank) == 16
     assert src.draw().extras["targets"].shape == (16,)
 
 

@@ -73,7 +73,7 @@ def test_reptile_moves_the_start_toward_the_adapted_weights(env: SourceEnv) -> N
     for a, f, p in zip(theta, phi, src.net.parameters()):
         g = a - f
         assert torch.allclose(p.detach(), a - 1e-3 * g / (g.abs() + 1e-8), atol=1e-7)
-    assert src.fast is None and len(src.bank) == 16
+    assert src.fast is None and len(src.pool.bank) == 16
 
 
 def test_fomaml_steps_the_start_along_the_sum_of_the_adapted_gradients(env: SourceEnv) -> None:
@@ -94,14 +94,14 @@ def test_pool_keeps_the_best_batch_of_the_round(env: SourceEnv) -> None:
         drawn.append(batch.x.detach().clone())
         src.update(batch.x.sum() * 0 + value)
     src.sample(4)
-    assert torch.equal(src.bank.data[:16], drawn[1])
+    assert torch.equal(src.pool.bank.data[:16], drawn[1])
     last = _source(env, keep="last")
     for value in (3.0, 1.0, 2.0):
         batch = last.draw()
         x = batch.x.detach().clone()
         last.update(batch.x.sum() * 0 + value)
     last.sample(4)
-    assert torch.equal(last.bank.data[:16], x)
+    assert torch.equal(last.pool.bank.data[:16], x)
 
 
 def test_meta_generator_resumes_mid_round_exactly(env: SourceEnv) -> None:

@@ -84,7 +84,7 @@ def test_each_round_draws_new_noisy_layers_and_keeps_the_generator(env: SourceEn
     _round(src, env)
     kept = [p.detach().clone() for p in src.net.parameters()]
     src.sample(4)
-    assert src.noise is None and len(src.bank) == 20
+    assert src.noise is None and len(src.pool.bank) == 20
     src.draw()
     assert not torch.equal(first, src.noise[0].detach())
     assert all(torch.equal(a, b) for a, b in zip(kept, src.net.parameters()))

@@ -73,7 +73,7 @@ def test_every_pool_source_takes_replay_mix_and_refuses_it_with_cached_targets(
     source: str,
 ) -> None:
     built = dfkd.sources.build_source(source, {"replay_mix": 0.4, "bank": 8})
-    assert built.replay_mix == 0.4
+    assert built.pool_options.replay_mix == 0.4
     with pytest.raises(ConfigError, match="replay_mix needs replay_targets: fresh"):
         dfkd.sources.build_source(
             source, {"replay_mix": 0.4, "replay_targets": "cached", "bank": 8}

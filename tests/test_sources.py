@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,9 @@ import dfkd
 from dfkd.errors import ConfigError
 from dfkd.losses.generator import one_hot_loss
 from dfkd.sources import GeneratorSource, MemoryBank, PixelInversion, SourceEnv
+from dfkd.registry import options_of
 from dfkd.sources.bank import pool_metrics
+from dfkd.sources.pool import PoolOptions
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +71,7 @@ def test_generator_source(env: SourceEnv) -> None:
     before = [p.detach().clone() for p in src.net.parameters()]
     src.update(one_hot_loss(env.teacher(batch.x)))
     assert any(not torch.equal(a, b) for a, b in zip(before, src.net.parameters()))
-    assert len(src.bank) == 16  # the synthesis batch was banked
+    assert len(src.pool.bank) == 16  # the synthesis batch was banked
     assert src.sample(4).x.shape == (4, 1, 8, 8) and not src.sample(4).x.requires_grad
     twin = GeneratorSource(model="light_generator", nz=8, bank=32)
     twin.setup(env)
@@ -98,9 +102,9 @@ def test_pixel_inversion_optimises_clips_and_banks(env: SourceEnv, digits: dfkd.
     twin.load_state_dict(src.state_dict())  # mid-batch: pixels and optimiser state carried
     assert torch.equal(src.draw().x, twin.draw().x)
     out = src.sample(8)
-    assert out.x.shape == (8, 1, 8, 8) and len(src.bank) == 16 and src.pixels is None
+    assert out.x.shape == (8, 1, 8, 8) and len(src.pool.bank) == 16 and src.pixels is None
     log = src.round_end(0)
-    assert log["bank_size"] == 16.0 and log["pool_admitted"] == 1.0  # no targets: all admitted
+    assert log["pool_size"] == 16.0 and log["pool_admitted"] == 1.0  # no targets: all admitted
     assert int(src.pool_histogram().sum()) == 16  # each banked image's class, by the teacher
     assert 0 < log["pool_coverage"] <= 1 and "synth_hit_rate" not in log
 
@@ -114,11 +118,11 @@ def test_replay_augmentation(cls, env: SourceEnv, digits: dfkd.Data) -> None:
     plain, aug = cls(bank=64), cls(bank=64, replay_shift=2, replay_flip=True)
     for src in (plain, aug):
         src.setup(env)
-        src.bank.add(torch.randn(16, 1, 8, 8))
-    banked = plain.bank.data[: plain.bank.size]
+        src.pool.bank.add(torch.randn(16, 1, 8, 8))
+    banked = plain.pool.bank.data[: plain.pool.bank.size]
     x = plain.sample(32).x  # no augmentation: every sample is a banked image
     assert all(any(torch.equal(xi, b) for b in banked) for xi in x)
-    aug.bank.load_state_dict(plain.bank.state_dict())
+    aug.pool.bank.load_state_dict(plain.pool.bank.state_dict())
     y = aug.sample(256).x
     low = digits.bounds[0].item()
     variants = []
@@ -130,7 +134,7 @@ def test_replay_augmentation(cls, env: SourceEnv, digits: dfkd.Data) -> None:
                 variants += [v, v.flip(2)]
     assert all(any(torch.allclose(yi, v) for v in variants) for yi in y)
     assert sum(any(torch.equal(yi, b) for b in banked) for yi in y) < len(y) // 2
-    assert torch.equal(aug.bank.data[: aug.bank.size], banked)
+    assert torch.equal(aug.pool.bank.data[: aug.pool.bank.size], banked)
 
 
 DI = [  # a DeepInversion-shaped composition, sized for a test
@@ -153,7 +157,7 @@ def test_pixel_source_in_the_loop_and_resume(tmp_path: Path, teacher_dir: Path) 
     full = dfkd.distill(teacher_dir, out=tmp_path / "a", overrides=DI, **kd)
     assert {"synth/bn_stats", "synth/one_hot", "synth/tv"} <= set(full["loss_terms"])
     hist = full["history"]
-    assert "bank_size" in hist[-1] and hist[-1]["bank_size"] == 128.0
+    assert "pool_size" in hist[-1] and hist[-1]["pool_size"] == 128.0
     dfkd.distill(teacher_dir, out=tmp_path / "b", overrides=DI, stop_after_rounds=1, **kd)
     done = dfkd.distill(teacher_dir, out=tmp_path / "b", overrides=DI, resume=True, **kd)
     assert done["student_accuracy"] == full["student_accuracy"]
@@ -231,3 +235,34 @@ def test_generator_reuse_drawn_batch_once(env: SourceEnv) -> None:
     first = src.sample(16)
     assert torch.equal(first.x, drawn.x.detach()) and torch.equal(twin.sample(16).x, first.x)
     assert not torch.equal(src.sample(16).x, first.x)  # afterwards: fresh draws
+
+
+POOL_SOURCES = ["generator", "pixels", "meta_generator", "noisy_generator", "cmi_generator"]
+
+
+@pytest.mark.parametrize("name", POOL_SOURCES)
+def test_pool_options_are_declared_once_and_taken_by_every_pool_source(name: str) -> None:
+    cls = dfkd.sources.SOURCES.get(name)
+    fields = [f.name for f in dataclasses.fields(PoolOptions)]
+    assert set(fields) <= set(inspect.signature(cls.__init__).parameters)
+    assert not any(f"{f}:" in inspect.getsource(cls) for f in fields)  # not re-declared
+    documented = {n for n, _, doc in options_of(cls) if doc}
+    assert set(fields) <= documented
+    built = dfkd.sources.build_source(name, {"bank": 16, "replay_flip": True, "admit": "hit"})
+    assert built.pool_options.bank == 16 and built.pool_options.replay_flip
+    assert built.pool_options.replay_mix == PoolOptions().replay_mix  # the shared default
+
+
+def test_pool_options_refuse_what_a_pool_cannot_do() -> None:
+    build = dfkd.sources.build_source
+    with pytest.raises(ConfigError, match="source 'generator': replay_\\* and admit apply"):
+        build("generator", {"replay_flip": True})  # no bank: nothing is replayed
+    with pytest.raises(ConfigError, match="source 'meta_generator': bank must be ≥ 1"):
+        build("meta_generator", {"bank": 0})
+    with pytest.raises(ConfigError, match="source 'cmi_generator': replay_mix needs"):
+        build("cmi_generator", {"replay_mix": 0.4, "replay_targets": "cached"})
+    with pytest.raises(ConfigError, match="source 'pixels': admit must be one of"):
+        build("pixels", {"admit": "some"})
+    with pytest.raises(ConfigError, match="takes no option 'banks'"):
+        build("noisy_generator", {"banks": 8})
+    assert build("generator", {}).pool_options.bank == 0  # its own default: no pool

@@ -103,7 +103,7 @@ class Reporter:
             "student_accuracy": accuracy(s_test, self.data.y_test),
             "agreement": agreement(s_test, self.t_test),
             **(self.domains(model, self.fabric.device) if self.domains else {}),
-            "wall_s": state.timers["wall_s"],
+            **state.timers,
             **state.last_terms,
             **logs,
         }

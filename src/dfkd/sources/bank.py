@@ -8,7 +8,6 @@ from typing import Any
 import torch
 
 from ..data.augment import mixup, shift_flip
-from ..errors import ConfigError
 from .base import Batch
 
 #: what the student is taught on a replayed sample: the teacher's logits on the replayed
@@ -149,28 +148,6 @@ def pool_metrics(bank: MemoryBank) -> dict[str, float]:
         "pool_size": float(len(bank)),
         "pool_age": float(ages.float().mean()) if len(ages) else 0.0,
     }
-
-
-def replay_targets_option(value: str, source: str) -> str:
-    """``value`` when it is one of :data:`REPLAY_TARGETS`; a :class:`ConfigError` otherwise."""
-    if value not in REPLAY_TARGETS:
-        raise ConfigError(
-            f"source '{source}': replay_targets must be one of {REPLAY_TARGETS}, got {value!r}"
-        )
-    return value
-
-
-def replay_mix_option(mix: float, targets: str, source: str) -> float:
-    """``mix`` when it is a valid mixup α for replays with ``targets``; a :class:`ConfigError`
-    otherwise (a mixture has no kept logits)."""
-    if mix < 0:
-        raise ConfigError(f"source '{source}': replay_mix must be ≥ 0 (0: off), got {mix}")
-    if mix and targets == "cached":
-        raise ConfigError(
-            f"source '{source}': replay_mix needs replay_targets: fresh (the teacher labels "
-            "each mixture); set one of them off"
-        )
-    return float(mix)
 
 
 def replay(bank: MemoryBank, n: int, gen: torch.Generator, shift: int, flip: bool,

@@ -13,9 +13,10 @@ from ..data.augment import random_resized_crop
 from ..errors import ConfigError
 from ..losses.contrastive import instance_contrastive_loss
 from ..teachers.taps import Taps, contrast_layers
-from .bank import MemoryBank, replay_targets_option
+from .bank import MemoryBank
 from .base import SourceEnv, mean_gradients, register_source
 from .meta_generator import MetaGeneratorSource
+from .pool import PoolOptions, pool_options
 
 
 class ProjectionHead(nn.Module):
@@ -30,6 +31,7 @@ class ProjectionHead(nn.Module):
 
 
 @register_source("cmi_generator")
+@pool_options()
 class CMISource(MetaGeneratorSource):
     """Contrastive model inversion. Every round draws a new generator (``meta: reset``) and
     latent codes and trains both for ``g_steps`` on the configured synthesis terms plus an
@@ -46,11 +48,10 @@ class CMISource(MetaGeneratorSource):
         head_dim: width of the projection head's output.
         memory: how many past images' features are kept; negatives: how many are drawn per step.
         local_scale: the share of the image area a local view covers (range).
-        model, nz, lr, lr_z, betas, keep, bank, replay_max_age, synth_batch_size, shift, flip,
-            replay_shift, replay_flip, replay_targets, replay_mix, channels_last, targets, admit:
-            as for ``meta_generator`` (whose ``meta`` is ``reset`` here, so a generator drawn
-            afresh every round has nothing to learn a class mapping in: no ``condition``);
-            ``lr`` also drives the head's Adam.
+        model, nz, lr, lr_z, betas, keep, synth_batch_size, shift, flip, channels_last,
+            targets: as for ``meta_generator`` (whose ``meta`` is ``reset`` here, so a
+            generator drawn afresh every round has nothing to learn a class mapping in: no
+            ``condition``); ``lr`` also drives the head's Adam.
     """
 
     synth_needs = ("teacher_instance_means",)
@@ -69,20 +70,15 @@ class CMISource(MetaGeneratorSource):
         lr_z: float = 1e-3,
         betas: tuple[float, float] = (0.5, 0.999),
         keep: str = "best",
-        bank: int = 8192,
-        replay_max_age: int | None = None,
         synth_batch_size: int | None = None,
         shift: int = 2,
         flip: bool = False,
-        replay_shift: int = 2,
-        replay_flip: bool = False,
-        replay_targets: str = "fresh",
-        replay_mix: float = 0.0,
         channels_last: bool = True,
         targets: bool | str = True,
-        admit: str = "all",
+        *,
+        pool: PoolOptions,
     ) -> None:
-        replay_targets_option(replay_targets, "cmi_generator")
+        pool.check("cmi_generator")
         if contrastive < 0 or contrastive_T <= 0 or min(head_dim, memory, negatives) < 1:
             raise ConfigError(
                 "source 'cmi_generator': contrastive ≥ 0, contrastive_T > 0, and head_dim, "
@@ -90,10 +86,8 @@ class CMISource(MetaGeneratorSource):
             )
         super().__init__(
             model=model, nz=nz, lr=lr, lr_z=lr_z, betas=betas, meta="reset", keep=keep,
-            bank=bank, replay_max_age=replay_max_age, synth_batch_size=synth_batch_size,
-            shift=shift, flip=flip, replay_shift=replay_shift, replay_flip=replay_flip,
-            replay_targets=replay_targets, replay_mix=replay_mix, channels_last=channels_last,
-            targets=targets, admit=admit,
+            synth_batch_size=synth_batch_size, shift=shift, flip=flip,
+            channels_last=channels_last, targets=targets, pool=pool,
         )  # fmt: skip
         self.weight, self.T, self.head_dim = contrastive, contrastive_T, head_dim
         self.memory_size, self.negatives = memory, negatives

@@ -9,32 +9,25 @@ import torch
 from ..errors import ConfigError
 from ..models import create_generator
 from ..schedules import cosine_decay
-from .bank import MemoryBank, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, register_source
+from .pool import DataPool, PoolOptions, pool_options
 
 
 @register_source("generator")
+@pool_options(bank=0, replay_shift=0)
 class GeneratorSource(Source):
-    """Samples ``G(z)``, ``z ~ N(0, I)``; ``update`` steps G with Adam.
+    """Samples ``G(z)``, ``z ~ N(0, I)``; ``update`` steps G with Adam. With a ``bank``, every
+    synthesis batch joins a data pool that the student replays (the pool options); without one
+    (the default), the student is taught on fresh samples of G.
 
     Args:
         model: registered generator (``light_generator`` for CPUs, ``dafl_generator``).
         nz: noise dimension.
         lr: Adam learning rate of the generator.
         betas: Adam betas (DCGAN-style ``(0.5, 0.999)`` by default).
-        bank: capacity of a memory bank that keeps every synthesis batch; distillation then
-            replays from it. 0 (default) draws fresh samples from G for every student step.
         synth_batch_size: samples per synthesis step (default: the run's batch size).
         reuse_drawn: the first student step after a synthesis step trains on the very batch the
             generator just drew (detached), as DAFL does, instead of drawing again.
-        replay_shift, replay_flip: random translation (up to this many pixels, black fill) and
-            horizontal flips of the images the student replays from the bank (needs ``bank``).
-        replay_targets: ``"fresh"`` (the teacher labels every replayed view) or ``"cached"``
-            (its logits on each banked image, computed once when the image joins the bank, are
-            the targets of every replay; needs ``bank``).
-        replay_mix: mixup α of the replayed images (each mixed with a random partner of its
-            batch, the larger share its own; the teacher labels each mixture; 0: off;
-            needs ``replay_targets: fresh`` and ``bank``).
         lr_schedule: ``"constant"`` or ``"cosine"`` (G's learning rate decays with the rounds,
             as DFAD decays both players' rates; keeps a late generator from outrunning a
             student whose rate has decayed).
@@ -50,33 +43,21 @@ class GeneratorSource(Source):
         nz: int = 64,
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.5, 0.999),
-        bank: int = 0,
         synth_batch_size: int | None = None,
         reuse_drawn: bool = False,
         channels_last: bool = True,
         lr_schedule: str = "constant",
-        replay_shift: int = 0,
-        replay_flip: bool = False,
-        replay_targets: str = "fresh",
-        replay_mix: float = 0.0,
+        *,
+        pool: PoolOptions,
     ) -> None:
         if lr_schedule not in ("constant", "cosine"):
             raise ConfigError(
                 f"generator lr_schedule must be 'constant' or 'cosine', got '{lr_schedule}'"
             )
-        if replay_shift < 0:
-            raise ConfigError(f"source 'generator': replay_shift must be ≥ 0, got {replay_shift}")
-        if (replay_shift or replay_flip or replay_mix or replay_targets == "cached") and not bank:
-            raise ConfigError(
-                "source 'generator': replay_shift/replay_flip/replay_mix/replay_targets apply to "
-                "replayed images; set bank"
-            )
-        self.replay_targets = replay_targets_option(replay_targets, "generator")
-        self.replay_mix = replay_mix_option(replay_mix, replay_targets, "generator")
-        self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
+        self.pool_options = pool.check("generator", optional=True)
         self.lr_schedule = lr_schedule
         self.model_name, self.nz, self.lr, self.betas = model, nz, lr, tuple(betas)
-        self.bank_capacity, self.synth_batch_size = bank, synth_batch_size
+        self.synth_batch_size = synth_batch_size
         self.reuse_drawn, self.channels_last = reuse_drawn, channels_last
 
     def setup(self, env: SourceEnv) -> None:
@@ -94,8 +75,8 @@ class GeneratorSource(Source):
         self.fabric = env.fabric
         self.env = env
         self.batch_size = self.synth_batch_size or env.batch_size
-        label = env.teacher if self.replay_targets == "cached" else None
-        self.bank = MemoryBank(self.bank_capacity, label=label) if self.bank_capacity else None
+        self.pool = DataPool(self.pool_options, env, self.gen, self.fill) \
+            if self.pool_options.bank else None  # fmt: skip
         self._drawn: torch.Tensor | None = None
         self._unused = False
 
@@ -119,8 +100,8 @@ class GeneratorSource(Source):
         self.opt.zero_grad(set_to_none=True)
         self.fabric.backward(loss)
         self.opt.step()
-        if self.bank is not None:
-            self.bank.add(self._drawn)
+        if self.pool is not None:
+            self.pool.add(self._drawn)
 
     def round_end(self, round_index: int) -> dict[str, float]:
         if self.lr_schedule == "cosine":  # the rate for the next round
@@ -140,11 +121,10 @@ class GeneratorSource(Source):
         ):
             self._unused = False
             return Batch(x=self._drawn)
-        if self.bank is not None:
-            if len(self.bank) == 0:
-                self.bank.add(self._g(self._z(batch_size)))
-            return replay(self.bank, batch_size, self.gen, self.replay_shift, self.replay_flip,
-                          self.fill, self.fabric.to_device, self.replay_mix)  # fmt: skip
+        if self.pool is not None:
+            if len(self.pool) == 0:
+                self.pool.add(self._g(self._z(batch_size)))
+            return self.pool.replay(batch_size)
         return Batch(x=self._g(self._z(batch_size)))
 
     def state_dict(self) -> dict[str, Any]:
@@ -153,7 +133,7 @@ class GeneratorSource(Source):
             "opt": self.opt.state_dict(),
             "gen": self.gen.get_state(),
             "drawn": self._drawn if self._unused else None,
-            "bank": self.bank.state_dict() if self.bank else None,
+            "bank": self.pool.state_dict() if self.pool else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -162,5 +142,5 @@ class GeneratorSource(Source):
         self.gen.set_state(state["gen"])
         self._drawn = state.get("drawn")
         self._unused = self._drawn is not None
-        if self.bank is not None and state["bank"] is not None:
-            self.bank.load_state_dict(state["bank"])
+        if self.pool is not None and state["bank"] is not None:
+            self.pool.load_state_dict(state["bank"])

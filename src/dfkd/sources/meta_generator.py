@@ -13,10 +13,9 @@ from ..data.augment import shift_flip
 from ..errors import ConfigError
 from ..models import create_generator
 from .assign import TARGET_RULES, balanced_targets
-from .bank import MemoryBank, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, mean_gradients, register_source
 from .keep import KeepBest
-from .pool import PoolReadout, add_to_pool, admit_option
+from .pool import DataPool, PooledSource, PoolOptions, pool_options
 
 META_RULES = ("reptile", "fomaml", "reset")
 KEEP = ("best", "last")
@@ -56,7 +55,8 @@ def reptile_direction(meta: nn.Module, fast: nn.Module) -> list[torch.Tensor]:
 
 
 @register_source("meta_generator")
-class MetaGeneratorSource(PoolReadout, Source):
+@pool_options()
+class MetaGeneratorSource(PooledSource, Source):
     """A meta generator ``θ``. Each round starts a *fast* copy ``φ ← θ`` and fresh learnable
     latent codes ``z``, adapts both on the synthesis terms for the round's ``g_steps`` (Adam),
     then updates ``θ`` from that adaptation and adds the round's batch to a data pool that the
@@ -74,20 +74,9 @@ class MetaGeneratorSource(PoolReadout, Source):
         meta_lr: Adam rate of the meta update (default ``lr × g_steps``).
         keep: the batch a round adds to the pool: ``"best"`` (lowest synthesis loss of the
             round) or ``"last"``.
-        bank: data-pool capacity in samples.
-        replay_max_age: the student replays only pool samples added at most this many rounds
-            ago (``None``: the whole pool).
         synth_batch_size: samples per round (default: the run's batch size).
         shift, flip: random translation (up to this many pixels) and horizontal flips of the
             images the teacher sees during synthesis (the paper's crop-and-flip views).
-        replay_shift, replay_flip: the same for the images the student replays from the pool.
-        replay_targets: ``"fresh"`` (the teacher labels every replayed view) or ``"cached"``
-            (its logits on each pooled image, computed once when the image joins the pool, are
-            the targets of every replayed view: one teacher forward per pooled image instead
-            of one per replay).
-        replay_mix: mixup α of the replayed images (each mixed with a random partner of its
-            batch, the larger share its own; the teacher labels each mixture; 0: off; needs
-            ``replay_targets: fresh``).
         targets: the target classes of each round's images, in ``batch.extras["targets"]``
             (the ``class_target`` term): ``"random"`` (or ``true``; Fast-DFKD and CMI),
             ``"balanced"`` (each image gets the class the teacher finds it nearest to on the
@@ -98,8 +87,8 @@ class MetaGeneratorSource(PoolReadout, Source):
             class looks like instead of being asked for random classes it is never told. The
             scale sets how much the class outweighs the code at first (the code's norm is
             about √nz).
-        admit: ``"all"`` (every image of the kept batch joins the pool) or ``"hit"`` (only
-            those the teacher assigns to their target).
+
+    The round's kept batch joins the data pool the student replays (the pool options).
     """
 
     synthesizes = True
@@ -114,28 +103,21 @@ class MetaGeneratorSource(PoolReadout, Source):
         meta: str = "reptile",
         meta_lr: float | None = None,
         keep: str = "best",
-        bank: int = 8192,
-        replay_max_age: int | None = None,
         synth_batch_size: int | None = None,
         shift: int = 2,
         flip: bool = False,
-        replay_shift: int = 2,
-        replay_flip: bool = False,
-        replay_targets: str = "fresh",
-        replay_mix: float = 0.0,
         channels_last: bool = True,
         targets: bool | str = True,
         condition: float = 0.0,
-        admit: str = "all",
+        *,
+        pool: PoolOptions,
     ) -> None:
         if meta not in META_RULES:
             raise ConfigError(f"source 'meta_generator': meta must be one of {META_RULES}")
         if keep not in KEEP:
             raise ConfigError(f"source 'meta_generator': keep must be one of {KEEP}")
-        if bank < 1 or min(shift, replay_shift) < 0 or min(lr, lr_z) <= 0:
-            raise ConfigError(
-                "source 'meta_generator': bank ≥ 1, shift and replay_shift ≥ 0, lr and lr_z > 0"
-            )
+        if shift < 0 or min(lr, lr_z) <= 0:
+            raise ConfigError("source 'meta_generator': shift ≥ 0, lr and lr_z > 0 required")
         self.model_name, self.nz, self.channels_last = model, nz, channels_last
         self.target_rule = target_rule(targets, "meta_generator")
         self.has_targets = self.target_rule is not None
@@ -144,15 +126,12 @@ class MetaGeneratorSource(PoolReadout, Source):
                 "source 'meta_generator': condition must be ≥ 0 and needs target classes "
                 f"(targets), got condition {condition} with targets {targets}"
             )
-        self.condition, self.admit = float(condition), admit_option(admit, "meta_generator")
+        self.condition = float(condition)
+        self.pool_options = pool.check("meta_generator")
         self.lr, self.lr_z, self.betas = lr, lr_z, tuple(betas)
         self.meta, self.meta_lr = meta, meta_lr
-        self.keep, self.bank_capacity, self.synth_batch_size = keep, bank, synth_batch_size
-        self.replay_max_age = replay_max_age
+        self.keep, self.synth_batch_size = keep, synth_batch_size
         self.shift, self.flip = int(shift), bool(flip)
-        self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
-        self.replay_targets = replay_targets_option(replay_targets, "meta_generator")
-        self.replay_mix = replay_mix_option(replay_mix, replay_targets, "meta_generator")
 
     def setup(self, env: SourceEnv) -> None:
         rank = getattr(env.fabric, "global_rank", 0)
@@ -173,9 +152,7 @@ class MetaGeneratorSource(PoolReadout, Source):
         self.batch_size = self.synth_batch_size or env.batch_size
         self.num_classes = env.data.num_classes
         self.teacher = env.teacher
-        label = env.teacher if self.replay_targets == "cached" else None
-        self.bank = MemoryBank(self.bank_capacity, self.replay_max_age, label)
-        self._round_log: dict[str, torch.Tensor] = {}
+        self.pool = DataPool(self.pool_options, env, self.gen, self.fill)
         self._reset_round()
 
     def _reset_round(self) -> None:
@@ -261,8 +238,7 @@ class MetaGeneratorSource(PoolReadout, Source):
         if self.meta != "reset":
             self._meta_step()
         targets = self.targets if self.has_targets else None
-        self._round_log = add_to_pool(self.bank, self.kept.best, self._classify, targets,
-                                      self.admit)  # fmt: skip
+        self.pool.admit(self.kept.best, targets)
         self._reset_round()
 
     def _meta_step(self) -> None:
@@ -278,17 +254,16 @@ class MetaGeneratorSource(PoolReadout, Source):
 
     def round_end(self, round_index: int) -> dict[str, float]:
         self._finish()
-        return self.pool_log()
+        return self.pool.log()
 
     @torch.no_grad()
     def sample(self, batch_size: int) -> Batch:
         self._finish()
-        if len(self.bank) == 0:  # no synthesis yet (g_steps: 0): θ's own samples
+        if len(self.pool) == 0:  # no synthesis yet (g_steps: 0): θ's own samples
             z = self.fabric.to_device(torch.randn(batch_size, self.nz, generator=self.gen))
             t = torch.arange(batch_size, device=z.device) % self.num_classes
-            self.bank.add(self._generate(self.net, z, t))
-        return replay(self.bank, batch_size, self.gen, self.replay_shift, self.replay_flip,
-                      self.fill, self.fabric.to_device, self.replay_mix)  # fmt: skip
+            self.pool.add(self._generate(self.net, z, t))
+        return self.pool.replay(batch_size)
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -296,7 +271,7 @@ class MetaGeneratorSource(PoolReadout, Source):
             "meta_opt": self.meta_opt.state_dict(),
             "gen": self.gen.get_state(),
             "init_gen": self.init_gen.get_state(),
-            "bank": self.bank.state_dict(),
+            "bank": self.pool.state_dict(),
             "fast": None,
         }
         if self.fast is not None:  # stopped mid-round (a checkpoint between synthesis steps)
@@ -315,7 +290,7 @@ class MetaGeneratorSource(PoolReadout, Source):
         self.meta_opt.load_state_dict(state["meta_opt"])
         self.gen.set_state(state["gen"])
         self.init_gen.set_state(state["init_gen"])
-        self.bank.load_state_dict(state["bank"])
+        self.pool.load_state_dict(state["bank"])
         self._reset_round()
         fast = state.get("fast")
         if fast is None:

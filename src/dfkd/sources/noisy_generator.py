@@ -13,10 +13,9 @@ from ..data.augment import shift_flip
 from ..errors import ConfigError
 from ..io.files import load_tensors
 from ..models import create_generator
-from .bank import MemoryBank, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, mean_gradients, register_source
 from .keep import KeepBest
-from .pool import PoolReadout, add_to_pool, admit_option
+from .pool import DataPool, PooledSource, PoolOptions, pool_options
 
 EMBEDDINGS = ("orthogonal", "onehot", "learnable")
 
@@ -75,7 +74,8 @@ def noisy_codes(
 
 
 @register_source("noisy_generator")
-class NoisyGeneratorSource(PoolReadout, Source):
+@pool_options()
+class NoisyGeneratorSource(PooledSource, Source):
     """A generator ``G`` kept across batches (re-initialised every ``g_life`` rounds). Each
     round draws balanced class targets and fresh *noisy layers* (one linear map per ``chunk``
     samples, weights N(0, 1), bias 0) between the batch-normalised class embeddings and ``G``;
@@ -94,13 +94,9 @@ class NoisyGeneratorSource(PoolReadout, Source):
         chunk: samples per noisy layer (default: the number of classes, as the authors' code).
         g_life: rounds between re-initialisations of ``G`` (0: never).
         keep: the batch a round adds to the pool: ``best`` (lowest synthesis loss) or ``last``.
-        bank: data-pool capacity in samples.
-        replay_max_age: as for ``meta_generator``.
         synth_batch_size: samples per round (default: the run's batch size).
-        shift, flip, replay_shift, replay_flip: random translation and horizontal flips of the
-            images the teacher sees during synthesis, and of those the student replays.
-        replay_targets, replay_mix: as for ``meta_generator``.
-        admit: as for ``meta_generator``.
+        shift, flip: random translation and horizontal flips of the images the teacher sees
+            during synthesis.
     """
 
     synthesizes = True
@@ -117,34 +113,25 @@ class NoisyGeneratorSource(PoolReadout, Source):
         chunk: int | None = None,
         g_life: int = 20,
         keep: str = "best",
-        bank: int = 8192,
-        replay_max_age: int | None = None,
         synth_batch_size: int | None = None,
         shift: int = 2,
         flip: bool = False,
-        replay_shift: int = 2,
-        replay_flip: bool = False,
-        replay_targets: str = "fresh",
-        replay_mix: float = 0.0,
         channels_last: bool = True,
-        admit: str = "all",
+        *,
+        pool: PoolOptions,
     ) -> None:
         if keep not in ("best", "last"):
             raise ConfigError("source 'noisy_generator': keep must be 'best' or 'last'")
-        if bank < 1 or g_life < 0 or (chunk is not None and chunk < 1) or lr <= 0:
+        if shift < 0 or g_life < 0 or (chunk is not None and chunk < 1) or lr <= 0:
             raise ConfigError(
-                "source 'noisy_generator': bank ≥ 1, g_life ≥ 0, chunk ≥ 1 and lr > 0 required"
+                "source 'noisy_generator': shift ≥ 0, g_life ≥ 0, chunk ≥ 1 and lr > 0 required"
             )
         self.model_name, self.nz, self.channels_last = model, nz, channels_last
         self.lr, self.betas, self.embedding_kind = lr, tuple(betas), embedding
         self.embedding_dim, self.chunk, self.g_life, self.keep = embedding_dim, chunk, g_life, keep
-        self.bank_capacity, self.synth_batch_size = bank, synth_batch_size
-        self.replay_max_age = replay_max_age
+        self.synth_batch_size = synth_batch_size
         self.shift, self.flip = int(shift), bool(flip)
-        self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
-        self.replay_targets = replay_targets_option(replay_targets, "noisy_generator")
-        self.replay_mix = replay_mix_option(replay_mix, replay_targets, "noisy_generator")
-        self.admit = admit_option(admit, "noisy_generator")
+        self.pool_options = pool.check("noisy_generator")
 
     def setup(self, env: SourceEnv) -> None:
         rank = getattr(env.fabric, "global_rank", 0)
@@ -157,10 +144,7 @@ class NoisyGeneratorSource(PoolReadout, Source):
         self.emb = env.fabric.to_device(emb).requires_grad_(self.embedding_kind == "learnable")
         self.batch_size = self.synth_batch_size or env.batch_size
         self.per_chunk = self.chunk or self.num_classes
-        label = env.teacher if self.replay_targets == "cached" else None
-        self.bank = MemoryBank(self.bank_capacity, self.replay_max_age, label)
-        self.teacher = env.teacher
-        self._round_log: dict[str, torch.Tensor] = {}
+        self.pool = DataPool(self.pool_options, env, self.gen, self.fill)
         self.round = 0
         self.net = self._new_generator()
         self._reset_round()
@@ -227,8 +211,7 @@ class NoisyGeneratorSource(PoolReadout, Source):
         """End the round's synthesis: pool its batch; re-initialise ``G`` when its life ends."""
         if self.noise is None or self.kept.best is None:
             return
-        self._round_log = add_to_pool(self.bank, self.kept.best, self._classify, self.targets,
-                                      self.admit)  # fmt: skip
+        self.pool.admit(self.kept.best, self.targets)
         self._reset_round()
         self.round += 1
         if self.g_life and self.round % self.g_life == 0:
@@ -236,15 +219,14 @@ class NoisyGeneratorSource(PoolReadout, Source):
 
     def round_end(self, round_index: int) -> dict[str, float]:
         self._finish()
-        return self.pool_log()
+        return self.pool.log()
 
     @torch.no_grad()
     def sample(self, batch_size: int) -> Batch:
         self._finish()
-        if len(self.bank) == 0:
+        if len(self.pool) == 0:
             raise ConfigError("source 'noisy_generator' replays its pool; set g_steps ≥ 1")
-        return replay(self.bank, batch_size, self.gen, self.replay_shift, self.replay_flip,
-                      self.fill, self.fabric.to_device, self.replay_mix)  # fmt: skip
+        return self.pool.replay(batch_size)
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -252,7 +234,7 @@ class NoisyGeneratorSource(PoolReadout, Source):
             "emb": self.emb.detach(),
             "gen": self.gen.get_state(),
             "init_gen": self.init_gen.get_state(),
-            "bank": self.bank.state_dict(),
+            "bank": self.pool.state_dict(),
             "round": self.round,
             "open": None,
         }
@@ -271,7 +253,7 @@ class NoisyGeneratorSource(PoolReadout, Source):
         with torch.no_grad():
             self.emb.copy_(state["emb"])
         self.gen.set_state(state["gen"])
-        self.bank.load_state_dict(state["bank"])
+        self.pool.load_state_dict(state["bank"])
         self.round = int(state["round"])
         self._reset_round()
         if state["open"] is None:

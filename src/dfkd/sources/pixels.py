@@ -1,5 +1,5 @@
 """Pixel inversion: a batch of images is the parameter (DeepInversion, statistical and spectral
-feature matching). Finished batches go to a memory bank that distillation samples from."""
+feature matching). Finished batches go to the data pool that distillation replays."""
 
 from __future__ import annotations
 
@@ -8,33 +8,24 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from .bank import MemoryBank, replay, replay_mix_option, replay_targets_option
 from .base import Batch, Source, SourceEnv, register_source
-from .pool import PoolReadout, add_to_pool, class_pool_metrics, read_log
+from .pool import DataPool, PooledSource, PoolOptions, pool_options
 
 
 @register_source("pixels")
-class PixelInversion(PoolReadout, Source):
+@pool_options(replay_shift=0)
+class PixelInversion(PooledSource, Source):
     """Optimises a fresh batch of pixels for the ``g_steps`` of each round; at the end of the
-    round the batch (clipped to the data range) joins a memory bank.
+    round the batch (clipped to the data range) joins the data pool the student replays (the
+    pool options).
 
     Args:
         lr: Adam learning rate on the pixels.
         betas: Adam betas (DeepInversion uses ``(0.5, 0.9)``).
         jitter: random circular shift of up to this many pixels at each step (0 = off).
         flip: random horizontal flip at each step.
-        bank: memory-bank capacity in samples.
         synth_batch_size: images optimised per round (default: the run's batch size).
         init_std: standard deviation of the initial noise (in normalised units).
-        replay_shift: random translation (up to this many pixels, black fill) of the images the
-            student replays from the bank; 0 = none. The teacher labels the augmented image.
-        replay_flip: random horizontal flips of the replayed images.
-        replay_targets: ``"fresh"`` (the teacher labels every replayed view) or ``"cached"``
-            (its logits on each banked image, computed once when the batch joins the bank, are
-            the targets of every replay).
-        replay_mix: mixup α of the replayed images (each mixed with a random partner of its
-            batch, the larger share its own; the teacher labels each mixture; 0: off; needs
-            ``replay_targets: fresh``).
         init: initial pixels — ``normal`` (Gaussian noise of ``init_std`` in normalised units)
             or ``uniform`` (uniform noise over the pixel range ``[0, 1]``, normalised).
         targets: give each image of the batch a target class (``0, 1, …`` in turn) in
@@ -50,26 +41,19 @@ class PixelInversion(PoolReadout, Source):
         betas: tuple[float, float] = (0.5, 0.9),
         jitter: int = 1,
         flip: bool = False,
-        bank: int = 8192,
         synth_batch_size: int | None = None,
         init_std: float = 1.0,
-        replay_shift: int = 0,
-        replay_flip: bool = False,
         init: str = "normal",
         targets: bool = False,
-        replay_targets: str = "fresh",
-        replay_mix: float = 0.0,
+        *,
+        pool: PoolOptions,
     ) -> None:
-        if replay_shift < 0:
-            raise ConfigError(f"source 'pixels': replay_shift must be ≥ 0, got {replay_shift}")
         if init not in ("normal", "uniform"):
             raise ConfigError(f"source 'pixels': init must be 'normal' or 'uniform', got {init!r}")
         self.init, self.has_targets = init, bool(targets)
         self.lr, self.betas, self.jitter, self.flip = lr, tuple(betas), jitter, flip
-        self.bank_capacity, self.synth_batch_size, self.init_std = bank, synth_batch_size, init_std
-        self.replay_shift, self.replay_flip = int(replay_shift), bool(replay_flip)
-        self.replay_targets = replay_targets_option(replay_targets, "pixels")
-        self.replay_mix = replay_mix_option(replay_mix, replay_targets, "pixels")
+        self.synth_batch_size, self.init_std = synth_batch_size, init_std
+        self.pool_options = pool.check("pixels")
 
     def setup(self, env: SourceEnv) -> None:
         rank = getattr(env.fabric, "global_rank", 0)
@@ -78,10 +62,7 @@ class PixelInversion(PoolReadout, Source):
         self.shape = (self.synth_batch_size or env.batch_size, *env.data.input_shape)
         low, high = env.data.bounds
         self.low, self.high = env.fabric.to_device((low, high))
-        label = env.teacher if self.replay_targets == "cached" else None
-        self.bank = MemoryBank(self.bank_capacity, label=label)
-        self.teacher, self.num_classes = env.teacher, env.data.num_classes
-        self._round_log: dict[str, torch.Tensor] = {}
+        self.pool = DataPool(self.pool_options, env, self.gen, self.low)
         self.pixels: torch.Tensor | None = None
         self.steps_on_batch = 0
         n = self.shape[0]
@@ -122,28 +103,24 @@ class PixelInversion(PoolReadout, Source):
         self.steps_on_batch += 1
 
     def _finish(self) -> None:
-        """Move the batch being optimised into the bank (synthesis for this round is over)."""
+        """Move the batch being optimised into the pool (synthesis for this round is over)."""
         if self.pixels is not None and self.steps_on_batch > 0:
             targets = self.targets if self.has_targets else None
-            self._round_log = add_to_pool(self.bank, self.pixels.detach(), self._classify,
-                                          targets)  # fmt: skip
+            self.pool.admit(self.pixels.detach(), targets)
             self.pixels = None
 
     def round_end(self, round_index: int) -> dict[str, float]:
         self._finish()
-        log, self._round_log = self._round_log, {}
-        return {"bank_size": float(len(self.bank)),
-                **class_pool_metrics(self.bank, self.num_classes), **read_log(log)}  # fmt: skip
+        return self.pool.log()
 
     def sample(self, batch_size: int) -> Batch:
         self._finish()
-        return replay(self.bank, batch_size, self.gen, self.replay_shift, self.replay_flip,
-                      self.low, self.fabric.to_device, self.replay_mix)  # fmt: skip
+        return self.pool.replay(batch_size)
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "gen": self.gen.get_state(),
-            "bank": self.bank.state_dict(),
+            "bank": self.pool.state_dict(),
             "pixels": None if self.pixels is None else self.pixels.detach(),
             "opt": None if self.pixels is None else self.opt.state_dict(),
             "steps_on_batch": self.steps_on_batch,
@@ -151,7 +128,7 @@ class PixelInversion(PoolReadout, Source):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.gen.set_state(state["gen"])
-        self.bank.load_state_dict(state["bank"])
+        self.pool.load_state_dict(state["bank"])
         self.steps_on_batch = int(state["steps_on_batch"])
         self.pixels = None
         if state["pixels"] is not None:

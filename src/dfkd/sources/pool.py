@@ -1,27 +1,116 @@
-"""What a synthesising source knows of the classes of its data pool: each image's class by the
-teacher, whether it hit the target it was made for, which images are admitted, and which
-classes the next round should make (the pool's deficit)."""
+"""The data pool a synthesising source keeps and the student replays: its options, declared
+once for every pool source (:class:`PoolOptions`, added to a source's own by
+:func:`pool_options`), and what it knows of its images — each image's class by the teacher,
+whether it hit the target it was made for, which images are admitted (:class:`DataPool`)."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import typing
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 
 from ..errors import ConfigError
 from ..evaluation.metrics import class_balance, class_coverage
-from .bank import MemoryBank, pool_metrics
+from .bank import REPLAY_TARGETS, MemoryBank, pool_metrics, replay
+from .base import Batch, SourceEnv
 
 #: which images of a round join the pool: all of them, or those the teacher assigns to the
 #: target they were made for (images of a source without targets are always all admitted)
 ADMIT = ("all", "hit")
 
 
-def admit_option(value: str, source: str) -> str:
-    """``value`` when it is one of :data:`ADMIT`; a :class:`ConfigError` otherwise."""
-    if value not in ADMIT:
-        raise ConfigError(f"source '{source}': admit must be one of {ADMIT}, got {value!r}")
-    return value
+@dataclass(frozen=True)
+class PoolOptions:
+    """The options of a source's data pool, the same for every pool source (each source sets
+    its own defaults).
+
+    Args:
+        bank: data-pool capacity in samples (0, where a source allows it: no pool, the student
+            is taught on fresh samples).
+        replay_max_age: the student replays only pool samples added at most this many rounds
+            ago (``None``: the whole pool).
+        replay_shift, replay_flip: random translation (up to this many pixels, filled with the
+            data's lowest value) and horizontal flips of the images the student replays.
+        replay_targets: ``"fresh"`` (the teacher labels every replayed view) or ``"cached"``
+            (its logits on each pooled image, computed once when the image joins the pool, are
+            the targets of every replayed view: one teacher forward per pooled image instead
+            of one per replay).
+        replay_mix: mixup α of the replayed images (each mixed with a random partner of its
+            batch, the larger share its own; the teacher labels each mixture; 0: off; needs
+            ``replay_targets: fresh``).
+        admit: ``"all"`` (every image a round pools joins) or ``"hit"`` (only those the teacher
+            assigns to their target; a source without targets admits all).
+    """
+
+    bank: int = 8192
+    replay_max_age: int | None = None
+    replay_shift: int = 2
+    replay_flip: bool = False
+    replay_targets: str = "fresh"
+    replay_mix: float = 0.0
+    admit: str = "all"
+
+    def check(self, source: str, optional: bool = False) -> PoolOptions:
+        """These options, when valid for ``source`` (``optional``: it may run without a pool,
+        ``bank: 0``); a one-line :class:`ConfigError` naming the option otherwise."""
+        where = f"source '{source}'"
+        if self.bank < (0 if optional else 1):
+            raise ConfigError(f"{where}: bank must be ≥ {0 if optional else 1}, got {self.bank}")
+        if self.replay_shift < 0 or (self.replay_max_age is not None and self.replay_max_age < 0):
+            raise ConfigError(f"{where}: replay_shift and replay_max_age must be ≥ 0")
+        if self.replay_targets not in REPLAY_TARGETS:
+            raise ConfigError(f"{where}: replay_targets must be one of {REPLAY_TARGETS}, "
+                              f"got {self.replay_targets!r}")  # fmt: skip
+        if self.admit not in ADMIT:
+            raise ConfigError(f"{where}: admit must be one of {ADMIT}, got {self.admit!r}")
+        if self.replay_mix < 0:
+            raise ConfigError(f"{where}: replay_mix must be ≥ 0 (0: off), got {self.replay_mix}")
+        if self.replay_mix and self.replay_targets == "cached":
+            raise ConfigError(f"{where}: replay_mix needs replay_targets: fresh (the teacher "
+                              "labels each mixture); set one of them off")  # fmt: skip
+        replays = (self.replay_shift, self.replay_flip, self.replay_mix,
+                   self.replay_targets != "fresh", self.replay_max_age is not None,
+                   self.admit != "all")  # fmt: skip
+        if not self.bank and any(replays):
+            raise ConfigError(f"{where}: replay_* and admit apply to pooled images; set bank")
+        return self
+
+
+SourceT = TypeVar("SourceT", bound=type)
+
+
+def pool_options(**defaults: Any) -> Callable[[SourceT], SourceT]:
+    """Class decorator: the source's ``__init__(…, *, pool: PoolOptions)`` takes the pool options
+    as options of its own, flat (``bank``, ``replay_shift``, …, with ``defaults``), so that a
+    config, its checks and ``dfkd describe`` see one list; they reach ``__init__`` as ``pool``."""
+    names = [f.name for f in dataclasses.fields(PoolOptions)]
+    hints = typing.get_type_hints(PoolOptions)
+
+    def decorate(cls: SourceT) -> SourceT:
+        init = cls.__init__
+        own = inspect.signature(init)
+        extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=hints[n],
+                                   default=defaults.get(n, getattr(PoolOptions, n)))
+                 for n in names]  # fmt: skip
+        params = [p for p in own.parameters.values() if p.name != "pool"] + extra
+
+        def __init__(self: Any, *args: Any, pool: PoolOptions | None = None, **kw: Any) -> None:
+            given = {n: kw.pop(n) for n in names if n in kw}
+            init(self, *args, pool=pool or PoolOptions(**{**defaults, **given}), **kw)
+
+        __init__.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
+        __init__.__annotations__ = {**typing.get_type_hints(init), **hints}
+        __init__.__annotations__.pop("pool", None)
+        __init__.__doc__ = inspect.getdoc(PoolOptions)
+        cls.__init__ = __init__  # type: ignore[misc]
+        return cls
+
+    return decorate
 
 
 def hits(classes: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
@@ -73,30 +162,65 @@ def class_pool_metrics(bank: MemoryBank, num_classes: int) -> dict[str, float]:
     return {"pool_coverage": covered / num_classes, "pool_balance": class_balance(shares)}
 
 
-class PoolReadout:
-    """What a source with a data pool (``self.bank``, ``self.num_classes``, ``self.teacher``,
-    and the log of its last :func:`add_to_pool` in ``self._round_log``) tells of it: each
-    image's class, the round's log, and the newest images and class histogram the run's
-    synthesis probe reads."""
+class DataPool:
+    """A source's pool at run time: a :class:`~dfkd.sources.bank.MemoryBank` of its images
+    (labelled by the teacher once when ``replay_targets`` is ``cached``), each image's class,
+    the admission rule, and replay (shifted, flipped, mixed) with the source's random stream
+    ``gen``."""
 
-    bank: MemoryBank
-    num_classes: int
-    teacher: Callable[[torch.Tensor], torch.Tensor]
-    _round_log: dict[str, torch.Tensor]
+    def __init__(self, options: PoolOptions, env: SourceEnv, gen: torch.Generator,
+                 fill: Any) -> None:  # fmt: skip
+        self.options, self.gen, self.fill = options, gen, fill
+        self.teacher, self.num_classes = env.teacher, env.data.num_classes
+        self.to_device = env.fabric.to_device
+        label = env.teacher if options.replay_targets == "cached" else None
+        self.bank = MemoryBank(options.bank, options.replay_max_age, label)
+        self._round_log: dict[str, torch.Tensor] = {}
 
-    def _classify(self, x: torch.Tensor) -> torch.Tensor:
+    def __len__(self) -> int:
+        return len(self.bank)
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
         """The teacher's class of each image."""
         return self.teacher(x).argmax(1)
 
-    def pool_log(self) -> dict[str, float]:
+    def add(self, x: torch.Tensor) -> None:
+        """Pool images without their classes (a source that pools every step: no teacher
+        forward for it)."""
+        self.bank.add(x)
+
+    def admit(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> None:
+        """Pool a round's images with their classes, by the admission rule."""
+        self._round_log = add_to_pool(self.bank, x, self.classify, targets, self.options.admit)
+
+    def replay(self, n: int) -> Batch:
+        """``n`` pooled images for the student, augmented as the options say."""
+        o = self.options
+        return replay(self.bank, n, self.gen, o.replay_shift, o.replay_flip, self.fill,
+                      self.to_device, o.replay_mix)  # fmt: skip
+
+    def log(self) -> dict[str, float]:
         """The pool's size, age, class coverage and balance, and the last round's hit rate and
         admitted share (each reported once)."""
         log, self._round_log = self._round_log, {}
         return {**pool_metrics(self.bank), **class_pool_metrics(self.bank, self.num_classes),
                 **read_log(log)}  # fmt: skip
 
+    def state_dict(self) -> dict[str, Any]:
+        return self.bank.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.bank.load_state_dict(state)
+
+
+class PooledSource:
+    """What a source with a data pool (``self.pool``) tells the run of it: the newest images
+    and the class histogram the synthesis probe reads."""
+
+    pool: DataPool
+
     def pool_images(self, n: int) -> torch.Tensor | None:
-        return self.bank.newest(n) if len(self.bank) else None
+        return self.pool.bank.newest(n) if len(self.pool) else None
 
     def pool_histogram(self) -> torch.Tensor | None:
-        return self.bank.class_histogram(self.num_classes)
+        return self.pool.bank.class_histogram(self.pool.num_classes)
