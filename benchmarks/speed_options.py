@@ -60,18 +60,26 @@ def child(method: str, teacher: str, rounds: int, g: int, k: int, over: list[str
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
         cmd = [sys.executable, "-c", CHILD, method, teacher, str(rounds), str(g), str(k),
                str(BATCH), *over]  # fmt: skip
-        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+        for _ in range(2):  # once more after a failure (an inductor worker can die)
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if done.returncode == 0:
+                return json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stderr.strip().splitlines() or [f"exit {done.returncode}"]
+    raise RuntimeError(lines[-1][:200])
 
 
 def cell(method: str, teacher: str, setting: str, args: argparse.Namespace) -> dict[str, Any]:
     g, k = args.g_steps, args.kd_steps
-    rows = child(method, teacher, args.short + args.long, g, k, SETTINGS[setting])
+    row = {"method": method, "teacher": teacher, "setting": setting, "g_steps": g, "kd_steps": k}
+    try:
+        rows = child(method, teacher, args.short + args.long, g, k, SETTINGS[setting])
+    except RuntimeError as e:  # recorded, not hidden: the table says the setting failed
+        return {**row, "synth_img_per_s": None, "student_img_per_s": None, "first_s": None,
+                "error": str(e)}  # fmt: skip
     synth, student = (median(per_round(rows, key)[args.short :]) for key in TIMERS)
     head = rows[args.short - 1]
     first = head["synthesis_s"] + head["distill_s"] - args.short * (synth + student)
-    return {"method": method, "teacher": teacher, "setting": setting, "g_steps": g,
-            "kd_steps": k, "synth_img_per_s": g * BATCH / synth if synth > 0 else None,
+    return {**row, "synth_img_per_s": g * BATCH / synth if synth > 0 else None,
             "student_img_per_s": k * BATCH / student if student > 0 else None,
             "first_s": first}  # fmt: skip
 
@@ -103,7 +111,10 @@ def markdown(doc: dict[str, Any]) -> list[str]:
         lines.append(f"| {r['method']} | {r['teacher']} | {r['setting']} "
                      f"| {_f(r['synth_img_per_s'])} | {_f(r['student_img_per_s'])} "
                      f"| {_ratio(round_time(base), round_time(r))} "
-                     f"| {r['first_s']:.1f} |")  # fmt: skip
+                     f"| {_f(r['first_s'], 1)} |")  # fmt: skip
+    failed = [r for r in doc["rows"] if r.get("error")]
+    lines += ["", *[f"Failed twice: {r['method']} / {r['teacher']} / {r['setting']}: "
+                    f"`{r['error']}`" for r in failed]] if failed else []  # fmt: skip
     return lines
 
 
@@ -119,8 +130,8 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "–" if not a or not b else f"{a / b:.2f}"
 
 
-def _f(v: float | None) -> str:
-    return "–" if v is None else f"{v:.0f}"
+def _f(v: float | None, digits: int = 0) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
 
 
 def main() -> None:
@@ -143,7 +154,10 @@ def main() -> None:
             for setting in args.settings:
                 doc["rows"].append(cell(method, teacher, setting, args))
                 print(json.dumps(doc["rows"][-1]), flush=True)
-    res = Path(args.results)
+                write(doc, Path(args.results))  # a stopped run keeps its rows
+
+
+def write(doc: dict[str, Any], res: Path) -> None:
     atomic_write_text(res / "speed_options.json", json.dumps(doc, indent=1) + "\n")
     atomic_write_text(res / "speed_options.md", "\n".join(markdown(doc)) + "\n")
 

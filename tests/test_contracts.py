@@ -60,6 +60,7 @@ def _context(
     needs = set(TERMS.entry(name).tags["needs"])
     phase = "distill" if TERMS.entry(name).tags["phase"] == "distill" else "synth"
     x = data.x_test[:16].clone().requires_grad_(phase == "synth")
+    torch.manual_seed(0)  # the same student whatever ran before (a term may need agreement)
     student = dfkd.create_model("lenet5_half", num_classes=10, in_channels=1, image_size=8)
     taps: dict[str, Any] = {}
     with teacher_taps(teacher, needs, TeacherStats.load(stats)) as tt:

@@ -13,8 +13,8 @@ from lightning_fabric import Fabric
 import dfkd
 from dfkd.errors import ConfigError
 from dfkd.losses.generator import one_hot_loss
-from dfkd.sources import GeneratorSource, MemoryBank, PixelInversion, SourceEnv
 from dfkd.registry import options_of
+from dfkd.sources import GeneratorSource, MemoryBank, PixelInversion, SourceEnv
 from dfkd.sources.bank import pool_metrics
 from dfkd.sources.pool import PoolOptions
 
@@ -41,21 +41,17 @@ def test_memory_bank_ring_and_state() -> None:
     assert torch.equal(bank.sample(8, g1), other.sample(8, g2))
 
 
-def test_memory_bank_ages_and_max_age() -> None:
-    bank = MemoryBank(6, max_age=1)
+def test_memory_bank_ages() -> None:
+    bank = MemoryBank(6)
     for k in range(4):  # batches 0..3 of two samples; 0 is overwritten by 3
         bank.add(torch.full((2, 1), float(k)))
     assert sorted(bank.ages().tolist()) == [0, 0, 1, 1, 2, 2]
     assert pool_metrics(bank) == {"pool_size": 6.0, "pool_age": 1.0}
     drawn = bank.sample(200, torch.Generator().manual_seed(0)).view(-1)
-    assert set(drawn.tolist()) == {2.0, 3.0}  # only the two newest batches are replayed
-    other = MemoryBank(6, max_age=1)
+    assert set(drawn.tolist()) == {1.0, 2.0, 3.0}  # every kept batch is replayed
+    other = MemoryBank(6)
     other.load_state_dict(bank.state_dict())
     assert torch.equal(other.ages(), bank.ages())
-    other.add(torch.full((2, 1), 4.0))
-    assert set(other.sample(200, torch.Generator().manual_seed(0)).view(-1).tolist()) == {3.0, 4.0}
-    with pytest.raises(ValueError, match="max_age"):
-        MemoryBank(4, max_age=-1)
 
 
 def _same_future(a, b, steps: int = 2) -> None:
@@ -250,7 +246,7 @@ def test_pool_options_are_declared_once_and_taken_by_every_pool_source(name: str
     assert set(fields) <= documented
     built = dfkd.sources.build_source(name, {"bank": 16, "replay_flip": True, "admit": "hit"})
     assert built.pool_options.bank == 16 and built.pool_options.replay_flip
-    assert built.pool_options.replay_mix == PoolOptions().replay_mix  # the shared default
+    assert built.pool_options.replay_targets == PoolOptions().replay_targets  # shared default
 
 
 def test_pool_options_refuse_what_a_pool_cannot_do() -> None:
@@ -259,8 +255,8 @@ def test_pool_options_refuse_what_a_pool_cannot_do() -> None:
         build("generator", {"replay_flip": True})  # no bank: nothing is replayed
     with pytest.raises(ConfigError, match="source 'meta_generator': bank must be ≥ 1"):
         build("meta_generator", {"bank": 0})
-    with pytest.raises(ConfigError, match="source 'cmi_generator': replay_mix needs"):
-        build("cmi_generator", {"replay_mix": 0.4, "replay_targets": "cached"})
+    with pytest.raises(ConfigError, match="source 'cmi_generator': replay_targets must be one"):
+        build("cmi_generator", {"replay_targets": "stale"})
     with pytest.raises(ConfigError, match="source 'pixels': admit must be one of"):
         build("pixels", {"admit": "some"})
     with pytest.raises(ConfigError, match="takes no option 'banks'"):

@@ -41,20 +41,6 @@ def shift_flip(
     return random_flip(x, gen) if flip else x
 
 
-def mixup(x: torch.Tensor, alpha: float, gen: torch.Generator) -> torch.Tensor:
-    """Each image mixed with a random partner of the batch, ``λ·x_i + (1 − λ)·x_π(i)``, with
-    ``λ ~ Beta(α, α)`` per image, folded to ``λ ≥ ½`` so that each image stays the larger part of
-    its mixture (``alpha`` 0: ``x`` unchanged)."""
-    if alpha <= 0 or len(x) < 2:
-        return x
-    b = len(x)
-    u, v = torch._standard_gamma(torch.full((2, b), float(alpha)), generator=gen)
-    lam = torch.maximum(u / (u + v), v / (u + v))
-    partner = torch.randperm(b, generator=gen)
-    lam = lam.to(x.device, x.dtype, non_blocking=True).view(-1, *([1] * (x.dim() - 1)))
-    return lam * x + (1 - lam) * x[partner.to(x.device, non_blocking=True)]
-
-
 def random_resized_crop(
     x: torch.Tensor,
     gen: torch.Generator,

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..data.augment import mixup, shift_flip
+from ..data.augment import shift_flip
 from .base import Batch
 
 #: what the student is taught on a replayed sample: the teacher's logits on the replayed
@@ -24,18 +24,15 @@ class MemoryBank:
 
     Args:
         capacity: the most samples kept.
-        max_age: replay only samples of at most this age (``None``: every sample kept).
         label: when given, each added batch's labels (the teacher's logits) are computed once
             and kept beside it; :meth:`draw` returns them.
     """
 
-    def __init__(self, capacity: int, max_age: int | None = None,
+    def __init__(self, capacity: int,
                  label: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:  # fmt: skip
         if capacity < 1:
             raise ValueError(f"memory bank capacity must be ≥ 1, got {capacity}")
-        if max_age is not None and max_age < 0:
-            raise ValueError(f"memory bank max_age must be ≥ 0 or None, got {max_age}")
-        self.capacity, self.max_age = capacity, max_age
+        self.capacity = capacity
         self.label = label
         self.data: torch.Tensor | None = None
         self.logits: torch.Tensor | None = None
@@ -92,14 +89,10 @@ class MemoryBank:
         return self.adds - 1 - self.born[: self.size]
 
     def _index(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        """Storage indices of ``n`` samples drawn uniformly with replacement (among those young
-        enough)."""
+        """Storage indices of ``n`` samples drawn uniformly with replacement."""
         if self.data is None or self.size == 0:
             raise RuntimeError("memory bank is empty: run synthesis (g_steps > 0) before sampling")
-        if self.max_age is None:
-            return torch.randint(0, self.size, (n,), generator=gen)
-        young = (self.ages() <= self.max_age).nonzero().squeeze(1)
-        return young[torch.randint(0, len(young), (n,), generator=gen)]
+        return torch.randint(0, self.size, (n,), generator=gen)
 
     def draw(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``n`` samples (see :meth:`sample`) and their kept labels (``None`` without
@@ -109,7 +102,7 @@ class MemoryBank:
         return self.data[idx], None if self.logits is None else self.logits[idx]
 
     def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        """``n`` samples drawn uniformly with replacement (among those young enough)."""
+        """``n`` samples drawn uniformly with replacement."""
         return self.draw(n, gen)[0]
 
     def state_dict(self) -> dict[str, Any]:
@@ -151,12 +144,10 @@ def pool_metrics(bank: MemoryBank) -> dict[str, float]:
 
 
 def replay(bank: MemoryBank, n: int, gen: torch.Generator, shift: int, flip: bool,
-           fill: torch.Tensor, to_device: Callable[[Any], Any],
-           mix: float = 0.0) -> Batch:  # fmt: skip
-    """A batch of ``n`` pooled samples, shifted/flipped, then mixed with random partners
-    (:func:`~dfkd.data.augment.mixup` at α = ``mix``), on the device; it carries the kept
+           fill: torch.Tensor, to_device: Callable[[Any], Any]) -> Batch:  # fmt: skip
+    """A batch of ``n`` pooled samples, shifted/flipped, on the device; it carries the kept
     teacher logits of the pooled images when the bank labels what it keeps (the loop then
     does not run the teacher on it)."""
     x, logits = bank.draw(n, gen)
-    x = to_device(mixup(shift_flip(x, shift, flip, fill, gen), mix, gen))
+    x = to_device(shift_flip(x, shift, flip, fill, gen))
     return Batch(x=x, teacher_logits=None if logits is None else to_device(logits))

@@ -32,27 +32,20 @@ class PoolOptions:
     Args:
         bank: data-pool capacity in samples (0, where a source allows it: no pool, the student
             is taught on fresh samples).
-        replay_max_age: the student replays only pool samples added at most this many rounds
-            ago (``None``: the whole pool).
         replay_shift, replay_flip: random translation (up to this many pixels, filled with the
             data's lowest value) and horizontal flips of the images the student replays.
         replay_targets: ``"fresh"`` (the teacher labels every replayed view) or ``"cached"``
             (its logits on each pooled image, computed once when the image joins the pool, are
             the targets of every replayed view: one teacher forward per pooled image instead
             of one per replay).
-        replay_mix: mixup α of the replayed images (each mixed with a random partner of its
-            batch, the larger share its own; the teacher labels each mixture; 0: off; needs
-            ``replay_targets: fresh``).
         admit: ``"all"`` (every image a round pools joins) or ``"hit"`` (only those the teacher
             assigns to their target; a source without targets admits all).
     """
 
     bank: int = 8192
-    replay_max_age: int | None = None
     replay_shift: int = 2
     replay_flip: bool = False
     replay_targets: str = "fresh"
-    replay_mix: float = 0.0
     admit: str = "all"
 
     def check(self, source: str, optional: bool = False) -> PoolOptions:
@@ -61,20 +54,14 @@ class PoolOptions:
         where = f"source '{source}'"
         if self.bank < (0 if optional else 1):
             raise ConfigError(f"{where}: bank must be ≥ {0 if optional else 1}, got {self.bank}")
-        if self.replay_shift < 0 or (self.replay_max_age is not None and self.replay_max_age < 0):
-            raise ConfigError(f"{where}: replay_shift and replay_max_age must be ≥ 0")
+        if self.replay_shift < 0:
+            raise ConfigError(f"{where}: replay_shift must be ≥ 0, got {self.replay_shift}")
         if self.replay_targets not in REPLAY_TARGETS:
             raise ConfigError(f"{where}: replay_targets must be one of {REPLAY_TARGETS}, "
                               f"got {self.replay_targets!r}")  # fmt: skip
         if self.admit not in ADMIT:
             raise ConfigError(f"{where}: admit must be one of {ADMIT}, got {self.admit!r}")
-        if self.replay_mix < 0:
-            raise ConfigError(f"{where}: replay_mix must be ≥ 0 (0: off), got {self.replay_mix}")
-        if self.replay_mix and self.replay_targets == "cached":
-            raise ConfigError(f"{where}: replay_mix needs replay_targets: fresh (the teacher "
-                              "labels each mixture); set one of them off")  # fmt: skip
-        replays = (self.replay_shift, self.replay_flip, self.replay_mix,
-                   self.replay_targets != "fresh", self.replay_max_age is not None,
+        replays = (self.replay_shift, self.replay_flip, self.replay_targets != "fresh",
                    self.admit != "all")  # fmt: skip
         if not self.bank and any(replays):
             raise ConfigError(f"{where}: replay_* and admit apply to pooled images; set bank")
@@ -165,8 +152,7 @@ def class_pool_metrics(bank: MemoryBank, num_classes: int) -> dict[str, float]:
 class DataPool:
     """A source's pool at run time: a :class:`~dfkd.sources.bank.MemoryBank` of its images
     (labelled by the teacher once when ``replay_targets`` is ``cached``), each image's class,
-    the admission rule, and replay (shifted, flipped, mixed) with the source's random stream
-    ``gen``."""
+    the admission rule, and replay (shifted, flipped) with the source's random stream ``gen``."""
 
     def __init__(self, options: PoolOptions, env: SourceEnv, gen: torch.Generator,
                  fill: Any) -> None:  # fmt: skip
@@ -174,7 +160,7 @@ class DataPool:
         self.teacher, self.num_classes = env.teacher, env.data.num_classes
         self.to_device = env.fabric.to_device
         label = env.teacher if options.replay_targets == "cached" else None
-        self.bank = MemoryBank(options.bank, options.replay_max_age, label)
+        self.bank = MemoryBank(options.bank, label)
         self._round_log: dict[str, torch.Tensor] = {}
 
     def __len__(self) -> int:
@@ -197,7 +183,7 @@ class DataPool:
         """``n`` pooled images for the student, augmented as the options say."""
         o = self.options
         return replay(self.bank, n, self.gen, o.replay_shift, o.replay_flip, self.fill,
-                      self.to_device, o.replay_mix)  # fmt: skip
+                      self.to_device)  # fmt: skip
 
     def log(self) -> dict[str, float]:
         """The pool's size, age, class coverage and balance, and the last round's hit rate and
