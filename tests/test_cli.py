@@ -416,3 +416,38 @@ def test_every_option_is_documented_in_describe(capsys) -> None:
     code, out, _ = run_cli(["describe", "fast", "--dataset", "mnist10k", "--options"], capsys)
     assert code == 0 and "#     condition = 0.0  condition: feed each image's target" in out
     assert "#   plug-in class_balance" in out and "#     min_teacher_std = 4.0" in out
+
+
+def test_flags_take_their_api_parameters_defaults_and_types() -> None:
+    import inspect
+
+    from dfkd.cli import build_parser
+    from dfkd.teachers.nt import train_nt_teacher
+
+    base = ["teacher", "train-nt", "--kind", "ntl", "--dataset", "mnist10k", "--out", "x"]
+    ns = build_parser().parse_args(base)
+    params = inspect.signature(train_nt_teacher).parameters
+    for name in ("model", "epochs", "seed", "batch_size", "lr", "lr_decay", "init", "ood"):
+        assert getattr(ns, name) == params[name].default, name
+    ns = build_parser().parse_args([*base, "--lr", "0.5", "--epochs", "3", "--overwrite"])
+    assert (ns.lr, ns.epochs, ns.overwrite) == (0.5, 3, True)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*base, "--epochs", "three"])
+
+
+def test_flag_kinds_and_call_by_name() -> None:
+    import argparse
+    from collections.abc import Sequence
+
+    from dfkd.cliflags import _kind, call
+
+    assert _kind(bool) is bool and _kind(int | None) is int and _kind(float) is float
+    assert _kind(str | Path | None) is str and _kind(str | float | None) is str
+    assert _kind(Sequence[str] | None) is list
+    seen: dict[str, object] = {}
+
+    def fn(a: int, b: int = 1, *, c: int | None = None) -> None:
+        seen.update(a=a, b=b, c=c)
+
+    call(fn, argparse.Namespace(a=1, b=2, other=3), c=4)  # 'other' is no parameter of fn
+    assert seen == {"a": 1, "b": 2, "c": 4}

@@ -13,7 +13,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .api import collect_teacher_stats, distill, evaluate
+from .audit import audit_teacher, format_report
+from .cliflags import add_flags, call
+from .config import parse_overrides
 from .errors import DfkdError
+from .io.compare import compare_runs
+from .io.export import export_model
+from .methods import METHODS
+from .teachers.imported import import_teacher
+from .teachers.nt import train_nt_teacher
+from .teachers.train import train_teacher
+from .teachers.triggers import ScanConfig
 
 
 def _fmt_pct(v: Any) -> str:
@@ -61,7 +72,6 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 def cmd_describe(a: argparse.Namespace) -> int:
     from .api import choose_method, resolve_config
-    from .methods import METHODS
 
     if a.method == "auto":
         if not a.teacher:
@@ -109,23 +119,7 @@ def _option_lines(cfg: Any) -> list[str]:
 
 
 def cmd_teacher_train(a: argparse.Namespace) -> int:
-    from .teachers.train import train_teacher
-
-    card = train_teacher(
-        a.dataset,
-        a.model,
-        a.epochs,
-        a.out,
-        seed=a.seed,
-        batch_size=a.batch_size,
-        lr=a.lr,
-        shift=a.shift,
-        flip=a.flip,
-        data_root=a.data_root,
-        overwrite=a.overwrite,
-        progress=not a.quiet,
-        command=a.cmdline,
-    )
+    card = call(train_teacher, a, progress=not a.quiet, command=a.cmdline)
     print_table(
         [
             ("dataset", a.dataset),
@@ -154,12 +148,7 @@ def _domain_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def cmd_teacher_import(a: argparse.Namespace) -> int:
-    from .config import parse_overrides
-    from .teachers.imported import import_teacher
-
-    card = import_teacher(a.model, a.weights, a.dataset, a.out, normalization=a.normalization,
-                          model_args=parse_overrides(a.model_arg), data_root=a.data_root,
-                          overwrite=a.overwrite, command=a.cmdline)  # fmt: skip
+    card = call(import_teacher, a, model_args=parse_overrides(a.model_arg), command=a.cmdline)
     acc = card["test_accuracy"]
     print_table(
         [
@@ -174,28 +163,8 @@ def cmd_teacher_import(a: argparse.Namespace) -> int:
 
 
 def cmd_teacher_train_nt(a: argparse.Namespace) -> int:
-    from .config import parse_overrides
-    from .teachers.nt import train_nt_teacher
-
-    card = train_nt_teacher(
-        a.kind,
-        a.dataset,
-        ood=a.ood,
-        trigger=a.trigger,
-        model=a.model,
-        epochs=a.epochs,
-        out=a.out,
-        init=a.init,
-        options=parse_overrides(a.option),
-        seed=a.seed,
-        batch_size=a.batch_size,
-        lr=a.lr,
-        lr_decay=a.lr_decay,
-        data_root=a.data_root,
-        overwrite=a.overwrite,
-        progress=not a.quiet,
-        command=a.cmdline,
-    )
+    card = call(train_nt_teacher, a, options=parse_overrides(a.option), progress=not a.quiet,
+                command=a.cmdline)  # fmt: skip
     nt = card["non_transferable"]
     rows = [
         ("kind", a.kind),
@@ -242,31 +211,8 @@ def _budget_text(b: dict[str, Any]) -> str:
 
 
 def cmd_distill(a: argparse.Namespace) -> int:
-    from .api import distill
-
-    m = distill(
-        a.teacher,
-        a.student,
-        a.method,
-        a.dataset,
-        out=a.out,
-        config=a.config,
-        overrides=a.set,
-        plugins=a.plugin,
-        seed=a.seed,
-        teacher_weights=a.teacher_weights,
-        stats=a.stats,
-        substitute=a.substitute,
-        ood_dataset=a.ood_dataset,
-        trigger=a.trigger,
-        data_root=a.data_root,
-        resume=a.resume,
-        overwrite=a.overwrite,
-        stop_after_rounds=a.stop_after,
-        time_budget=a.time_budget,
-        progress=False if a.quiet else None,
-        command=a.cmdline,
-    )
+    m = call(distill, a, overrides=a.set, plugins=a.plugin, stop_after_rounds=a.stop_after,
+             progress=False if a.quiet else None, command=a.cmdline)  # fmt: skip
     if os.environ.get("RANK", "0") != "0":  # launched by torchrun: rank 0 reports
         return 0
     rows = _metrics_rows(m)
@@ -280,19 +226,7 @@ def cmd_distill(a: argparse.Namespace) -> int:
 
 
 def cmd_stats_collect(a: argparse.Namespace) -> int:
-    from .api import collect_teacher_stats
-
-    st = collect_teacher_stats(
-        a.teacher,
-        a.dataset,
-        a.layers,
-        a.out,
-        teacher_weights=a.teacher_weights,
-        data_root=a.data_root,
-        split=a.split,
-        max_samples=a.max_samples,
-        overwrite=a.overwrite,
-    )
+    st = call(collect_teacher_stats, a)
     rows = [("dataset", f"{a.dataset} ({a.split}, {st.meta['samples']} samples)")]
     rows += [
         (
@@ -307,17 +241,7 @@ def cmd_stats_collect(a: argparse.Namespace) -> int:
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
-    from .api import evaluate
-
-    r = evaluate(
-        a.model,
-        a.dataset,
-        weights=a.weights,
-        teacher=a.teacher,
-        ood_dataset=a.ood_dataset,
-        trigger=a.trigger,
-        data_root=a.data_root,
-    )
+    r = call(evaluate, a)
     if a.json:
         print(json.dumps(r))
     else:
@@ -337,22 +261,16 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 
 def cmd_audit(a: argparse.Namespace) -> int:
-    from .audit import audit_teacher, format_report
-    from .teachers.triggers import ScanConfig
-
     if a.trigger_png and Path(a.trigger_png).exists():
         raise DfkdError(f"{a.trigger_png} exists; give another --trigger-png path")
     scan = ScanConfig(steps=a.trigger_steps) if a.trigger_steps else None
-    r = audit_teacher(a.teacher, a.dataset, probes=a.probes, steps=a.steps, seed=a.seed,
-                      data_root=a.data_root, scan=scan, trigger_png=a.trigger_png)  # fmt: skip
+    r = call(audit_teacher, a, scan=scan)
     print(json.dumps(r) if a.json else format_report(r))
     return 0
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from .io.export import export_model
-
-    r = export_model(a.model, a.format, a.out, a.include_normalization, a.overwrite)
+    r = call(export_model, a, model_card=a.model, fmt=a.format)
     print(json.dumps(r) if a.json else
           f"wrote {r['out']} ({r['format']}, {r['bytes']:,} bytes); largest difference from "
           f"PyTorch on a check batch: {r['max_abs_diff']:.1e}")  # fmt: skip
@@ -360,9 +278,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def cmd_compare(a: argparse.Namespace) -> int:
-    from .io.compare import compare_runs
-
-    r = compare_runs(a.runs, a.out, a.overwrite)
+    r = call(compare_runs, a)
     print(r["table"])
     print(f"wrote {', '.join(r['written'])}")
     if not r["plotted"]:
@@ -372,10 +288,6 @@ def cmd_compare(a: argparse.Namespace) -> int:
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
-    from .api import distill
-    from .methods import METHODS
-    from .teachers.train import train_teacher
-
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(a.out or f"runs/demo-{stamp}")
     t0 = time.perf_counter()
@@ -418,22 +330,6 @@ def cmd_demo(a: argparse.Namespace) -> int:
         title="dfkd demo: sklearn digits (8×8), end to end",
     )
     return 0
-
-
-def _add_domain_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--ood-dataset",
-        default=None,
-        metavar="NAME[:fit=pad|stretch,root=DIR]",
-        help="also evaluate on this dataset brought into the dataset's input space",
-    )
-    p.add_argument(
-        "--trigger",
-        default=None,
-        metavar="NAME[:k=v,...]",
-        help="also evaluate with this trigger stamped on the test images, e.g. square:target=0 "
-        "(dfkd list triggers)",
-    )
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -498,18 +394,8 @@ def _add_teacher_train(sub: Any) -> Any:
         dest="teacher_cmd", required=True
     )
     tt = tp.add_parser("train", help="train a teacher and save its card")
-    tt.add_argument("--dataset", required=True)
-    tt.add_argument("--model", required=True)
-    tt.add_argument("--epochs", type=int, default=20)
-    tt.add_argument("--out", required=True)
-    tt.add_argument("--seed", type=int, default=0)
-    tt.add_argument("--batch-size", type=int, default=128)
-    tt.add_argument("--lr", type=float, default=0.05)
-    tt.add_argument("--shift", type=int, default=0, help="random-shift augmentation in pixels")
-    tt.add_argument("--flip", action="store_true", help="random horizontal flips")
-    tt.add_argument("--data-root", default=None)
-    tt.add_argument("--overwrite", action="store_true")
-    tt.add_argument("--quiet", action="store_true")
+    add_flags(tt, train_teacher, "dataset!", "model!", "epochs", "out!", "seed", "batch_size",
+              "lr", "shift", "flip", "data_root", "overwrite", "quiet")  # fmt: skip
     tt.set_defaults(fn=cmd_teacher_train)
     return tp
 
@@ -517,53 +403,17 @@ def _add_teacher_train(sub: Any) -> Any:
 def _add_teacher_import(tp: Any) -> None:
     """``dfkd teacher import``."""
     ti = tp.add_parser("import", help="make a teacher card for a network trained elsewhere")
-    ti.add_argument("--model", required=True, help="package.module:factory (or a registry name)")
-    ti.add_argument("--weights", required=True, help="its weights (.safetensors)")
-    ti.add_argument("--dataset", required=True, help="the dataset it classifies")
-    ti.add_argument(
-        "--normalization",
-        default="dataset",
-        metavar="dataset|none|MEAN,STD",
-        help="the input normalisation it was trained with: the dataset's statistics (default), "
-        "none (pixels in [0, 1]), or MEAN,STD (per channel: C means then C stds)",
-    )
-    ti.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                    help="a keyword argument of the factory")  # fmt: skip
-    ti.add_argument("--out", required=True)
-    ti.add_argument("--data-root", default=None)
-    ti.add_argument("--overwrite", action="store_true")
+    add_flags(ti, import_teacher, "model!", "weights!", "dataset!", "normalization", "model_arg",
+              "out!", "data_root", "overwrite")  # fmt: skip
     ti.set_defaults(fn=cmd_teacher_import)
 
 
 def _add_teacher_train_nt(tp: Any) -> None:
     """``dfkd teacher train-nt``."""
     tn = tp.add_parser("train-nt", help="train a non-transferable teacher (NTL, CUTI, ...)")
-    tn.add_argument("--kind", required=True, help="ntl | cuti | watermark | backdoor")
-    tn.add_argument("--dataset", required=True, help="the in-distribution dataset")
-    tn.add_argument("--ood", default=None, help="OOD dataset NAME[:fit=pad|stretch] (ntl, cuti)")
-    tn.add_argument(
-        "--trigger",
-        default=None,
-        help="trigger NAME[:k=v,...] (watermark: default grid; backdoor: square:target=0)",
-    )
-    tn.add_argument("--model", default="lenet5")
-    tn.add_argument("--epochs", type=int, default=20)
-    tn.add_argument("--out", required=True)
-    tn.add_argument("--init", default=None, help="start from this teacher card's weights")
-    tn.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an option of the kind (alpha, beta, reduction, gamma)",
-    )
-    tn.add_argument("--seed", type=int, default=0)
-    tn.add_argument("--batch-size", type=int, default=128)
-    tn.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    tn.add_argument("--lr-decay", type=float, default=0.999, help="lr factor per step")
-    tn.add_argument("--data-root", default=None)
-    tn.add_argument("--overwrite", action="store_true")
-    tn.add_argument("--quiet", action="store_true")
+    add_flags(tn, train_nt_teacher, "kind!", "dataset!", "ood", "trigger", "model", "epochs",
+              "out!", "init", "option", "seed", "batch_size", "lr", "lr_decay", "data_root",
+              "overwrite", "quiet")  # fmt: skip
     tn.set_defaults(fn=cmd_teacher_train_nt)
 
 
@@ -575,60 +425,9 @@ def _add_distill(sub: Any) -> None:
         help="registered method (dfkd list methods), or auto (the default): the one "
         "recommended for the teacher; with --resume, the saved run's",
     )  # fmt: skip
-    dp.add_argument(
-        "--teacher",
-        default=None,
-        help="teacher card (.json or folder) or module:factory; with --resume, the saved run's",
-    )
-    dp.add_argument(
-        "--teacher-weights", default=None, help="safetensors weights for a module:factory teacher"
-    )
-    dp.add_argument(
-        "--student", default=None, help="registry name or module:factory (default lenet5_half)"
-    )
-    dp.add_argument("--dataset", default=None, help="registered dataset (default digits)")
-    dp.add_argument("--out", required=True, help="output folder for this run")
-    dp.add_argument("--config", default=None, help="YAML file layered over the method's defaults")
-    dp.add_argument(
-        "--stats", default=None, help="teacher statistics file (from `dfkd stats collect`)"
-    )
-    dp.add_argument(
-        "--substitute",
-        default=None,
-        metavar="NAME[:fit=pad|stretch,root=DIR]",
-        help="unlabelled substitute dataset for --method substitute (default per dataset: "
-        "dfkd describe substitute --dataset D)",
-    )
-    dp.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
-    )
-    dp.add_argument(
-        "--plugin",
-        action="append",
-        default=None,
-        metavar="NAME[:k=v,...]",
-        help="add a plug-in (repeatable)",
-    )
-    _add_domain_flags(dp)
-    dp.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    dp.add_argument("--data-root", default=None, help="folder holding the dataset files")
-    dp.add_argument("--resume", action="store_true", help="continue the run in --out")
-    dp.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-    dp.add_argument(
-        "--stop-after",
-        type=int,
-        default=None,
-        metavar="ROUNDS",
-        help="stop with a checkpoint after this many rounds",
-    )
-    dp.add_argument(
-        "--time-budget",
-        default=None,
-        metavar="DURATION",
-        help="size the run to this wall time on this machine (e.g. 90s, 10m, 1h): rounds are "
-        "set from the measured cost of the first steps",
-    )
-    dp.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_flags(dp, distill, "teacher", "teacher_weights", "student", "dataset", "out!", "config",
+              "stats", "substitute", "set", "plugin", "ood_dataset", "trigger", "seed",
+              "data_root", "resume", "overwrite", "stop_after", "time_budget", "quiet")  # fmt: skip
     dp.set_defaults(fn=cmd_distill)
 
 
@@ -638,53 +437,24 @@ def _add_stats(sub: Any) -> None:
         dest="stats_cmd", required=True
     )
     sc = stp.add_parser("collect", help="collect per-layer statistics on real data (data owner)")
-    sc.add_argument(
-        "--teacher", required=True, help="teacher card (.json or folder) or module:factory"
-    )
-    sc.add_argument("--teacher-weights", default=None)
-    sc.add_argument("--dataset", required=True)
-    sc.add_argument(
-        "--layers", nargs="+", default=None, help="module paths (default: every conv/linear)"
-    )
-    sc.add_argument("--out", required=True, help="statistics file to write (.safetensors)")
-    sc.add_argument("--split", default="train", choices=["train", "test"])
-    sc.add_argument("--max-samples", type=int, default=None)
-    sc.add_argument("--data-root", default=None)
-    sc.add_argument("--overwrite", action="store_true")
+    add_flags(sc, collect_teacher_stats, "teacher!", "teacher_weights", "dataset!", "layers",
+              "out!", "split", "max_samples", "data_root", "overwrite")  # fmt: skip
     sc.set_defaults(fn=cmd_stats_collect)
 
 
 def _add_eval(sub: Any) -> None:
     """``dfkd eval``."""
     ep = sub.add_parser("eval", help="test accuracy of a model (and agreement with a teacher)")
-    ep.add_argument("--model", required=True, help="model card (.json or folder) or module:factory")
-    ep.add_argument("--weights", default=None)
-    ep.add_argument("--dataset", required=True)
-    ep.add_argument("--teacher", default=None)
-    ep.add_argument("--data-root", default=None)
-    _add_domain_flags(ep)
-    ep.add_argument("--json", action="store_true")
+    add_flags(ep, evaluate, "model!", "weights", "dataset!", "teacher", "data_root",
+              "ood_dataset", "trigger", "json")  # fmt: skip
     ep.set_defaults(fn=cmd_eval)
 
 
 def _add_audit(sub: Any) -> None:
     """``dfkd audit``."""
     au = sub.add_parser("audit", help="look for signs of a non-transferable teacher (no data)")
-    au.add_argument("--teacher", required=True, help="teacher card (.json or folder)")
-    au.add_argument("--dataset", default=None, help="only for a teacher without a card")
-    au.add_argument("--probes", type=int, default=256, help="probes per probe set")
-    au.add_argument("--steps", type=int, default=100, help="inversion steps")
-    au.add_argument(
-        "--trigger-steps", type=int, default=300,
-        help="trigger scan: optimisation steps per class (0 skips the scan)",
-    )  # fmt: skip
-    au.add_argument(
-        "--trigger-png", default=None, metavar="PATH",
-        help="save the scan's recovered masks and patterns (one row per class)",
-    )  # fmt: skip
-    au.add_argument("--seed", type=int, default=0)
-    au.add_argument("--data-root", default=None)
-    au.add_argument("--json", action="store_true")
+    add_flags(au, audit_teacher, "teacher!", "dataset", "probes", "steps", "trigger_steps",
+              "trigger_png", "seed", "data_root", "json")  # fmt: skip
     au.set_defaults(fn=cmd_audit)
 
 
@@ -693,14 +463,7 @@ def _add_export(sub: Any) -> None:
     xp = sub.add_parser("export", help="write a model card's network as ONNX or TorchScript")
     xp.add_argument("--model", required=True, help="model card (.json or folder)")
     xp.add_argument("--format", required=True, choices=["onnx", "torchscript"])
-    xp.add_argument("--out", required=True, help="the file to write")
-    xp.add_argument(
-        "--include-normalization", action="store_true",
-        help="fold the card's input normalisation into the graph (inputs: pixels in [0, 1]); "
-        "without it the graph takes normalised inputs and the file's metadata records mean/std",
-    )  # fmt: skip
-    xp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    xp.add_argument("--json", action="store_true")
+    add_flags(xp, export_model, "out!", "include_normalization", "overwrite", "json")
     xp.set_defaults(fn=cmd_export)
 
 
@@ -708,32 +471,22 @@ def _add_compare(sub: Any) -> None:
     """``dfkd compare``."""
     cp = sub.add_parser("compare", help="runs side by side: a table and accuracy against time")
     cp.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by dfkd distill")
-    cp.add_argument(
-        "--out",
-        default=None,
-        help="folder for compare.md and compare.png (default: the runs' parent)",
-    )
-    cp.add_argument("--overwrite", action="store_true", help="replace an earlier comparison")
+    add_flags(cp, compare_runs, "out", "overwrite")
     cp.set_defaults(fn=cmd_compare)
 
 
 def _add_demo(sub: Any) -> None:
-    """``dfkd demo``."""
+    """``dfkd demo``: its own flags (a demo, not an API call)."""
     mp = sub.add_parser("demo", help="end to end on sklearn digits: teacher, distillation, table")
     mp.add_argument("--out", default=None, help="default: runs/demo-<timestamp>")
     mp.add_argument("--method", default="deepinversion", help="default: deepinversion (data-free)")
-    mp.add_argument(
-        "--rounds",
-        type=int,
-        default=40,
-        help="rounds of the method (default 40, four times the digits preset; 0 = the preset)",
-    )
+    mp.add_argument("--rounds", type=int, default=40,
+                    help="rounds of the method (default 40, four times the digits preset; "
+                    "0 = the preset)")  # fmt: skip
     mp.add_argument("--teacher-model", default="lenet5")
     mp.add_argument("--teacher-epochs", type=int, default=30)
     mp.add_argument("--student", default="lenet5_half")
-    mp.add_argument("--seed", type=int, default=0)
-    mp.add_argument("--overwrite", action="store_true")
-    mp.add_argument("--quiet", action="store_true")
+    add_flags(mp, distill, "seed=0", "overwrite", "quiet")
     mp.set_defaults(fn=cmd_demo)
 
 
