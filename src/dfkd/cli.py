@@ -287,30 +287,34 @@ def cmd_compare(a: argparse.Namespace) -> int:
     return 0
 
 
+#: the demo's networks (your own: `dfkd teacher train` or `import`, then `dfkd distill`)
+DEMO_TEACHER, DEMO_STUDENT = "lenet5", "lenet5_half"
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(a.out or f"runs/demo-{stamp}")
     t0 = time.perf_counter()
-    print(f"[1/2] training a {a.teacher_model} teacher on sklearn digits ...", flush=True)
+    print(f"[1/2] training a {DEMO_TEACHER} teacher on sklearn digits ...", flush=True)
     card = train_teacher(
         "digits",
-        a.teacher_model,
+        DEMO_TEACHER,
         a.teacher_epochs,
         out / "teacher",
-        seed=a.seed,
+        seed=0,
         batch_size=64,
         overwrite=a.overwrite,
         progress=not a.quiet,
     )
     how = "data-free" if METHODS.get(a.method).data_free else "with the training data"
-    print(f"[2/2] distilling into {a.student} with '{a.method}' ({how}) ...", flush=True)
+    print(f"[2/2] distilling into {DEMO_STUDENT} with '{a.method}' ({how}) ...", flush=True)
     m = distill(
         out / "teacher",
-        a.student,
+        DEMO_STUDENT,
         a.method,
         "digits",
         out=out / "student",
-        seed=a.seed,
+        seed=0,
         overrides=[f"rounds={a.rounds}"] if a.rounds else None,
         overwrite=a.overwrite,
         progress=False if a.quiet else None,
@@ -320,8 +324,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     print()
     print_table(
         [
-            ("teacher", f"{a.teacher_model} ({card['train']['wall_s']:.1f} s to train)"),
-            ("student", f"{a.student} ({m['student_parameters']} parameters)"),
+            ("teacher", f"{DEMO_TEACHER} ({card['train']['wall_s']:.1f} s to train)"),
+            ("student", f"{DEMO_STUDENT} ({m['student_parameters']} parameters)"),
             *_metrics_rows(m),
             ("total time", f"{total:.1f} s"),
             ("teacher card", card["path"]),
@@ -483,10 +487,8 @@ def _add_demo(sub: Any) -> None:
     mp.add_argument("--rounds", type=int, default=40,
                     help="rounds of the method (default 40, four times the digits preset; "
                     "0 = the preset)")  # fmt: skip
-    mp.add_argument("--teacher-model", default="lenet5")
     mp.add_argument("--teacher-epochs", type=int, default=30)
-    mp.add_argument("--student", default="lenet5_half")
-    add_flags(mp, distill, "seed=0", "overwrite", "quiet")
+    add_flags(mp, distill, "overwrite", "quiet")
     mp.set_defaults(fn=cmd_demo)
 
 
