@@ -80,6 +80,25 @@ def test_every_method_runs_on_a_teacher_without_bn_or_statistics(
         assert "statistics" not in m
 
 
+def test_statistics_free_terms_take_the_statistics_terms_place(
+    nobn_teacher: Path, teacher_dir: Path, tmp_path: Path
+) -> None:
+    free = ["statistics_free.one_hot.weight=1.0", "statistics_free.info_entropy.weight=5.0",
+            "rounds=1"]  # fmt: skip
+    m = dfkd.distill(nobn_teacher, "lenet5_half", "bn_stats", "digits", overrides=free,
+                     progress=False)  # fmt: skip
+    assert "replaced by one_hot, info_entropy" in m["statistics"]["why"]
+    assert {"synth/one_hot", "synth/info_entropy"} <= set(m["loss_terms"])
+    assert "synth/stat_match" not in m["loss_terms"]
+    m = dfkd.distill(teacher_dir, "lenet5_half", "bn_stats", "digits", overrides=free,
+                     progress=False)  # fmt: skip
+    assert m["statistics"]["form"] == "batchnorm"  # statistics to match: the terms stay unused
+    assert "synth/stat_match" in m["loss_terms"] and "synth/one_hot" not in m["loss_terms"]
+    with pytest.raises(ConfigError, match="needs target classes"):  # checked before any work
+        dfkd.distill(teacher_dir, "lenet5_half", "bn_stats", "digits", progress=False,
+                     overrides=["statistics_free.class_target.weight=1.0"])  # fmt: skip
+
+
 def test_statistics_methods_on_a_teacher_without_bn(nobn_teacher: Path, digits: dfkd.Data,
                                                     tmp_path: Path) -> None:  # fmt: skip
     with pytest.raises(ConfigError, match="statistics file"):  # spectra need the file

@@ -136,7 +136,10 @@ class RunConfig:
     is resolved: :func:`dfkd.data.profile.choose_preset`). ``logger`` streams every round's
     loss terms and learning rate, and every evaluation, to ``logs/`` in the output folder
     (``csv``: ``metrics.csv``; ``tensorboard``: event files, with the sample grid as an
-    image; ``none``); ``history.csv`` is written either way.
+    image; ``none``); ``history.csv`` is written either way. ``statistics_free``: synthesis
+    terms that take the statistics term's place when the run has no statistics to match (a
+    teacher without BatchNorm and no ``stats`` file: the method's statistics-free form,
+    :func:`dfkd.engine.parts.statistics_form`); unused otherwise.
     """
 
     method: str = "kd"
@@ -162,6 +165,7 @@ class RunConfig:
     optimizer: OptimConfig = field(default_factory=OptimConfig)
     source: Component = field(default_factory=lambda: Component("real"))
     synth_terms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    statistics_free: dict[str, dict[str, Any]] = field(default_factory=dict)
     distill_terms: dict[str, dict[str, Any]] = field(default_factory=dict)
     plugins: list[Component] = field(default_factory=list)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
@@ -223,7 +227,7 @@ class RunConfig:
             raise ConfigError(f"config 'logger' must be one of {LOGGERS}, got {self.logger!r}")
         if self.optimizer.lr <= 0:
             raise ConfigError(f"config 'optimizer.lr' must be > 0, got {self.optimizer.lr}")
-        for group in ("synth_terms", "distill_terms"):
+        for group in ("synth_terms", "statistics_free", "distill_terms"):
             for name, args in getattr(self, group).items():
                 w = args.get("weight", 1.0)
                 if not isinstance(w, (int, float)) or isinstance(w, bool):

@@ -45,6 +45,7 @@ def build_parts(cfg: RunConfig) -> RunParts:
     check_optimizer(cfg)
     source = build_source(cfg.source.name, cfg.source.args)
     synth = bind_terms(cfg.synth_terms, "synth")
+    free = bind_terms(cfg.statistics_free, "synth")  # checked now, used without statistics
     distill = bind_terms(cfg.distill_terms, "distill")
     if cfg.g_steps > 0 and not source.synthesizes:
         raise ConfigError(f"source '{cfg.source.name}' does not synthesise; set g_steps: 0")
@@ -52,7 +53,7 @@ def build_parts(cfg: RunConfig) -> RunParts:
         raise ConfigError("g_steps > 0 but synth_terms is empty; name at least one synthesis term")
     if cfg.kd_steps > 0 and not distill:
         raise ConfigError("distill_terms is empty; name at least one distillation term")
-    for t in distill + synth:
+    for t in distill + synth + free:
         if "labels" in t.needs and not source.has_labels:
             raise ConfigError(
                 f"term '{t.name}' needs labels but source '{cfg.source.name}' has none"
@@ -111,25 +112,29 @@ def check_teacher(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> None:
 def statistics_form(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> dict[str, str] | None:
     """What a statistics-matching term matches on this teacher, and why, in one line: the
     ``--stats`` file, the BatchNorm running statistics, or — neither — nothing: the run's
-    statistics-free form leaves the term out and synthesises with the method's other terms
-    (measured against image priors in its place: docs/methods.md, "Teachers dfkd did not
-    train")."""
+    statistics-free form leaves the term out and synthesises with the method's other terms and
+    its ``statistics_free`` terms (docs/methods.md, "Teachers dfkd did not train")."""
     if not any("teacher_stats" in t.needs for t in parts.synth_terms):
         return None
     if cfg.stats:
         return {"form": "file", "why": f"the statistics file {cfg.stats}"}
     if bn_layers(teacher):
         return {"form": "batchnorm", "why": "the teacher's BatchNorm running statistics"}
+    instead = ", ".join(cfg.statistics_free) or "nothing (the method's other terms)"
     return {
         "form": "none",
-        "why": "none, the term left out: the teacher has no BatchNorm and "
+        "why": f"none, the term replaced by {instead}: the teacher has no BatchNorm and "
         "no --stats file was given (dfkd stats collect makes one)",
     }
 
 
 def without_statistics(cfg: RunConfig, terms: list[BoundTerm]) -> list[BoundTerm]:
-    """``terms`` less those that match statistics; an error when nothing would be left."""
-    kept = [t for t in terms if "teacher_stats" not in t.needs]
+    """``terms`` less those that match statistics, plus the config's ``statistics_free`` terms
+    in their place (one of the same name as a kept term replaces it); an error when nothing
+    would be left."""
+    free = cfg.statistics_free
+    kept = [t for t in terms if "teacher_stats" not in t.needs and t.name not in free]
+    kept += bind_terms(free, "synth")
     if cfg.g_steps > 0 and not kept:
         raise ConfigError(
             "the teacher has no BatchNorm and no --stats file was given, and the synthesis "
