@@ -82,10 +82,13 @@ class FabricConfig:
 class SpeedConfig:
     """How the teacher and the student run, not what they compute: ``channels_last`` memory
     format, and ``compile`` (``torch.compile`` of both, with ``compile_backend`` — ``inductor``
-    needs a C++ compiler on CPUs — and ``compile_mode``)."""
+    needs a C++ compiler on CPUs — and ``compile_mode``). ``"auto"`` (the default) turns both
+    on where they were measured to pay: a costly teacher on a CPU in a run budgeted at five
+    minutes or more (:func:`dfkd.engine.speed.auto_speed`; the run's ``metrics["speed"]``
+    says what it chose and why)."""
 
-    channels_last: bool = False
-    compile: bool = False
+    channels_last: bool | str = "auto"
+    compile: bool | str = "auto"
     compile_backend: str = "inductor"
     compile_mode: str | None = None
 
@@ -225,6 +228,10 @@ class RunConfig:
             parse_duration(self.time_budget)
         if self.logger not in LOGGERS:
             raise ConfigError(f"config 'logger' must be one of {LOGGERS}, got {self.logger!r}")
+        for k in ("compile", "channels_last"):
+            if getattr(self.speed, k) not in (True, False, "auto"):
+                raise ConfigError(f"config 'speed.{k}' must be true, false or auto, "
+                                  f"got {getattr(self.speed, k)!r}")  # fmt: skip
         if self.optimizer.lr <= 0:
             raise ConfigError(f"config 'optimizer.lr' must be > 0, got {self.optimizer.lr}")
         for group in ("synth_terms", "statistics_free", "distill_terms"):

@@ -37,6 +37,8 @@ class RunParts:
     pairs: FeaturePairs | None = None
     #: where the statistics term's references come from, and why (``None``: no such term)
     statistics: dict[str, str] | None = None
+    #: how the networks run (compiled, channels-last) and why, in one line (set by the loop)
+    speed: str = ""
 
 
 def build_parts(cfg: RunConfig) -> RunParts:

@@ -18,7 +18,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from ..config import RunConfig, SpeedConfig, safe_load
+from ..config import RunConfig, safe_load
 from ..data import Data, InputMap
 from ..errors import DfkdError
 from ..io.cards import tensor_state
@@ -37,6 +37,7 @@ from .parts import RunParts, assemble
 from .probe import SynthesisProbe
 from .replicas import replicas_identical
 from .report import CHECKPOINT, FinishHook, Reporter
+from .speed import settle_speed, speed_up
 from .state import RunState
 
 
@@ -160,6 +161,7 @@ def _worker(
     metrics = loop.report.metrics(loop.state, student, loop.deployed, loop.teacher)
     if loop.parts.statistics is not None:
         metrics["statistics"] = loop.parts.statistics
+    metrics["speed"] = loop.parts.speed
     if budget is not None:
         metrics["budget"] = {
             **budget,
@@ -198,7 +200,9 @@ def build_loop(
     adapters, plug-ins (their parameters join the student's optimiser), the student, the
     source."""
     data, to_model = spaces.source, InputMap(spaces.source, spaces.model)
-    teacher = speed_up(fabric.to_device(freeze(teacher)), cfg.speed)
+    speed, parts.speed = settle_speed(cfg.speed, teacher, spaces.model.input_shape,
+                                      fabric.device.type, cfg.time_budget)  # fmt: skip
+    teacher = speed_up(fabric.to_device(freeze(teacher)), speed)
     if parts.pairs is not None:
         parts.pairs.reset_parameters()  # initialised from the run's seed
         parts.pairs.to(fabric.device)
@@ -213,7 +217,7 @@ def build_loop(
     params = list(student.parameters()) + parts.plugins.parameters()
     if parts.pairs is not None:
         params += list(parts.pairs.parameters())
-    wrapped, optimizer = fabric.setup(speed_up(student, cfg.speed), make_optimizer(cfg, params))
+    wrapped, optimizer = fabric.setup(speed_up(student, speed), make_optimizer(cfg, params))
     parts.source.setup(env)
     counts = torch.zeros(data.num_classes, dtype=torch.long, device=fabric.device)
     state = RunState(student, optimizer, parts.source, parts.plugins, parts.pairs, counts)
@@ -223,16 +227,6 @@ def build_loop(
              if parts.source.synthesizes else None)  # fmt: skip
     return Loop(cfg, parts, fabric, teacher, wrapped, student, deployed, state, report, to_model,
                 env=env, probe=probe)  # fmt: skip
-
-
-def speed_up(model: nn.Module, speed: SpeedConfig) -> nn.Module:
-    """``model`` itself, in channels-last memory format and/or compiled in place (its
-    parameters, state-dict keys and hooks unchanged)."""
-    if speed.channels_last:
-        model.to(memory_format=torch.channels_last)
-    if speed.compile:
-        model.compile(backend=speed.compile_backend, mode=speed.compile_mode)
-    return model
 
 
 def features_dim(teacher: nn.Module, parts: RunParts, data: Data) -> int | None:
