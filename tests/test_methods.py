@@ -118,9 +118,12 @@ def test_describe_says_what_the_statistics_term_matches(nobn_teacher: Path, teac
                                                         capsys) -> None:  # fmt: skip
     from dfkd.cli import main
 
-    for teacher, said in ((nobn_teacher, "none, the term left out"),
-                          (teacher_dir, "BatchNorm running statistics")):  # fmt: skip
-        assert main(["describe", "fast", "--teacher", str(teacher)]) == 0
+    for method, teacher, said in (
+        ("fast", nobn_teacher, "none, the term replaced by nothing (the method's other terms)"),
+        ("bn_stats", nobn_teacher, "none, the term replaced by one_hot, info_entropy"),
+        ("fast", teacher_dir, "BatchNorm running statistics"),
+    ):  # fmt: skip
+        assert main(["describe", method, "--teacher", str(teacher)]) == 0
         assert said in capsys.readouterr().out
     assert main(["describe", "dfad", "--teacher", str(nobn_teacher)]) == 0
     assert "matches no statistics" in capsys.readouterr().out

@@ -16,7 +16,7 @@ BN_STATS = register_method(
     Method(
         name="bn_stats",
         summary="Statistical feature matching: pixels matched to the teacher's BN statistics "
-        "(or a --stats file), no class prior",
+        "(or a --stats file), no class prior (without statistics: DAFL's class terms)",
         reference="DFDistill (seed 003) statistical feature matching; Yin et al. 2020 BN term",
         defaults={
             "source": {
@@ -35,6 +35,10 @@ BN_STATS = register_method(
                 "tv": {"weight": 1e-4, "p": 2},
                 "l2": {"weight": 1e-5},
             },
+            # without statistics (a BN-free teacher, no file), DAFL's class terms take the
+            # statistics term's place: 13-15 % of the teacher with the image priors alone,
+            # 67-70 % with these (MNIST-10k zoo, 5 min; benchmarks/explore/zoo.jsonl, nostats-*)
+            "statistics_free": {"one_hot": {"weight": 1.0}, "info_entropy": {"weight": 5.0}},
             "distill_terms": {"kd_kl": {"weight": 1.0, "T": 8.0}},
             "optimizer": sgd_cosine(0.05, 5e-4),
         },
