@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import types
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -93,9 +94,9 @@ def add_flags(p: argparse.ArgumentParser, fn: Callable[..., Any], *specs: str) -
             kw |= {"help": HELP.get(name)} | ({"metavar": METAVAR[name]} if name in METAVAR else {})
         if value:
             kw["default"] = kw.get("type", str)(value)
-        if kw.get("help") and not any(kw.get("default") is v for v in (None, False)) \
-                and kw.get("default") != []:  # fmt: skip
-            kw["help"] += f" (default {kw['default']})"
+        default = kw.get("default")
+        if kw.get("help") and default is not False and default not in (None, []):
+            kw["help"] += f" (default {default})"
         p.add_argument("--" + name.replace("_", "-"), **kw)
 
 
@@ -118,17 +119,14 @@ def _kind(hint: Any) -> type:
     """``bool``, ``str``, ``int``, ``float`` or ``list``: how a flag of this annotation parses."""
     if hint is bool:
         return bool
-    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType) else ()
-    args = args or (hint,)
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    args = typing.get_args(hint) if union else (hint,)
     for t in (str, Path, int, float):
         if t in args:
             return str if t is Path else t
     if any(typing.get_origin(t) in (list, Sequence) for t in args):
         return list
     return str
-
-
-_UnionType = type(int | None)
 
 
 def call(fn: Callable[..., Any], a: argparse.Namespace, **given: Any) -> Any:

@@ -4,7 +4,7 @@ caller's models."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -32,6 +32,8 @@ class RunParts:
     plugins: PluginSet
     synth_terms: list[BoundTerm]
     distill_terms: list[BoundTerm]
+    #: the terms that take the statistics term's place when the run has no statistics
+    statistics_free: list[BoundTerm] = field(default_factory=list)
     stats: TeacherStats | None = None
     domains: DomainEval | None = None
     pairs: FeaturePairs | None = None
@@ -47,7 +49,7 @@ def build_parts(cfg: RunConfig) -> RunParts:
     check_optimizer(cfg)
     source = build_source(cfg.source.name, cfg.source.args)
     synth = bind_terms(cfg.synth_terms, "synth")
-    free = bind_terms(cfg.statistics_free, "synth")  # checked now, used without statistics
+    free = bind_terms(cfg.statistics_free, "synth")
     distill = bind_terms(cfg.distill_terms, "distill")
     if cfg.g_steps > 0 and not source.synthesizes:
         raise ConfigError(f"source '{cfg.source.name}' does not synthesise; set g_steps: 0")
@@ -67,7 +69,7 @@ def build_parts(cfg: RunConfig) -> RunParts:
             )
     plugins = PluginSet(build_plugins(cfg.plugins))
     plugins.check(method, source)
-    return RunParts(source, plugins, synth, distill)
+    return RunParts(source, plugins, synth, distill, free)
 
 
 def assemble(cfg: RunConfig, teacher: nn.Module, student: nn.Module, data: Data) -> RunParts:
@@ -78,7 +80,7 @@ def assemble(cfg: RunConfig, teacher: nn.Module, student: nn.Module, data: Data)
     check_teacher(cfg, parts, teacher)
     parts.statistics = statistics_form(cfg, parts, teacher)
     if parts.statistics is not None and parts.statistics["form"] == "none":
-        parts.synth_terms = without_statistics(cfg, parts.synth_terms)
+        parts.synth_terms = without_statistics(cfg, parts.synth_terms, parts.statistics_free)
     check_teacher_finite(teacher, data)
     parts.stats = load_run_stats(cfg, parts, teacher)
     parts.domains = DomainEval.build(
@@ -130,13 +132,13 @@ def statistics_form(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> dict
     }
 
 
-def without_statistics(cfg: RunConfig, terms: list[BoundTerm]) -> list[BoundTerm]:
-    """``terms`` less those that match statistics, plus the config's ``statistics_free`` terms
-    in their place (one of the same name as a kept term replaces it); an error when nothing
-    would be left."""
-    free = cfg.statistics_free
-    kept = [t for t in terms if "teacher_stats" not in t.needs and t.name not in free]
-    kept += bind_terms(free, "synth")
+def without_statistics(
+    cfg: RunConfig, terms: list[BoundTerm], free: list[BoundTerm]
+) -> list[BoundTerm]:
+    """``terms`` less those that match statistics, plus the ``free`` terms in their place (one
+    of the same name as a kept term replaces it); an error when nothing would be left."""
+    names = {t.name for t in free}
+    kept = [t for t in terms if "teacher_stats" not in t.needs and t.name not in names] + free
     if cfg.g_steps > 0 and not kept:
         raise ConfigError(
             "the teacher has no BatchNorm and no --stats file was given, and the synthesis "

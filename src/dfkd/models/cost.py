@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -15,7 +17,7 @@ def multiply_adds(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     def count(m: nn.Module, _: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         nonlocal total
         per_output = m.in_features if isinstance(m, nn.Linear) else (
-            m.in_channels // m.groups * int(torch.tensor(m.kernel_size).prod()))  # fmt: skip
+            m.in_channels // m.groups * math.prod(m.kernel_size))  # fmt: skip
         total += out[0].numel() * per_output
 
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
