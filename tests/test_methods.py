@@ -74,6 +74,8 @@ def test_every_method_runs_on_a_teacher_without_bn_or_statistics(
         assert m["statistics"]["form"] == "none", m.get("statistics")
         assert "no BatchNorm and no --stats" in m["statistics"]["why"]
         assert "synth/stat_match" not in m["loss_terms"]  # left out, not matched to anything
+        free = dfkd.resolve_config(method, "digits").statistics_free
+        assert {f"synth/{t}" for t in free} <= set(m["loss_terms"])  # its form, in the loop
         saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
         assert saved["statistics"] == m["statistics"]
     else:
@@ -119,7 +121,8 @@ def test_describe_says_what_the_statistics_term_matches(nobn_teacher: Path, teac
     from dfkd.cli import main
 
     for method, teacher, said in (
-        ("fast", nobn_teacher, "none, the term replaced by nothing (the method's other terms)"),
+        ("deepinversion", nobn_teacher, "none, the term replaced by nothing (the method's other"),
+        ("fast", nobn_teacher, "none, the term replaced by info_entropy"),
         ("bn_stats", nobn_teacher, "none, the term replaced by one_hot, info_entropy"),
         ("fast", teacher_dir, "BatchNorm running statistics"),
     ):  # fmt: skip

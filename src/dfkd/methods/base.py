@@ -42,6 +42,13 @@ def register_method(method: Method) -> Method:
     return method
 
 
+def batch_balance() -> dict[str, Any]:
+    """The statistics-free form of the generator methods whose class term follows given targets
+    (``fast``, ``nayer``, ``cmi``): DAFL's batch-balance term (``info_entropy`` 5) in the
+    statistics term's place, measured in docs/methods.md, "Teachers dfkd did not train"."""
+    return {"info_entropy": {"weight": 5.0}}
+
+
 def sgd_cosine(lr: float, weight_decay: float, momentum: float = 0.9) -> dict[str, Any]:
     """Student optimiser fragment: SGD with momentum and a cosine schedule."""
     return {

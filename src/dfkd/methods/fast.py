@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Method, register_method, sgd_cosine
+from .base import Method, batch_balance, register_method, sgd_cosine
 
 #: k → (generator rate, latent rate), from the authors' CIFAR scripts
 RATES = {2: (5e-3, 0.015), 5: (3e-3, 0.01), 10: (2e-3, 0.01)}
@@ -84,6 +84,7 @@ def fast_method(k: int, name: str) -> Method:
             "warmup_rounds": 20,
             "batch_size": 256,
             "synth_terms": FAST_SYNTH_TERMS,
+            "statistics_free": batch_balance(),
             "distill_terms": {"kd_kl": {"weight": 1.0, "T": 20.0}},
             "optimizer": sgd_cosine(0.2, 1e-4),
             "eval_every": 10,
