@@ -226,6 +226,9 @@ _NOSTATS_FORMS: dict[str, tuple[str, list[str], str]] = {
     "di-adi": ("deepinversion", ["synth_terms.competition.weight=1.0"],
                "Adaptive DeepInversion's competition term (student against teacher)"),
     "di-tv10": ("deepinversion", ["synth_terms.tv.weight=0.01"], "image prior ×10"),
+    "di-jit4": ("deepinversion", ["source.args.jitter=4"],
+                "shifts of up to 4 pixels at each step instead of 1 (images robust to shifts)"),
+    "di-g25": ("deepinversion", ["g_steps=25"], "25 steps per batch: four times the images"),
 }  # fmt: skip
 for _t, _s in {"cnn-nobn": "nobn", "cnn-raw": "raw", "mlp": "mlp"}.items():
     for _v, (_m, _o, _q) in _NOSTATS_FORMS.items():
