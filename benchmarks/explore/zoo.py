@@ -229,6 +229,8 @@ _NOSTATS_FORMS: dict[str, tuple[str, list[str], str]] = {
     "di-jit4": ("deepinversion", ["source.args.jitter=4"],
                 "shifts of up to 4 pixels at each step instead of 1 (images robust to shifts)"),
     "di-g25": ("deepinversion", ["g_steps=25"], "25 steps per batch: four times the images"),
+    "di-t20": ("deepinversion", ["distill_terms.kd_kl.T=20.0"],
+               "distilled at temperature 20 (Zero-Shot KD's), the teacher's sure answers softened"),
 }  # fmt: skip
 for _t, _s in {"cnn-nobn": "nobn", "cnn-raw": "raw", "mlp": "mlp"}.items():
     for _v, (_m, _o, _q) in _NOSTATS_FORMS.items():
