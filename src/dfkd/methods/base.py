@@ -44,8 +44,9 @@ def register_method(method: Method) -> Method:
 
 def batch_balance() -> dict[str, Any]:
     """The statistics-free form of the generator methods whose class term follows given targets
-    (``fast``, ``nayer``, ``cmi``): DAFL's batch-balance term (``info_entropy`` 5) in the
-    statistics term's place, measured in docs/methods.md, "Teachers dfkd did not train"."""
+    (``fast``, ``nayer``, ``cmi``; ``bn_stats`` adds DAFL's ``one_hot``): DAFL's batch-balance
+    term (``info_entropy`` 5) in the statistics term's place, measured in docs/methods.md,
+    "Teachers dfkd did not train"."""
     return {"info_entropy": {"weight": 5.0}}
 
 

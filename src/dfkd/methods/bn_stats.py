@@ -7,6 +7,7 @@ from .base import (
     PIXEL_DIGITS,
     PIXEL_ROUNDS,
     Method,
+    batch_balance,
     cpu_pixels,
     register_method,
     sgd_cosine,
@@ -38,7 +39,7 @@ BN_STATS = register_method(
             # without statistics (a BN-free teacher, no file), DAFL's class terms take the
             # statistics term's place: 13-15 % of the teacher with the image priors alone,
             # 67-70 % with these (MNIST-10k zoo, 5 min; benchmarks/explore/zoo.jsonl, nostats-*)
-            "statistics_free": {"one_hot": {"weight": 1.0}, "info_entropy": {"weight": 5.0}},
+            "statistics_free": {"one_hot": {"weight": 1.0}, **batch_balance()},
             "distill_terms": {"kd_kl": {"weight": 1.0, "T": 8.0}},
             "optimizer": sgd_cosine(0.05, 5e-4),
         },
