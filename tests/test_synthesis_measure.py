@@ -13,7 +13,12 @@ import torch.nn.functional as F
 
 import dfkd
 from dfkd.errors import ConfigError
-from dfkd.evaluation.manifold import class_precision_recall, knn_radii, precision_recall
+from dfkd.evaluation.manifold import (
+    class_precision_recall,
+    feature_scale,
+    knn_radii,
+    precision_recall,
+)
 from dfkd.sources import MemoryBank, MetaGeneratorSource
 from dfkd.sources.pool import (
     add_to_pool,
@@ -58,6 +63,17 @@ def test_knn_radii_and_collapsed_fakes() -> None:
     collapsed = real[:1].repeat(20, 1)  # one mode, repeated: precise, but recalls nothing else
     p, r = precision_recall(real, collapsed)
     assert p == 1.0 and r < 0.05
+
+
+def test_feature_scale_against_naive_norms() -> None:
+    g = torch.Generator().manual_seed(5)
+    real, fake = torch.randn(7, 4, generator=g) * 3, torch.randn(5, 4, generator=g)
+    norm = [sum(v * v for v in row) ** 0.5 for row in fake.tolist()]
+    ref = [sum(v * v for v in row) ** 0.5 for row in real.tolist()]
+    naive = (sum(norm) / len(norm)) / (sum(ref) / len(ref))
+    assert feature_scale(real, fake) == pytest.approx(naive, rel=1e-9)
+    assert feature_scale(real, real * 0.25) == pytest.approx(0.25)
+    assert math.isnan(feature_scale(real, fake[:0]))
 
 
 def test_class_precision_recall_separates_classes() -> None:
@@ -169,6 +185,7 @@ def test_a_run_records_what_it_synthesised(teacher_dir: Path, tmp_path: Path) ->
     for key in ("synth_hit_rate", "pool_coverage", "synth_precision", "synth_recall"):
         assert 0 <= m[key] <= 1, key
         assert key in m["history"][-1]
+    assert m["synth_feature_scale"] > 0 and "synth_feature_scale" in m["history"][-1]
     assert len(m["pool_class_histogram"]) == 10 and sum(m["pool_class_histogram"]) > 0
     assert len(m["synth_class_recall"]) == 10 and m["synthesis"][-1]["round"] == m["rounds"]
     kd = dfkd.distill(teacher_dir, "lenet5_half", "kd", "digits", out=tmp_path / "kd",

@@ -1,6 +1,7 @@
 """What the synthetic data is: at every evaluation, the source's newest pooled images against the
 real test images in the teacher's feature space — precision and recall (k-NN manifolds),
-overall and per class — and the pool's class histogram. The real images only measure; nothing
+overall and per class, and the features' scale against the real ones' — and the pool's class
+histogram. The real images only measure; nothing
 is trained, selected or stopped on them."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 
 from ..data import Data, InputMap
-from ..evaluation.manifold import class_precision_recall, precision_recall
+from ..evaluation.manifold import class_precision_recall, feature_scale, precision_recall
 from ..sources import Source
 from ..teachers.taps import Taps, last_linear
 
@@ -76,5 +77,6 @@ class SynthesisProbe:
         per_class = class_precision_recall(self.real, self.real_classes, fake, fake_classes,
                                            self.num_classes)  # fmt: skip
         return {"synth_precision": precision, "synth_recall": recall,
+                "synth_feature_scale": feature_scale(self.real, fake),
                 "class_precision": per_class["precision"],
                 "class_recall": per_class["recall"]}  # fmt: skip

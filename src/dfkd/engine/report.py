@@ -223,7 +223,7 @@ def synthesis_summary(records: list[dict[str, Any]], final: dict[str, Any]) -> d
 
 #: the synthesis figures of an evaluation row that the final metrics repeat
 SYNTH_FIGURES = ("synth_hit_rate", "pool_coverage", "pool_balance", "synth_precision",
-                 "synth_recall")  # fmt: skip
+                 "synth_recall", "synth_feature_scale")  # fmt: skip
 
 
 def short(terms: dict[str, float]) -> dict[str, str]:

@@ -40,6 +40,14 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = K) -> tupl
     return float(precision), float(recall)
 
 
+def feature_scale(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """The synthetic features' mean Euclidean norm over the real ones': below 1 when the images
+    excite the network less than real data does (NaN for an empty set)."""
+    if len(real) == 0 or len(fake) == 0:
+        return float("nan")
+    return float(fake.double().norm(dim=1).mean() / real.double().norm(dim=1).mean())
+
+
 def class_precision_recall(
     real: torch.Tensor,
     real_classes: torch.Tensor,
