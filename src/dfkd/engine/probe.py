@@ -1,8 +1,7 @@
 """What the synthetic data is: at every evaluation, the source's newest pooled images against the
 real test images in the teacher's feature space — precision and recall (k-NN manifolds),
 overall and per class, and the features' scale against the real ones' — and the pool's class
-histogram. The real images only measure; nothing
-is trained, selected or stopped on them."""
+histogram. The real images only measure; nothing is trained, selected or stopped on them."""
 
 from __future__ import annotations
 
