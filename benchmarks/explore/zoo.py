@@ -275,6 +275,7 @@ for _d, _t, _s, _b in _LONG:
 _WEAK: dict[str, tuple[list[str], str]] = {
     "act01": (["synth_terms.activation.weight=0.1"], "DAFL's activation term, its weight 0.1"),
     "act1": (["synth_terms.activation.weight=1.0"], "the activation term ×10"),
+    "act03": (["synth_terms.activation.weight=0.3"], "the activation term ×3"),
 }
 for _d in ("mnist10k", "fashion-mnist"):
     for _t, _s in {"cnn-nobn": "nobn", "cnn-raw": "raw", "mlp": "mlp"}.items():
