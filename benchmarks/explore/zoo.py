@@ -289,6 +289,9 @@ for _t, _s in {"cnn-nobn": "nobn", "cnn-raw": "raw", "mlp": "mlp"}.items():
         _o = [f"synth_terms.activation.weight={_w}"]
         CASES[f"scale-{_s}-act{_w}"] = Case(_t, "fast", "2m", _o, f"DAFL's activation term ×{_w}",
                                            no_stats=True)  # fmt: skip
+for _t, _s in {"resnet-bn": "resnet", "vgg-bn": "vgg"}.items():  # and with BatchNorm?
+    CASES[f"scale-fashion-{_s}"] = Case(_t, "fast", "2m", [], "the preset, BN running statistics",
+                                        "fashion-mnist")  # fmt: skip
 
 if __name__ == "__main__":
     for case in sys.argv[1:] or list(CASES):
