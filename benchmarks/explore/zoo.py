@@ -264,8 +264,9 @@ _LONG += [
     for _t, _s in {"cnn-raw": "raw", "mlp": "mlp"}.items()
 ]
 for _d, _t, _s, _b in _LONG:
-    _name = f"drift-{_d[:7]}-{_s}-adv0" + ("" if _b == "5m" else f"-{_b}")
-    CASES[_name] = Case(_t, "fast", _b, *_DRIFT["adv0"], _d, no_stats=True)  # fmt: skip
+    for _v in ("adv0", "adv05"):  # ×0.4: a compromise?
+        _name = f"drift-{_d[:7]}-{_s}-{_v}" + ("" if _b == "5m" else f"-{_b}")
+        CASES.setdefault(_name, Case(_t, "fast", _b, *_DRIFT[_v], _d, no_stats=True))
 
 # Why recall 0: on MNIST-10k without statistics (fast, 20 rounds) the pool's penultimate
 # features have a third to a sixth of the real images' norm (cnn-nobn 28 against 93, cnn-raw 28
