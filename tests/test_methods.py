@@ -101,7 +101,7 @@ def test_statistics_free_terms_take_the_statistics_terms_place(
                      overrides=["statistics_free.class_target.weight=1.0"])  # fmt: skip
 
 
-def test_statistics_free_form_without_a_final_linear_layer(tmp_path: Path) -> None:
+def test_statistics_free_form_without_a_final_linear_layer() -> None:
     """A BN-free teacher whose classifier is a convolution (no penultimate features to tap) runs
     in the statistics-free form too."""
     torch.manual_seed(0)

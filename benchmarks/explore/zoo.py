@@ -252,6 +252,7 @@ for _d in ("mnist10k", "fashion-mnist"):
     for _v, (_o, _q) in _DRIFT.items():
         CASES[f"drift-{_d[:7]}-nobn-{_v}"] = Case("cnn-nobn", "fast", "5m", _o, _q, _d,
                                                  no_stats=True)  # fmt: skip
+_BN_FREE = {"cnn-nobn": "nobn", "cnn-raw": "raw", "mlp": "mlp"}
 # the decline is a long run's: the same at the budgets where it shows, and on the other teachers
 _LONG = [
     ("fashion-mnist", "cnn-nobn", "nobn", "20m"),
@@ -268,21 +269,20 @@ for _d, _t, _s, _b in _LONG:
         _name = f"drift-{_d[:7]}-{_s}-{_v}" + ("" if _b == "5m" else f"-{_b}")
         CASES.setdefault(_name, Case(_t, "fast", _b, *_DRIFT[_v], _d, no_stats=True))
 
-# Why recall 0: on MNIST-10k without statistics (fast, 20 rounds) the pool's penultimate
-# features have a third to a sixth of the real images' norm (cnn-nobn 28 against 93, cnn-raw 28
-# against 77, mlp 7.8 against 44): the images barely excite the teacher, and no real image lies
-# near one. With statistics the BN term sets each layer's scale. DAFL's activation term? And
-# the scale itself, now a run's `synth_feature_scale`, with and without the statistics file?
+# Why recall 0 without statistics? The pool's penultimate features are a fifth to a third of
+# the real images' norm (a run's `synth_feature_scale`; cases `scale-*-none` against
+# `scale-*-file`): the images barely excite the teacher, and no real image lies near one. With
+# statistics the matched layers set the scale. Does DAFL's activation term restore it?
 _WEAK: dict[str, tuple[list[str], str]] = {
     "act01": (["synth_terms.activation.weight=0.1"], "DAFL's activation term, its weight 0.1"),
     "act1": (["synth_terms.activation.weight=1.0"], "the activation term ×10"),
     "act03": (["synth_terms.activation.weight=0.3"], "the activation term ×3"),
 }
 for _d in ("mnist10k", "fashion-mnist"):
-    for _t, _s in {"cnn-nobn": "nobn", "cnn-raw": "raw", "mlp": "mlp"}.items():
+    for _t, _s in _BN_FREE.items():
         for _v, (_o, _q) in _WEAK.items():
             CASES[f"weak-{_d[:7]}-{_s}-{_v}"] = Case(_t, "fast", "5m", _o, _q, _d, no_stats=True)
-for _t, _s in {"cnn-nobn": "nobn", "cnn-raw": "raw", "mlp": "mlp"}.items():
+for _t, _s in _BN_FREE.items():
     CASES[f"scale-{_s}-none"] = Case(_t, "fast", "2m", [], "the preset, no statistics file",
                                      no_stats=True)  # fmt: skip
     CASES[f"scale-{_s}-file"] = Case(_t, "fast", "2m", [], "the preset, a statistics file")
