@@ -16,7 +16,9 @@ import dfkd
 DDP = ["fabric.accelerator=cpu", "fabric.devices=2", "fabric.strategy=ddp_spawn"]
 
 
-def test_two_process_ddp_classical_kd(tmp_path: Path, teacher_dir: Path) -> None:
+def test_two_process_ddp_classical_kd(tmp_path: Path, teacher_dir: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.delenv("MASTER_PORT", raising=False)
     fast = ["rounds=4", "kd_steps=4", "batch_size=32", "eval_every=2", "checkpoint_every=2"]
     m = dfkd.distill(
         teacher_dir,
@@ -28,6 +30,7 @@ def test_two_process_ddp_classical_kd(tmp_path: Path, teacher_dir: Path) -> None
         progress=False,
     )
     assert m["completed"] and m["steps"] == 16
+    assert "MASTER_PORT" not in os.environ  # the next run meets on a fresh port
     assert m["student_accuracy"] > 0.3  # 16 steps on digits: well above chance (0.1)
     saved = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert saved["student_accuracy"] == m["student_accuracy"]

@@ -269,6 +269,19 @@ for _d, _t, _s, _b in _LONG:
         _name = f"drift-{_d[:7]}-{_s}-{_v}" + ("" if _b == "5m" else f"-{_b}")
         CASES.setdefault(_name, Case(_t, "fast", _b, *_DRIFT[_v], _d, no_stats=True))
 
+# The term pays at five minutes and costs at twenty: does fading it over the run keep both?
+_FADE: dict[str, tuple[list[str], str]] = {
+    "fade0": (["synth_terms.decision_adversarial.weight_end=0.0"],
+              "decision-adversarial weight faded from 1.33 to 0 along a cosine over the run"),
+    "fade04": (["synth_terms.decision_adversarial.weight_end=0.5"],
+               "decision-adversarial weight faded from 1.33 to 0.5 (×0.4) over the run"),
+}  # fmt: skip
+for _d, _t, _s, _b in [*_LONG, ("mnist10k", "cnn-nobn", "nobn", "5m"),
+                       ("fashion-mnist", "cnn-nobn", "nobn", "5m")]:  # fmt: skip
+    for _v, (_o, _q) in _FADE.items():
+        _name = f"drift-{_d[:7]}-{_s}-{_v}" + ("" if _b == "5m" else f"-{_b}")
+        CASES[_name] = Case(_t, "fast", _b, _o, _q, _d, no_stats=True)
+
 # Why recall 0 without statistics? The pool's penultimate features are a fifth to a third of
 # the real images' norm (a run's `synth_feature_scale`; cases `scale-*-none` against
 # `scale-*-file`): the images barely excite the teacher, and no real image lies near one. With

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -93,10 +96,11 @@ def run(
     fabric = Fabric(**vars(cfg.fabric), loggers=loggers)
     # launch(fn) runs fn once per process (spawn strategies) or directly (single device);
     # it returns the global-zero process's result
-    metrics, weights = fabric.launch(
-        _worker, cfg, parts, teacher, student, spaces, out_dir, saved,
-        overwrite or resume, stop_after_rounds, on_finish, started,
-    )  # fmt: skip
+    with rendezvous_kept():
+        metrics, weights = fabric.launch(
+            _worker, cfg, parts, teacher, student, spaces, out_dir, saved,
+            overwrite or resume, stop_after_rounds, on_finish, started,
+        )  # fmt: skip
     trained = rebuild(student, metrics["head"]) if "head" in metrics else student
     trained.load_state_dict(st_load(weights))  # the caller's module holds the trained weights
     metrics["student"] = trained
@@ -129,6 +133,25 @@ def config_diff(a: Any, b: Any, path: str = "") -> str | None:
                 return d
         return None
     return None if a == b else f"'{path}' (saved {a!r}, now {b!r})"
+
+
+#: where the processes of a run meet; Lightning writes them into ``os.environ`` as it launches
+RENDEZVOUS = ("MASTER_ADDR", "MASTER_PORT")
+
+
+@contextmanager
+def rendezvous_kept() -> Iterator[None]:
+    """Put the caller's rendezvous variables back after a launch: a later run in this process
+    then meets on a port of its own, not on one the last run's processes may still hold."""
+    kept = {k: os.environ.get(k) for k in RENDEZVOUS}
+    try:
+        yield
+    finally:
+        for k, v in kept.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _worker(
