@@ -12,8 +12,11 @@ import pytest
 import torch
 
 import dfkd
+from dfkd.errors import ConfigError
 
-DDP = ["fabric.accelerator=cpu", "fabric.devices=2", "fabric.strategy=ddp_spawn"]
+# a rank that waits two minutes for the other fails (and exits) instead of hanging the suite
+DDP = ["fabric.accelerator=cpu", "fabric.devices=2", "fabric.strategy=ddp_spawn",
+       "fabric.timeout_s=120"]  # fmt: skip
 
 
 def test_two_process_ddp_classical_kd(tmp_path: Path, teacher_dir: Path,
@@ -69,6 +72,22 @@ def test_two_process_ddp_time_budget(tmp_path: Path, teacher_dir: Path) -> None:
     assert f"end_round: {b['end_round'] if b['end_round'] else 'null'}\n" in saved
 
 
+def test_a_timeout_is_for_ddp_strategies_only(tmp_path: Path, teacher_dir: Path) -> None:
+    """``fabric.timeout_s`` reaches the DDP strategy Fabric is given; elsewhere it is a one-line
+    error before any output."""
+    from dfkd.engine.run import fabric_args
+
+    cfg = dfkd.resolve_config("kd", "digits", overrides=[*DDP[:3], "fabric.timeout_s=7.5"])
+    strategy = fabric_args(cfg.fabric)["strategy"]
+    assert strategy._timeout.total_seconds() == 7.5 and strategy._start_method == "spawn"
+    with pytest.raises(ConfigError, match=r"fabric\.timeout_s is for the DDP strategies"):
+        dfkd.distill(teacher_dir, "lenet5_half", "kd", "digits", out=tmp_path / "x",
+                     overrides=["fabric.timeout_s=60"], progress=False)  # fmt: skip
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ConfigError, match=r"'fabric\.timeout_s' must be > 0"):
+        dfkd.resolve_config("kd", "digits", overrides=["fabric.timeout_s=0"])
+
+
 def test_replica_check_sees_a_drifted_rank() -> None:
     """The digest behind ``replicas_identical`` changes with one flipped bit."""
     from dfkd.engine.replicas import digest
@@ -87,7 +106,8 @@ def test_torchrun_launches_a_two_process_run(tmp_path: Path, teacher_dir: Path) 
            "-m", "dfkd.cli", "distill", "fast", "--teacher", str(teacher_dir), "--student",
            "lenet5_half", "--dataset", "digits", "--out", str(tmp_path / "run"), "--quiet",
            "--set", "rounds=4", "--set", "warmup_rounds=1", "--set", "fabric.accelerator=cpu",
-           "--set", "fabric.devices=2", "--set", "fabric.strategy=ddp"]  # fmt: skip
+           "--set", "fabric.devices=2", "--set", "fabric.strategy=ddp",
+           "--set", "fabric.timeout_s=120"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -69,13 +69,16 @@ class OptimConfig:
 class FabricConfig:
     """Passed to ``lightning_fabric.Fabric``: ``devices`` per node (machine), ``num_nodes``
     machines; ``strategy: ddp_spawn`` starts the processes itself, ``strategy: ddp`` is for
-    processes started by ``torchrun`` or ``fabric run`` (one per device, on every node)."""
+    processes started by ``torchrun`` or ``fabric run`` (one per device, on every node).
+    ``timeout_s``: how long a DDP process waits for the others (to meet, or in a collective)
+    before it fails (``null``: PyTorch's default, 30 minutes)."""
 
     accelerator: str = "auto"
     devices: int = 1
     num_nodes: int = 1
     precision: str = "32-true"
     strategy: str = "auto"
+    timeout_s: float | None = None
 
 
 @dataclass
@@ -226,6 +229,10 @@ class RunConfig:
                 raise ConfigError(f"config '{k}' must be ≥ 0, got {getattr(self, k)}")
         if self.time_budget is not None:
             parse_duration(self.time_budget)
+        if self.fabric.timeout_s is not None and not self.fabric.timeout_s > 0:
+            raise ConfigError(
+                f"config 'fabric.timeout_s' must be > 0 or null, got {self.fabric.timeout_s}"
+            )
         if self.logger not in LOGGERS:
             raise ConfigError(f"config 'logger' must be one of {LOGGERS}, got {self.logger!r}")
         for k in ("compile", "channels_last"):

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from ..config import RunConfig, safe_load
+from ..config import FabricConfig, RunConfig, safe_load
 from ..data import Data, InputMap
-from ..errors import DfkdError
+from ..errors import ConfigError, DfkdError
 from ..io.cards import tensor_state
 from ..io.files import load_state
 from ..io.runs import check_out_dir
@@ -91,9 +92,10 @@ def run(
     out_dir = check_out_dir(out, overwrite=overwrite, resume=resume) if out is not None else None
     spaces = Spaces(data, model_data if model_data is not None else data)
     parts = assemble(cfg, teacher, student, spaces.model)  # every check before any output
+    fabric_kw = fabric_args(cfg.fabric)
     saved = saved_state(cfg, out_dir) if out_dir is not None and resume else None
     loggers = make_loggers(cfg.logger, out_dir, saved["step"] if saved is not None else None)
-    fabric = Fabric(**vars(cfg.fabric), loggers=loggers)
+    fabric = Fabric(**fabric_kw, loggers=loggers)
     # launch(fn) runs fn once per process (spawn strategies) or directly (single device);
     # it returns the global-zero process's result
     with rendezvous_kept():
@@ -133,6 +135,22 @@ def config_diff(a: Any, b: Any, path: str = "") -> str | None:
                 return d
         return None
     return None if a == b else f"'{path}' (saved {a!r}, now {b!r})"
+
+
+def fabric_args(fc: FabricConfig) -> dict[str, Any]:
+    """``Fabric``'s arguments: the config's, with ``timeout_s`` given to the named DDP strategy."""
+    from lightning_fabric.strategies import STRATEGY_REGISTRY, DDPStrategy
+
+    args = {k: v for k, v in vars(fc).items() if k != "timeout_s"}
+    if fc.timeout_s is None:
+        return args
+    # the registry's own get() builds the strategy; its entry holds the class and arguments
+    entry = STRATEGY_REGISTRY[fc.strategy] if fc.strategy in STRATEGY_REGISTRY else {}  # noqa: SIM401
+    if not issubclass(entry.get("strategy", object), DDPStrategy):
+        raise ConfigError(f"fabric.timeout_s is for the DDP strategies (ddp, ddp_spawn, ...), "
+                          f"not '{fc.strategy}': name one, or leave timeout_s null")  # fmt: skip
+    strategy = entry["strategy"](**entry["init_params"], timeout=timedelta(seconds=fc.timeout_s))
+    return {**args, "strategy": strategy}
 
 
 #: where the processes of a run meet; Lightning writes them into ``os.environ`` as it launches
