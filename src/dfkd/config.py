@@ -243,13 +243,9 @@ class RunConfig:
             raise ConfigError(f"config 'optimizer.lr' must be > 0, got {self.optimizer.lr}")
         for group in ("synth_terms", "statistics_free", "distill_terms"):
             for name, args in getattr(self, group).items():
-                weights = {"weight": args.get("weight", 1.0)}
-                if args.get("weight_end") is not None:  # optional: the weight at the run's end
-                    weights["weight_end"] = args["weight_end"]
-                for key, w in weights.items():
-                    if not isinstance(w, (int, float)) or isinstance(w, bool):
-                        raise ConfigError(f"config '{group}.{name}.{key}' must be a number, "
-                                          f"got {w!r}")  # fmt: skip
+                w = args.get("weight", 1.0)
+                if not isinstance(w, (int, float)) or isinstance(w, bool):
+                    raise ConfigError(f"config '{group}.{name}.weight' must be a number, got {w!r}")
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|m|min|h)?\s*$")

@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import schedules
 from ..config import Replanned, RunConfig
 from ..data import InputMap
 from ..errors import ConfigError, NonFiniteError
@@ -126,11 +125,6 @@ class Loop:
         self.report.resize(self.cfg)
 
     @property
-    def progress(self) -> float:
-        """The share of the run's rounds done before this one (continuous over re-plans)."""
-        return schedules.progress(self.state.round, self.cfg.rounds, self.cfg.round_replans())
-
-    @property
     def warming_up(self) -> bool:
         """Whether this round only synthesises (``warmup_rounds``)."""
         return self.state.round < self.cfg.warmup
@@ -166,7 +160,7 @@ class Loop:
         ctx = StepContext("synth", batch.x, t_logits, s_logits, batch.labels, batch.weight,
                           taps=taps.as_context() if taps else {}, extras=batch.extras)  # fmt: skip
         extra = {**self.parts.plugins.synth_terms(ctx), **self.parts.source.synth_terms(ctx)}
-        loss, values = weighted_sum(terms, ctx, extra, self.progress)
+        loss, values = weighted_sum(terms, ctx, extra)
         if self.warming_up and not (terms or extra):  # known without reading a tensor
             raise ConfigError(
                 f"method '{self.cfg.method}' has no synthesis term without the student to warm "
@@ -194,7 +188,7 @@ class Loop:
         ctx = StepContext("distill", batch.x, batch.teacher_logits, s_logits, batch.labels,
                           batch.weight, taps=taps, extras=batch.extras)  # fmt: skip
         loss, values = weighted_sum(
-            self.parts.distill_terms, ctx, self.parts.plugins.distill_terms(ctx), self.progress
+            self.parts.distill_terms, ctx, self.parts.plugins.distill_terms(ctx)
         )
         lr = lr_at(self.state.step, self.total_steps, self.cfg, self.cfg.step_replans())
         set_lr(self.state.optimizer, lr)

@@ -14,7 +14,6 @@ from torch import nn
 from ..config import checked_args
 from ..errors import ConfigError
 from ..losses.terms import TERMS, StepContext
-from ..schedules import cosine_decay
 from ..teachers.stats import TeacherStats
 from ..teachers.taps import Taps, contrast_layers, last_linear
 
@@ -22,25 +21,16 @@ from ..teachers.taps import Taps, contrast_layers, last_linear
 @dataclass
 class BoundTerm:
     """A registered term with its weight and hyper-parameters (not a frozen dataclass, which
-    Fabric's process launcher refuses to pass; nothing changes one after binding).
-    ``weight_end``: the weight at the run's end, reached from ``weight`` along a cosine over
-    the run's rounds (``None``: the weight stays)."""
+    Fabric's process launcher refuses to pass; nothing changes one after binding)."""
 
     name: str
     fn: Callable[..., torch.Tensor]
     weight: float
     kwargs: dict[str, Any]
     needs: tuple[str, ...]
-    weight_end: float | None = None
 
     def __call__(self, ctx: StepContext) -> torch.Tensor:
         return self.fn(ctx, **self.kwargs)
-
-    def weight_at(self, progress: float) -> float:
-        """The weight at ``progress`` (the share of the run's rounds done, 0 to 1)."""
-        if self.weight_end is None:
-            return self.weight
-        return cosine_decay(self.weight, progress, self.weight_end)
 
 
 def bind_terms(specs: dict[str, dict[str, Any]], phase: str) -> list[BoundTerm]:
@@ -56,12 +46,9 @@ def bind_terms(specs: dict[str, dict[str, Any]], phase: str) -> list[BoundTerm]:
             )
         kwargs = dict(raw)
         weight = float(kwargs.pop("weight", 1.0))
-        end = kwargs.pop("weight_end", None)
-        end = None if end is None else float(end)
         kwargs = checked_args(entry.obj, kwargs, f"term '{group}.{name}'", skip=("ctx",))
-        if weight != 0.0 or end:
-            needs = tuple(entry.tags["needs"])
-            out.append(BoundTerm(name, entry.obj, weight, kwargs, needs, end))
+        if weight != 0.0:
+            out.append(BoundTerm(name, entry.obj, weight, kwargs, tuple(entry.tags["needs"])))
     return out
 
 
@@ -71,17 +58,12 @@ def needs_of(terms: list[BoundTerm]) -> set[str]:
 
 
 def weighted_sum(
-    terms: list[BoundTerm],
-    ctx: StepContext,
-    extra: dict[str, torch.Tensor],
-    progress: float = 0.0,
+    terms: list[BoundTerm], ctx: StepContext, extra: dict[str, torch.Tensor]
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Total loss and the unweighted value of each term (plug-in terms come pre-weighted), with
-    each term's weight at ``progress`` through the run."""
+    """Total loss and the unweighted value of each term (plug-in terms come pre-weighted)."""
     values = {t.name: t(ctx) for t in terms}
     total = sum(
-        (t.weight_at(progress) * values[t.name] for t in terms),
-        start=torch.zeros((), device=ctx.x.device),
+        (t.weight * values[t.name] for t in terms), start=torch.zeros((), device=ctx.x.device)
     )
     for v in extra.values():
         total = total + v
