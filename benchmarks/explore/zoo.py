@@ -290,6 +290,16 @@ for _d in ("mnist10k", "fashion-mnist"):
             _t, "fast", "5m", _RANGE, "pixels kept in range (BN running statistics)", _d
         )
 
+# How far does the seed alone move a five-minute cell? The preset without statistics again, on
+# seeds 1 and 2 (seed 0: `results/zoo_distill_nostats_5m.md`), where the comparisons above rest
+# on a few points.
+for _d, _t, _s in [("fashion-mnist", "cnn-nobn", "nobn"), ("fashion-mnist", "mlp", "mlp"),
+                   ("mnist10k", "cnn-nobn", "nobn"), ("mnist10k", "mlp", "mlp")]:  # fmt: skip
+    for _seed in (1, 2):
+        CASES[f"seed-{_d[:7]}-{_s}-s{_seed}"] = Case(_t, "fast", "5m", [f"seed={_seed}"],
+                                                     f"the preset, seed {_seed}", _d,
+                                                     no_stats=True)  # fmt: skip
+
 # Why recall 0 without statistics? The pool's penultimate features are a fifth to a third of
 # the real images' norm (a run's `synth_feature_scale`; cases `scale-*-none` against
 # `scale-*-file`): the images barely excite the teacher, and no real image lies near one. With
