@@ -104,20 +104,6 @@ def test_pool_keeps_the_best_batch_of_the_round(env: SourceEnv) -> None:
     assert torch.equal(last.pool.bank.data[:16], x)
 
 
-def test_pixel_range_keeps_every_pooled_pixel_within_the_data_bounds(env: SourceEnv) -> None:
-    """``pixel_range``: drawn and pooled images lie between the normalised values of pixels 0
-    and 1 (DAFL's output overshoots them)."""
-    lo, hi = env.data.bounds
-    ranged = _source(env, pixel_range=True)
-    _round(ranged, env)
-    ranged.sample(4)
-    pooled = ranged.pool.bank.data[: len(ranged.pool.bank)]
-    assert pooled.min() >= lo.min() - 1e-6 and pooled.max() <= hi.max() + 1e-6
-    assert pooled.max() - pooled.min() > 0.5 * (hi - lo).min()  # a sigmoid, not a constant
-    dafl = _source(env)
-    assert dafl.draw().x.abs().max() > hi.max()  # unit-std batches reach past pixel 1
-
-
 def test_meta_generator_resumes_mid_round_exactly(env: SourceEnv) -> None:
     src = _source(env, meta="fomaml")
     _round(src, env)

@@ -70,29 +70,6 @@ def test_every_generator_output_shape(name: str, channels: int, size: int) -> No
     assert all(p.grad is not None for p in g.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize("name", ["light_generator", "dafl_generator"])
-def test_bounded_generators_map_a_sigmoid_onto_the_bounds(name: str) -> None:
-    lo, hi = torch.tensor([-0.5, -1.0]).view(1, 2, 1, 1), torch.tensor([2.0, 1.5]).view(1, 2, 1, 1)
-    torch.manual_seed(0)
-    g = create_generator(name, nz=8, out_channels=2, image_size=8, bounds=(lo, hi))
-    x = g(torch.randn(16, 8))
-    assert ((x >= lo) & (x <= hi)).all() and "lo" not in g.state_dict()  # same keys as before
-    z = torch.randn(4, 8)
-    inner = g.fc(z).view(4, g.width, g.init_size, g.init_size)
-    expect = lo + (hi - lo) * torch.sigmoid(g.body[:-1](inner))  # the body up to its sigmoid
-    assert torch.allclose(g(z), expect)
-
-
-def test_a_generator_without_bounds_refuses_them() -> None:
-    MODELS.register("test_unbounded", lambda nz, out_channels, image_size: torch.nn.Linear(1, 1),
-                    kind="generator")  # fmt: skip
-    try:
-        with pytest.raises(ConfigError, match="cannot keep its pixels in range"):
-            create_generator("test_unbounded", 8, 1, 8, bounds=(torch.zeros(()), torch.ones(())))
-    finally:
-        MODELS.unregister("test_unbounded")
-
-
 def test_bn_and_nobn_variants_differ() -> None:
     def has_bn(m: torch.nn.Module) -> bool:
         return any(isinstance(x, torch.nn.BatchNorm2d) for x in m.modules())

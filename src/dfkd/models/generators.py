@@ -10,23 +10,18 @@ from .registry import register_model
 
 class Generator(nn.Module):
     """DAFL-style generator: linear → (BN, ×2 upsample, conv3×3, BN, LeakyReLU)×2 → conv3×3 →
-    tanh → BatchNorm without affine (each batch at mean 0 and std 1 per channel, the moments of
-    normalised data, but with pixels past the range real images span).
+    tanh → BatchNorm without affine (which keeps outputs near the teacher's normalised range).
 
     Args:
         nz: noise dimension.
         out_channels: image channels.
         image_size: output side; must be divisible by 4.
         width: channels of the first feature map (DAFL uses 128; it halves before the output).
-        bounds: the normalised values of pixel 0 and pixel 1 (``1×C×1×1`` each): when given,
-            the last conv's output goes through a sigmoid to pixels in [0, 1], then to their
-            normalised values — every image lies in the range real images span.
     """
 
     def __init__(
-        self, nz: int = 100, out_channels: int = 1, image_size: int = 28, width: int = 128,
-        bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ):  # fmt: skip
+        self, nz: int = 100, out_channels: int = 1, image_size: int = 28, width: int = 128
+    ):
         super().__init__()
         if image_size % 4:
             raise ValueError(f"generator image_size must be divisible by 4, got {image_size}")
@@ -45,33 +40,22 @@ class Generator(nn.Module):
             nn.BatchNorm2d(width // 2),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(width // 2, out_channels, 3, 1, 1),
-            *((nn.Tanh(), nn.BatchNorm2d(out_channels, affine=False)) if bounds is None
-              else (nn.Sigmoid(),)),
-        )  # fmt: skip
-        self.bounded = bounds is not None
-        lo, hi = bounds if bounds is not None else (torch.zeros(()), torch.ones(()))
-        self.register_buffer("lo", lo.detach().float().clone(), persistent=False)
-        self.register_buffer("span", (hi - lo).detach().float().clone(), persistent=False)
+            nn.Tanh(),
+            nn.BatchNorm2d(out_channels, affine=False),
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.fc(z.flatten(1)).view(z.shape[0], self.width, self.init_size, self.init_size)
-        x = self.body(x)
-        return self.lo + self.span * x if self.bounded else x
+        return self.body(x)
 
 
 @register_model("dafl_generator", kind="generator")
-def dafl_generator(
-    nz: int = 100, out_channels: int = 1, image_size: int = 28,
-    bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> Generator:  # fmt: skip
+def dafl_generator(nz: int = 100, out_channels: int = 1, image_size: int = 28) -> Generator:
     """The DAFL generator (128 channels at S/4 and S/2, 64 at S)."""
-    return Generator(nz, out_channels, image_size, width=128, bounds=bounds)
+    return Generator(nz, out_channels, image_size, width=128)
 
 
 @register_model("light_generator", kind="generator")
-def light_generator(
-    nz: int = 64, out_channels: int = 1, image_size: int = 28,
-    bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> Generator:  # fmt: skip
+def light_generator(nz: int = 64, out_channels: int = 1, image_size: int = 28) -> Generator:
     """A CPU-sized generator of the same shape with a quarter of the width (32 channels)."""
-    return Generator(nz, out_channels, image_size, width=32, bounds=bounds)
+    return Generator(nz, out_channels, image_size, width=32)

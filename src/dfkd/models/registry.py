@@ -7,7 +7,6 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch import nn
 
 from ..config import checked_args
@@ -86,28 +85,20 @@ def create_model(
 
 
 def create_generator(
-    name: str, nz: int, out_channels: int, image_size: int,
-    bounds: tuple[torch.Tensor, torch.Tensor] | None = None, **kwargs: Any,
-) -> nn.Module:  # fmt: skip
-    """Build a registered generator mapping ``B×nz`` noise to ``B×out_channels×S×S`` images
-    (with ``bounds``, the normalised values of pixels 0 and 1: images within them)."""
+    name: str, nz: int, out_channels: int, image_size: int, **kwargs: Any
+) -> nn.Module:
+    """Build a registered generator mapping ``B×nz`` noise to ``B×out_channels×S×S`` images."""
     entry = MODELS.entry(name)
     if entry.tags.get("kind") != "generator":
         raise ConfigError(f"'{name}' is not a generator (see `dfkd list models`)")
-    net = call_filtered(
+    return call_filtered(
         entry.obj,
         f"generator '{name}'",
         nz=nz,
         out_channels=out_channels,
         image_size=image_size,
-        bounds=bounds,
         **kwargs,
     )
-    if bounds is not None and not getattr(net, "bounded", False):
-        raise ConfigError(f"generator '{name}' cannot keep its pixels in range (it takes no "
-                          "bounds); use light_generator or dafl_generator, or pixel_range: "
-                          "false")  # fmt: skip
-    return net
 
 
 def list_models(pattern: str = "*", kind: str | None = None) -> list[str]:

@@ -64,9 +64,6 @@ class MetaGeneratorSource(PooledSource, Source):
 
     Args:
         model, nz, channels_last: the generator network (as for ``generator``).
-        pixel_range: the generator's images end in a sigmoid mapped to the normalised values
-            of pixels 0 to 1 (every pixel in the range real images span) instead of DAFL's
-            tanh and BatchNorm (each batch at mean 0, std 1, pixels unbounded).
         lr: Adam rate of the fast copy's weights.
         lr_z: Adam rate of the latent codes.
         betas: Adam betas of the fast copy and of the meta update.
@@ -112,7 +109,6 @@ class MetaGeneratorSource(PooledSource, Source):
         channels_last: bool = True,
         targets: bool | str = True,
         condition: float = 0.0,
-        pixel_range: bool = False,
         *,
         pool: PoolOptions,
     ) -> None:
@@ -131,7 +127,6 @@ class MetaGeneratorSource(PooledSource, Source):
                 f"(targets), got condition {condition} with targets {targets}"
             )
         self.condition = float(condition)
-        self.pixel_range = bool(pixel_range)
         self.pool_options = pool.check("meta_generator")
         self.lr, self.lr_z, self.betas = lr, lr_z, tuple(betas)
         self.meta, self.meta_lr = meta, meta_lr
@@ -147,9 +142,7 @@ class MetaGeneratorSource(PooledSource, Source):
         with torch.random.fork_rng(devices=[]):  # same θ on every rank; global RNG untouched
             torch.manual_seed(env.seed + 41)
             nz = self.nz + (env.data.num_classes if self.condition else 0)
-            bounds = env.data.bounds if self.pixel_range else None
-            net = create_generator(self.model_name, nz=nz, out_channels=c, image_size=h,
-                                   bounds=bounds)  # fmt: skip
+            net = create_generator(self.model_name, nz=nz, out_channels=c, image_size=h)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.fabric = env.fabric
