@@ -110,8 +110,10 @@ def test_statistics_free_form_without_a_final_linear_layer() -> None:
                                     torch.nn.Flatten())  # fmt: skip
     m = dfkd.distill(conv_head, "lenet5_half", "fast", "digits", progress=False,
                      overrides=["rounds=3", "warmup_rounds=1", "eval_every=3"])  # fmt: skip
-    assert m["completed"] and "replaced by info_entropy:" in m["statistics"]["why"]
+    why = m["statistics"]["why"]  # its activation term needs the features: left out, and said
+    assert m["completed"] and "replaced by info_entropy (activation left out" in why
     assert "synth/info_entropy" in m["loss_terms"] and "synth/stat_match" not in m["loss_terms"]
+    assert "synth/activation" not in m["loss_terms"]
 
 
 def test_statistics_methods_on_a_teacher_without_bn(nobn_teacher: Path, digits: dfkd.Data,

@@ -78,6 +78,7 @@ def assemble(cfg: RunConfig, teacher: nn.Module, student: nn.Module, data: Data)
     feature pairs (built on the models' own devices; neither model is moved or changed)."""
     parts = build_parts(cfg)
     check_teacher(cfg, parts, teacher)
+    parts.statistics_free = free_terms_for(parts.statistics_free, teacher)
     parts.statistics = statistics_form(cfg, parts, teacher)
     if parts.statistics is not None and parts.statistics["form"] == "none":
         parts.synth_terms = without_statistics(cfg, parts.synth_terms, parts.statistics_free)
@@ -124,12 +125,24 @@ def statistics_form(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> dict
         return {"form": "file", "why": f"the statistics file {cfg.stats}"}
     if bn_layers(teacher):
         return {"form": "batchnorm", "why": "the teacher's BatchNorm running statistics"}
-    instead = ", ".join(cfg.statistics_free) or "nothing (the method's other terms)"
+    used = [t.name for t in parts.statistics_free]
+    instead = ", ".join(used) or "nothing (the method's other terms)"
+    left = [n for n, a in cfg.statistics_free.items() if n not in used and a.get("weight", 1)]
+    if left:  # terms this teacher cannot serve
+        instead += f" ({', '.join(left)} left out: the teacher has no final nn.Linear layer)"
     return {
         "form": "none",
         "why": f"none, the term replaced by {instead}: the teacher has no BatchNorm and "
         "no --stats file was given (dfkd stats collect makes one)",
     }
+
+
+def free_terms_for(free: list[BoundTerm], teacher: nn.Module) -> list[BoundTerm]:
+    """The statistics-free terms this teacher can serve: those that need its penultimate
+    features only where it has a final linear layer to tap."""
+    if last_linear(teacher) is not None:
+        return free
+    return [t for t in free if "teacher_features" not in t.needs]
 
 
 def without_statistics(

@@ -24,6 +24,12 @@ FAST_SYNTH_TERMS = {
 }
 
 
+#: the statistics-free form (a BN-free teacher, no statistics file): DAFL's batch-balance term
+#: and its activation term ×1, which brings the penultimate features of the images to about
+#: the real images' scale (docs/methods.md, "Teachers dfkd did not train")
+FAST_STATISTICS_FREE = {**batch_balance(), "activation": {"weight": 1.0}}
+
+
 def _source(lr: float, lr_z: float, **args: Any) -> dict[str, Any]:
     return {"name": "meta_generator", "args": {"lr": lr, "lr_z": lr_z, **args}}
 
@@ -84,7 +90,7 @@ def fast_method(k: int, name: str) -> Method:
             "warmup_rounds": 20,
             "batch_size": 256,
             "synth_terms": FAST_SYNTH_TERMS,
-            "statistics_free": batch_balance(),
+            "statistics_free": FAST_STATISTICS_FREE,
             "distill_terms": {"kd_kl": {"weight": 1.0, "T": 20.0}},
             "optimizer": sgd_cosine(0.2, 1e-4),
             "eval_every": 10,
