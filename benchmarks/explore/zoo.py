@@ -291,15 +291,6 @@ for _d, _t, _s in [("fashion-mnist", "cnn-nobn", "nobn"), ("fashion-mnist", "mlp
         CASES[f"seed-{_d[:7]}-{_s}-s{_seed}"] = Case(_t, "fast", "5m", [f"seed={_seed}"],
                                                      f"the preset, seed {_seed}", _d,
                                                      no_stats=True)  # fmt: skip
-# ... and at twenty minutes, where the preset (74.7 %, seed 0) and the decision-adversarial
-# term ×0.4 (81.9 %, seed 0) were compared on one seed
-CASES["seed-fashion-nobn-20m-s1"] = Case("cnn-nobn", "fast", "20m", ["seed=1"],
-                                         "the preset, seed 1", "fashion-mnist",
-                                         no_stats=True)  # fmt: skip
-CASES["seed-fashion-nobn-adv05-20m-s1"] = Case("cnn-nobn", "fast", "20m",
-                                               [*_DRIFT["adv05"][0], "seed=1"],
-                                               "decision-adversarial ×0.4, seed 1",
-                                               "fashion-mnist", no_stats=True)  # fmt: skip
 
 # Why recall 0 without statistics? The pool's penultimate features are a fifth to a third of
 # the real images' norm (a run's `synth_feature_scale`; cases `scale-*-none` against
