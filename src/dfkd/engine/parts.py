@@ -78,10 +78,10 @@ def assemble(cfg: RunConfig, teacher: nn.Module, student: nn.Module, data: Data)
     feature pairs (built on the models' own devices; neither model is moved or changed)."""
     parts = build_parts(cfg)
     check_teacher(cfg, parts, teacher)
-    parts.statistics_free = free_terms_for(parts.statistics_free, teacher)
     parts.statistics = statistics_form(cfg, parts, teacher)
     if parts.statistics is not None and parts.statistics["form"] == "none":
-        parts.synth_terms = without_statistics(cfg, parts.synth_terms, parts.statistics_free)
+        free = free_terms_for(parts.statistics_free, teacher)
+        parts.synth_terms = without_statistics(cfg, parts.synth_terms, free)
     check_teacher_finite(teacher, data)
     parts.stats = load_run_stats(cfg, parts, teacher)
     parts.domains = DomainEval.build(
@@ -125,10 +125,9 @@ def statistics_form(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> dict
         return {"form": "file", "why": f"the statistics file {cfg.stats}"}
     if bn_layers(teacher):
         return {"form": "batchnorm", "why": "the teacher's BatchNorm running statistics"}
-    used = [t.name for t in parts.statistics_free]
+    used = [t.name for t in free_terms_for(parts.statistics_free, teacher)]
     instead = ", ".join(used) or "nothing (the method's other terms)"
-    left = [n for n, a in cfg.statistics_free.items() if n not in used and a.get("weight", 1)]
-    if left:  # terms this teacher cannot serve
+    if left := [t.name for t in parts.statistics_free if t.name not in used]:
         instead += f" ({', '.join(left)} left out: the teacher has no final nn.Linear layer)"
     return {
         "form": "none",

@@ -144,8 +144,8 @@ def fabric_args(fc: FabricConfig) -> dict[str, Any]:
     args = {k: v for k, v in vars(fc).items() if k != "timeout_s"}
     if fc.timeout_s is None:
         return args
-    # the registry's own get() builds the strategy; its entry holds the class and arguments
-    entry = STRATEGY_REGISTRY[fc.strategy] if fc.strategy in STRATEGY_REGISTRY else {}  # noqa: SIM401
+    # the entry (class and arguments), not the registry's own get(), which builds the strategy
+    entry = dict.get(STRATEGY_REGISTRY, fc.strategy, {})
     if not issubclass(entry.get("strategy", object), DDPStrategy):
         raise ConfigError(f"fabric.timeout_s is for the DDP strategies (ddp, ddp_spawn, ...), "
                           f"not '{fc.strategy}': name one, or leave timeout_s null")  # fmt: skip
