@@ -276,8 +276,9 @@ for _d, _t, _s, _b in _LONG:
 
 # (The log's `range-*` rows kept the generator's pixels in range, a sigmoid mapped to the
 # normalised values of pixels 0 to 1 as CMI's and Fast-DFKD's own generators do, instead of
-# DAFL's tanh and BatchNorm, whose unit-std batches reach 4.0 where real pixels stop at 2.0 on
-# Fashion-MNIST: an option since removed. Five minutes, % of the teacher against the preset:
+# DAFL's tanh and BatchNorm, whose unit-std batches leave the range real pixels span
+# (`pixels.py` beside this script): an option since removed. Five minutes, % of the teacher
+# against the preset:
 # without statistics MNIST-10k `cnn-nobn` 92.8 (97.1), `mlp` 90.7 (92.3), Fashion-MNIST
 # `cnn-nobn` 77.2 (80.4), `mlp` 86.2 (83.8); with BN running statistics Fashion-MNIST `vgg-bn`
 # 56.3 (68.6, case `fashion-vgg-fresh`), `lenet5` 91.1 (91.9): docs/methods.md.)
