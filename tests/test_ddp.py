@@ -19,13 +19,18 @@ DDP = ["fabric.accelerator=cpu", "fabric.devices=2", "fabric.strategy=ddp_spawn"
        "fabric.timeout_s=120"]  # fmt: skip
 
 
+@pytest.mark.timeout(120)  # the hang this guards against is otherwise endless
 def test_two_process_ddp_classical_kd(tmp_path: Path, teacher_dir: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A student larger than a pipe's 64 KiB: a spawned run handed rank 0's weights back
+    through the launcher's pipe, which blocked rank 0 while the launcher waited for it."""
     monkeypatch.delenv("MASTER_PORT", raising=False)
+    student = dfkd.create_model("lenet5", num_classes=10, in_channels=1, image_size=8)
+    assert sum(t.numel() * t.element_size() for t in student.state_dict().values()) > 65536
     fast = ["rounds=4", "kd_steps=4", "batch_size=32", "eval_every=2", "checkpoint_every=2"]
     m = dfkd.distill(
         teacher_dir,
-        "lenet5_half",
+        "lenet5",
         "kd",
         "digits",
         out=tmp_path / "ddp",

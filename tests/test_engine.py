@@ -362,3 +362,20 @@ def test_a_warm_up_with_nothing_to_learn_is_a_one_line_error(teacher_dir: Path) 
         dfkd.distill(teacher_dir, "lenet5_half", "dfad", "digits", progress=False,
                      overrides=["rounds=3", "warmup_rounds=1"])  # fmt: skip
     assert "\n" not in str(e.value)
+
+
+def test_a_result_is_handed_back_whole_and_its_folder_removed() -> None:
+    """Rank 0's metrics (NaN, nesting) and weights cross to the launcher through files."""
+    from dfkd.engine.handoff import hand_back, handoff_folder, take_back
+
+    metrics = {"acc": 0.5, "recall": [float("nan"), 1.0], "budget": {"rounds": 3}}
+    weights = {"w": torch.arange(40000, dtype=torch.float32).view(200, 200)}  # 160 KB
+    with handoff_folder() as folder:
+        hand_back(folder, 0, metrics, weights)
+        m, w = take_back(folder, 0)
+        with pytest.raises(DfkdError, match="run result"):
+            take_back(folder, 1)  # another rank's result is not mistaken for this one's
+    assert not folder.exists()
+    assert m["budget"] == {"rounds": 3} and m["acc"] == 0.5 and m["recall"][1] == 1.0
+    assert m["recall"][0] != m["recall"][0]  # NaN survives
+    assert torch.equal(w["w"], weights["w"])

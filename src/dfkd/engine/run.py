@@ -18,8 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 from torch import nn
 
 from ..config import FabricConfig, RunConfig, safe_load
@@ -33,6 +31,7 @@ from ..sources import SourceEnv
 from ..teachers.taps import Taps, last_linear
 from ..teachers.train import freeze
 from .budget import Pacer, size_run
+from .handoff import hand_back, handoff_folder, take_back
 from .invert import inverted_probes
 from .loggers import finalize, make_loggers
 from .loop import Loop
@@ -98,13 +97,14 @@ def run(
     fabric = Fabric(**fabric_kw, loggers=loggers)
     # launch(fn) runs fn once per process (spawn strategies) or directly (single device);
     # it returns the global-zero process's result
-    with rendezvous_kept():
-        metrics, weights = fabric.launch(
+    with rendezvous_kept(), handoff_folder() as handoff:
+        fabric.launch(
             _worker, cfg, parts, teacher, student, spaces, out_dir, saved,
-            overwrite or resume, stop_after_rounds, on_finish, started,
+            overwrite or resume, stop_after_rounds, on_finish, started, handoff,
         )  # fmt: skip
+        metrics, weights = take_back(handoff, fabric.global_rank)
     trained = rebuild(student, metrics["head"]) if "head" in metrics else student
-    trained.load_state_dict(st_load(weights))  # the caller's module holds the trained weights
+    trained.load_state_dict(weights)  # the caller's module holds the trained weights
     metrics["student"] = trained
     return metrics
 
@@ -175,10 +175,10 @@ def rendezvous_kept() -> Iterator[None]:
 def _worker(
     fabric: Any, cfg: RunConfig, parts: RunParts, teacher: nn.Module, student: nn.Module,
     spaces: Spaces, out_dir: Path | None, saved: dict[str, Any] | None, clear_old: bool,
-    stop_after_rounds: int | None, on_finish: FinishHook | None, started: float,
-) -> tuple[dict[str, Any], bytes]:  # fmt: skip
+    stop_after_rounds: int | None, on_finish: FinishHook | None, started: float, handoff: Path,
+) -> None:  # fmt: skip
     """One process: size a budgeted run, set the parts up on its device, restore or start,
-    loop, report."""
+    loop, report, and leave its result in ``handoff``."""
     budget = None
     if cfg.time_budget is not None and saved is None:
         seed_all(cfg.seed)
@@ -219,10 +219,8 @@ def _worker(
     if out_dir is not None:
         metrics["out"] = str(out_dir)
     metrics["history"] = loop.state.history
-    # plain bytes cross process boundaries safely (spawned DDP returns rank 0's result)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in tensor_state(loop.deployed).items()}
+    hand_back(handoff, fabric.global_rank, metrics, tensor_state(loop.deployed))
     close_group(fabric)
-    return metrics, st_save(tensors)
 
 
 def close_group(fabric: Any) -> None:
