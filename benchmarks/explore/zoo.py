@@ -232,6 +232,16 @@ _NOSTATS_FORMS: dict[str, tuple[str, list[str], str]] = {
     "di-g25": ("deepinversion", ["g_steps=25"], "25 steps per batch: four times the images"),
     "di-t20": ("deepinversion", ["distill_terms.kd_kl.T=20.0"],
                "distilled at temperature 20 (Zero-Shot KD's), the teacher's sure answers softened"),
+    # DAFL's activation term ×1 lifted fast's MLPs by 4.4 points over three seeds (cases
+    # `weak-*-act1-*`) and became part of its statistics-free form; the others never had it
+    "nayer-act1": ("nayer", ["synth_terms.activation.weight=1.0"],
+                   "nayer's statistics-free form plus DAFL's activation term ×1"),
+    "cmi-act1": ("cmi", ["synth_terms.activation.weight=1.0"],
+                 "cmi's statistics-free form plus DAFL's activation term ×1"),
+    "bn_stats-act1": ("bn_stats", ["synth_terms.activation.weight=1.0"],
+                      "bn_stats's statistics-free form plus DAFL's activation term ×1"),
+    "di-act1": ("deepinversion", ["synth_terms.activation.weight=1.0"],
+                "DAFL's activation term ×1 beside the class term and image priors"),
 }  # fmt: skip
 for _t, _s in {"cnn-nobn": "nobn", "cnn-raw": "raw", "mlp": "mlp"}.items():
     for _v, (_m, _o, _q) in _NOSTATS_FORMS.items():
