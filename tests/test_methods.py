@@ -101,14 +101,15 @@ def test_statistics_free_terms_take_the_statistics_terms_place(
                      overrides=["statistics_free.class_target.weight=1.0"])  # fmt: skip
 
 
-def test_statistics_free_form_without_a_final_linear_layer() -> None:
+@pytest.mark.parametrize("method", ["fast", "nayer", "cmi"])
+def test_statistics_free_form_without_a_final_linear_layer(method: str) -> None:
     """A BN-free teacher whose classifier is a convolution (no penultimate features to tap) runs
     in the statistics-free form too."""
     torch.manual_seed(0)
     conv_head = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(),
                                     torch.nn.Conv2d(8, 10, 1), torch.nn.AdaptiveAvgPool2d(1),
                                     torch.nn.Flatten())  # fmt: skip
-    m = dfkd.distill(conv_head, "lenet5_half", "fast", "digits", progress=False,
+    m = dfkd.distill(conv_head, "lenet5_half", method, "digits", progress=False,
                      overrides=["rounds=3", "warmup_rounds=1", "eval_every=3"])  # fmt: skip
     why = m["statistics"]["why"]  # its activation term needs the features: left out, and said
     assert m["completed"] and "replaced by info_entropy (activation left out" in why

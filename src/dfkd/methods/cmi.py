@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Method, batch_balance, register_method, sgd_cosine
+from .base import Method, generator_statistics_free, register_method, sgd_cosine
 
 #: the synthesis objective of the authors' CIFAR script (the contrastive term, 0.8 at T 0.2,
 #: is the source's own: it keeps the projection head and the memory)
@@ -77,7 +77,7 @@ CMI = register_method(
             "rounds": 200,
             "batch_size": 256,
             "synth_terms": CMI_SYNTH_TERMS,
-            "statistics_free": batch_balance(),
+            "statistics_free": generator_statistics_free(),
             "distill_terms": {"kd_kl": {"weight": 1.0, "T": 20.0}},
             "optimizer": sgd_cosine(0.1, 1e-4),
             "eval_every": 10,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Method, batch_balance, register_method, sgd_cosine
+from .base import Method, generator_statistics_free, register_method, sgd_cosine
 
 #: k → (generator rate, latent rate), from the authors' CIFAR scripts
 RATES = {2: (5e-3, 0.015), 5: (3e-3, 0.01), 10: (2e-3, 0.01)}
@@ -22,12 +22,6 @@ FAST_SYNTH_TERMS = {
     "class_target": {"weight": 0.5},
     "decision_adversarial": {"weight": 1.33, "T": 1.0},
 }
-
-
-#: the statistics-free form (a BN-free teacher, no statistics file): DAFL's batch-balance term
-#: and its activation term ×1, which brings the penultimate features of the images to about
-#: the real images' scale (docs/methods.md, "Teachers dfkd did not train")
-FAST_STATISTICS_FREE = {**batch_balance(), "activation": {"weight": 1.0}}
 
 
 def _source(lr: float, lr_z: float, **args: Any) -> dict[str, Any]:
@@ -90,7 +84,7 @@ def fast_method(k: int, name: str) -> Method:
             "warmup_rounds": 20,
             "batch_size": 256,
             "synth_terms": FAST_SYNTH_TERMS,
-            "statistics_free": FAST_STATISTICS_FREE,
+            "statistics_free": generator_statistics_free(),
             "distill_terms": {"kd_kl": {"weight": 1.0, "T": 20.0}},
             "optimizer": sgd_cosine(0.2, 1e-4),
             "eval_every": 10,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Method, batch_balance, register_method, sgd_cosine
+from .base import Method, generator_statistics_free, register_method, sgd_cosine
 
 #: the synthesis objective of the authors' scripts: BN statistics ×10, cross-entropy against
 #: the batch's target classes ×0.5, the decision-adversarial term ×1.33 (after the warm-up)
@@ -74,7 +74,7 @@ NAYER = register_method(
             "warmup_rounds": 200,
             "batch_size": 512,
             "synth_terms": NAYER_SYNTH_TERMS,
-            "statistics_free": batch_balance(),
+            "statistics_free": generator_statistics_free(),
             "distill_terms": {"kd_kl": {"weight": 1.0, "T": 20.0}},
             "optimizer": sgd_cosine(0.2, 1e-4),
             "eval_every": 20,
