@@ -54,8 +54,8 @@ def recommend(
         why = "no BatchNorm, a statistics file: fast, matching the file"
     else:
         return Recommendation(
-            "nayer", (),
-            "no BatchNorm and no statistics file: nayer in its statistics-free form, the best "
+            "cmi", (),
+            "no BatchNorm and no statistics file: cmi in its statistics-free form, the best "
             f"worst case of every method on six BN-free teachers ({NO_STATS}); a statistics "
             "file, where one can be had, gains more",
         )  # fmt: skip
