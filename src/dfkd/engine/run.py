@@ -96,7 +96,7 @@ def run(
     loggers = make_loggers(cfg.logger, out_dir, saved["step"] if saved is not None else None)
     fabric = Fabric(**fabric_kw, loggers=loggers)
     # launch(fn) runs fn once per process (spawn strategies) or directly (single device);
-    # it returns the global-zero process's result
+    # each process leaves its result in the handoff folder, and this process reads its own
     with rendezvous_kept(), handoff_folder() as handoff:
         fabric.launch(
             _worker, cfg, parts, teacher, student, spaces, out_dir, saved,

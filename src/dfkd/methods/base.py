@@ -43,9 +43,9 @@ def register_method(method: Method) -> Method:
 
 
 def batch_balance() -> dict[str, Any]:
-    """DAFL's batch-balance term (``info_entropy`` 5): part of every generator method's
-    statistics-free form (``bn_stats`` adds DAFL's ``one_hot``), measured in docs/methods.md,
-    "Teachers dfkd did not train"."""
+    """DAFL's batch-balance term (``info_entropy`` 5): part of the generator methods'
+    statistics-free form and of ``bn_stats``'s (which adds DAFL's ``one_hot``), measured in
+    docs/methods.md, "Teachers dfkd did not train"."""
     return {"info_entropy": {"weight": 5.0}}
 
 
