@@ -369,18 +369,10 @@ for _t, _s in {"resnet-bn": "resnet", "vgg-bn": "vgg"}.items():  # and with Batc
 
 # issue 34: on Fashion-MNIST's BatchNorm teachers fewer student steps or kept replay targets
 # (cases `fashion-*-kd20`, `-cached`) cost 2-9 points: the student learns from the teacher's
-# answers on replayed views. Spend those answers on the images the student fits worst?
-_HARD_TEACHERS = {**_FASHION_BN, "lenet5": "lenet5"}
-for _d in ("fashion-mnist", "mnist10k"):
-    for _t, _s in _HARD_TEACHERS.items():
-        for _m in (1, 2, 4):
-            _o = [f"source.args.replay_candidates={_m}"] if _m > 1 else []
-            for _seed in (0, 1):
-                _tail = "" if _seed == 0 else f"-s{_seed}"
-                CASES[f"hard-{_d[:7]}-{_s}-c{_m}{_tail}"] = Case(
-                    _t, "fast", "5m", [*_o, f"seed={_seed}"],
-                    f"the worst-fitted of {_m} candidates per replayed image, seed {_seed}", _d,
-                )  # fmt: skip
+# answers on replayed views. The log's `hard-*` rows spent those answers on the pooled images the
+# student fitted worst among 2 or 4 candidates per replayed image (`replay_candidates`, an option
+# since removed: docs/methods.md).
+
 # or is it what the synthetic images are? The teacher sees each synthesised image shifted by up to
 # 2 pixels (the CPU preset; the paper's CIFAR scripts: 4 of 32): images that must convince it from
 # more positions may carry less of what only this teacher answers to

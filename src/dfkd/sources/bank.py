@@ -88,22 +88,18 @@ class MemoryBank:
         """The age of every kept sample, in storage order."""
         return self.adds - 1 - self.born[: self.size]
 
-    def index(self, n: int, gen: torch.Generator) -> torch.Tensor:
+    def _index(self, n: int, gen: torch.Generator) -> torch.Tensor:
         """Storage indices of ``n`` samples drawn uniformly with replacement."""
         if self.data is None or self.size == 0:
             raise RuntimeError("memory bank is empty: run synthesis (g_steps > 0) before sampling")
         return torch.randint(0, self.size, (n,), generator=gen)
 
-    def at(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The samples at storage indices ``idx`` and their kept labels (``None`` without
-        ``label``)."""
-        assert self.data is not None
-        return self.data[idx], None if self.logits is None else self.logits[idx]
-
     def draw(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``n`` samples (see :meth:`sample`) and their kept labels (``None`` without
         ``label``)."""
-        return self.at(self.index(n, gen))
+        idx = self._index(n, gen)
+        assert self.data is not None
+        return self.data[idx], None if self.logits is None else self.logits[idx]
 
     def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
         """``n`` samples drawn uniformly with replacement."""
@@ -148,11 +144,10 @@ def pool_metrics(bank: MemoryBank) -> dict[str, float]:
 
 
 def replay(bank: MemoryBank, n: int, gen: torch.Generator, shift: int, flip: bool,
-           fill: torch.Tensor, to_device: Callable[[Any], Any],
-           idx: torch.Tensor | None = None) -> Batch:  # fmt: skip
-    """A batch of ``n`` pooled samples (drawn uniformly, or those at storage indices ``idx``),
-    shifted/flipped, on the device; it carries the kept teacher logits of the pooled images
-    when the bank labels what it keeps (the loop then does not run the teacher on it)."""
-    x, logits = bank.at(bank.index(n, gen) if idx is None else idx)
+           fill: torch.Tensor, to_device: Callable[[Any], Any]) -> Batch:  # fmt: skip
+    """A batch of ``n`` pooled samples, shifted/flipped, on the device; it carries the kept
+    teacher logits of the pooled images when the bank labels what it keeps (the loop then
+    does not run the teacher on it)."""
+    x, logits = bank.draw(n, gen)
     x = to_device(shift_flip(x, shift, flip, fill, gen))
     return Batch(x=x, teacher_logits=None if logits is None else to_device(logits))

@@ -112,10 +112,6 @@ class Batch:
         )
 
 
-def _same(x: torch.Tensor) -> torch.Tensor:
-    return x
-
-
 @dataclass
 class SourceEnv:
     """What a source or plug-in may use when it is set up.
@@ -132,8 +128,6 @@ class SourceEnv:
             it needs them (:meth:`progress`), never a copy made at set-up.
         invert: ``invert(n, steps)`` → ``n`` images inverted from the teacher toward classes
             ``0, 1, …`` in turn (:func:`dfkd.engine.invert.inverted_probes`); set by the engine.
-        to_model: the map from the sources' normalisation to the networks' (``teacher``
-            applies it itself; ``student`` does not).
     """
 
     fabric: Any
@@ -147,7 +141,6 @@ class SourceEnv:
     teacher_features_dim: int | None = None
     replans: list[tuple[int, int]] = field(default_factory=list)
     invert: Callable[[int, int], torch.Tensor] | None = None
-    to_model: Callable[[torch.Tensor], torch.Tensor] = _same
 
     def progress(self, rounds_done: float) -> float:
         """The share of the run's schedule that ``rounds_done`` rounds have run."""

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..evaluation.metrics import class_balance, class_coverage
@@ -41,11 +40,6 @@ class PoolOptions:
             of one per replay).
         admit: ``"all"`` (every image a round pools joins) or ``"hit"`` (only those the teacher
             assigns to their target; a source without targets admits all).
-        replay_candidates: ``1`` replays pooled images drawn uniformly; ``m > 1`` draws ``m``
-            candidates per replayed image and replays those the student fits worst: its
-            cross-entropy (no gradient, eval mode) to the class the teacher gave each image
-            when it joined the pool — SSD-KD's priority replay, in its simplest form. The
-            student's forward on the candidates is the cost; the teacher's is not repeated.
     """
 
     bank: int = 8192
@@ -53,7 +47,6 @@ class PoolOptions:
     replay_flip: bool = False
     replay_targets: str = "fresh"
     admit: str = "all"
-    replay_candidates: int = 1
 
     def check(self, source: str, optional: bool = False) -> PoolOptions:
         """These options, when valid for ``source`` (``optional``: it may run without a pool,
@@ -68,11 +61,8 @@ class PoolOptions:
                               f"got {self.replay_targets!r}")  # fmt: skip
         if self.admit not in ADMIT:
             raise ConfigError(f"{where}: admit must be one of {ADMIT}, got {self.admit!r}")
-        if self.replay_candidates < 1:
-            raise ConfigError(f"{where}: replay_candidates must be ≥ 1, "
-                              f"got {self.replay_candidates}")  # fmt: skip
         replays = (self.replay_shift, self.replay_flip, self.replay_targets != "fresh",
-                   self.admit != "all", self.replay_candidates > 1)  # fmt: skip
+                   self.admit != "all")  # fmt: skip
         if not self.bank and any(replays):
             raise ConfigError(f"{where}: replay_* and admit apply to pooled images; set bank")
         return self
@@ -148,23 +138,6 @@ def read_log(log: dict[str, torch.Tensor]) -> dict[str, float]:
     return {k: float(v) for k, v in log.items()}
 
 
-@torch.no_grad()
-def misfit(student: torch.nn.Module, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-    """The student's cross-entropy to each image's class, in eval mode (its mode is restored;
-    its BatchNorm statistics are untouched); ``0`` where the class is unknown (``-1``)."""
-    was = student.training
-    student.eval()
-    try:
-        return F.cross_entropy(student(x).float(), classes, reduction="none", ignore_index=-1)
-    finally:
-        student.train(was)
-
-
-def hardest(losses: torch.Tensor, n: int) -> torch.Tensor:
-    """Positions of the ``n`` largest of ``losses`` (ties: the first)."""
-    return torch.sort(losses, descending=True, stable=True).indices[:n]
-
-
 def class_pool_metrics(bank: MemoryBank, num_classes: int) -> dict[str, float]:
     """A pool's class coverage (share of classes with at least a quarter of a fair share) and
     balance (normalised entropy) by the classes it keeps."""
@@ -186,7 +159,6 @@ class DataPool:
         self.options, self.gen, self.fill = options, gen, fill
         self.teacher, self.num_classes = env.teacher, env.data.num_classes
         self.to_device = env.fabric.to_device
-        self.student, self.to_model = env.student, env.to_model
         label = env.teacher if options.replay_targets == "cached" else None
         self.bank = MemoryBank(options.bank, label)
         self._round_log: dict[str, torch.Tensor] = {}
@@ -200,12 +172,8 @@ class DataPool:
 
     def add(self, x: torch.Tensor) -> None:
         """Pool images without their classes (a source that pools every step: no teacher
-        forward for it), or with them when the replay chooses by class."""
-        if self.options.replay_candidates > 1:
-            with torch.no_grad():
-                self.bank.add(x, self.classify(x.detach()))
-        else:
-            self.bank.add(x)
+        forward for it)."""
+        self.bank.add(x)
 
     def admit(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> None:
         """Pool a round's images with their classes, by the admission rule."""
@@ -214,18 +182,8 @@ class DataPool:
     def replay(self, n: int) -> Batch:
         """``n`` pooled images for the student, augmented as the options say."""
         o = self.options
-        idx = self.worst_fitted(n) if o.replay_candidates > 1 else None
         return replay(self.bank, n, self.gen, o.replay_shift, o.replay_flip, self.fill,
-                      self.to_device, idx)  # fmt: skip
-
-    def worst_fitted(self, n: int) -> torch.Tensor:
-        """Storage indices of the ``n`` of ``replay_candidates · n`` uniformly drawn pooled
-        images that the student fits worst (:func:`misfit`)."""
-        idx = self.bank.index(n * self.options.replay_candidates, self.gen)
-        x, _ = self.bank.at(idx)
-        classes = self.to_device(self.bank.classes[idx])
-        losses = misfit(self.student, self.to_model(self.to_device(x)), classes)
-        return idx[hardest(losses, n).cpu()]
+                      self.to_device)  # fmt: skip
 
     def log(self) -> dict[str, float]:
         """The pool's size, age, class coverage and balance, and the last round's hit rate and
