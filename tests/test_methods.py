@@ -140,6 +140,7 @@ def test_describe_says_what_the_statistics_term_matches(nobn_teacher: Path, teac
         ("deepinversion", nobn_teacher, "none, the term replaced by nothing (the method's other"),
         ("fast", nobn_teacher, "none, the term replaced by info_entropy"),
         ("bn_stats", nobn_teacher, "none, the term replaced by one_hot, info_entropy"),
+        ("ta_dfkd", nobn_teacher, "none, the term replaced by info_entropy:"),
         ("fast", teacher_dir, "BatchNorm running statistics"),
     ):  # fmt: skip
         assert main(["describe", method, "--teacher", str(teacher)]) == 0

@@ -43,9 +43,9 @@ def register_method(method: Method) -> Method:
 
 
 def batch_balance() -> dict[str, Any]:
-    """DAFL's batch-balance term (``info_entropy`` 5): part of the generator methods'
-    statistics-free form and of ``bn_stats``'s (which adds DAFL's ``one_hot``), measured in
-    docs/methods.md, "Teachers dfkd did not train"."""
+    """DAFL's batch-balance term (``info_entropy`` 5): ``ta_dfkd``'s statistics-free form, and
+    part of the other generator methods' and of ``bn_stats``'s (which adds DAFL's ``one_hot``),
+    measured in docs/methods.md, "Teachers dfkd did not train"."""
     return {"info_entropy": {"weight": 5.0}}
 
 

@@ -3,7 +3,7 @@ that keeps only clean samples (``gmm_selection``) for both players."""
 
 from __future__ import annotations
 
-from .base import Method, cpu_generator, register_method, sgd_cosine
+from .base import Method, batch_balance, cpu_generator, register_method, sgd_cosine
 
 #: The generator objective of the TA-DFKD code, with its weights: the adversarial term is the
 #: ADI-style ``1 − JS`` (T = 3), BN statistics are l2 norms (a teacher without BatchNorm: its
@@ -36,6 +36,11 @@ TA_DFKD = register_method(
             "batch_size": 1024,
             "fill_selected": 16,  # the student trains on exactly B clean samples
             "synth_terms": TA_SYNTH_TERMS,
+            # without statistics the adversarial term, TV and l2 alone lost classes (0.8-0.9 of
+            # MNIST-10k's); DAFL's batch balance keeps them, with no per-image class prior, and
+            # DAFL's activation term, which the other generator methods add, cost 0.5-14 points
+            # (docs/methods.md, "Teachers dfkd did not train")
+            "statistics_free": batch_balance(),
             "distill_terms": {"kd_l1": {"weight": 1.0}},
             "plugins": [{"name": "gmm_selection", "args": {"threshold": 0.5}}],
             "optimizer": sgd_cosine(0.01, 5e-4),
