@@ -18,10 +18,13 @@ from dfkd.io.files import load_state
 OVERRIDES = ["rounds=4", "kd_steps=4", "g_steps=2", "eval_every=2", "checkpoint_every=2"]
 
 #: run in a subprocess: distil (resuming when the folder holds a run); with a fault, SIGKILL
-#: this process at the fault's k-th occasion
+#: this process at the fault's k-th occasion. One thread: two can differ in a last bit from run
+#: to run (a clean-clone CI run once failed the byte comparison so), one cannot.
 SCRIPT = """
 import os, signal, sys
+import torch
 import dfkd
+torch.set_num_threads(1)
 from dfkd.engine import loop
 
 fault, k, teacher, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
