@@ -171,3 +171,44 @@ def test_vaccine_needs_synthesis(teacher_dir: Path) -> None:
     with pytest.raises(ConfigError, match=r"abd_sv.*synthesis"):
         dfkd.distill(teacher_dir, "lenet5_half", "kd", "digits", plugins=["abd_sv"],
                      overrides=["rounds=1"], progress=False)  # fmt: skip
+
+
+class _Mapped(nn.Module):
+    """``model`` behind a fixed input map: the student a run with ``to_model`` trains."""
+
+    def __init__(self, model: nn.Module, to_model: Any) -> None:
+        super().__init__()
+        self.model, self.to_model = model, to_model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(self.to_model(x))
+
+
+def test_retrospection_runs_the_student_on_the_networks_inputs() -> None:
+    """With an imported teacher's normalisation the student must see what the loop shows it:
+    the term equals the one of a student that applies the map itself, and differs from the
+    term on the sources' inputs."""
+    from dfkd.data import Data
+    from dfkd.data.base import InputMap
+    from dfkd.losses.terms import StepContext
+    from dfkd.sources import SourceEnv
+
+    source = Data.input_space("toy", (1, 4, 4), 3, (0.5,), (0.25,))
+    model = Data.input_space("toy", (1, 4, 4), 3, (0.1,), (0.9,))
+    to_model = InputMap(source, model)
+    torch.manual_seed(0)
+    teacher = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    student = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 3))
+    x = torch.randn(8, 1, 4, 4)
+    ctx = StepContext("distill", x, teacher(x).detach(), None)
+
+    def term(student_module: nn.Module, mapping: Any) -> torch.Tensor:
+        plugin = SelfRetrospection(start=0.0, inner_steps=3, inner_lr=1.0, hg_iters=2, portion=0.5)
+        plugin.setup(SourceEnv(fabric=None, data=source, teacher=teacher, student=student_module,
+                               batch_size=8, seed=0, rounds=4, to_model=mapping))  # fmt: skip
+        return plugin.distill_terms(ctx)["retrospection"].detach()
+
+    mapped = term(student, to_model)
+    assert mapped > 1e-6  # a perturbation that moves the student
+    assert torch.allclose(mapped, term(_Mapped(student, to_model), None), rtol=1e-5, atol=0)
+    assert not torch.allclose(mapped, term(student, None), rtol=0.1, atol=0)

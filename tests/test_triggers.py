@@ -284,3 +284,36 @@ def test_trigger_filter_rescan_resumes_bit_exactly(
     wa = load_file(tmp_path / "a" / "student.safetensors")
     wb = load_file(tmp_path / "b" / "student.safetensors")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_trigger_filter_relabels_on_the_networks_inputs() -> None:
+    """The relabelling term runs the student on the networks' normalisation (an imported
+    teacher's), as the loop's own student steps do."""
+    from lightning_fabric import Fabric
+
+    from dfkd.data.base import InputMap
+    from dfkd.engine.invert import inverted_probes
+    from dfkd.losses.terms import StepContext
+    from dfkd.plugins.trigger_filter import TriggerFilter
+    from dfkd.sources import SourceEnv
+
+    teacher = RegionTeacher([*COLUMNS, (slice(7, 8), slice(8, 10))])
+    space = _space(11)
+    to_model = InputMap(space, Data.input_space("toy", (1, 8, 10), 11, (0.3,), (0.5,)))
+    torch.manual_seed(0)
+    student = nn.Sequential(nn.Flatten(), nn.Linear(80, 11))
+    fabric = Fabric(accelerator="cpu", devices=1)
+
+    def term(student_module: Any, mapping: Any) -> torch.Tensor:
+        plugin = TriggerFilter(mode="relabel", probes=40, probe_steps=20, scan_steps=200)
+        invert = partial(inverted_probes, teacher, space, fabric=fabric)
+        plugin.setup(SourceEnv(fabric=fabric, data=space, teacher=teacher, student=student_module,
+                               batch_size=8, seed=0, to_model=mapping, invert=invert))  # fmt: skip
+        assert plugin.target == 10
+        x = _probes()[:8]
+        (value,) = plugin.distill_terms(StepContext("distill", x, teacher(x), None)).values()
+        return value.detach()
+
+    mapped = term(student, to_model)
+    assert torch.allclose(mapped, term(lambda z: student(to_model(z)), None), rtol=1e-5, atol=0)
+    assert not torch.allclose(mapped, term(student, None), rtol=0.1, atol=0)

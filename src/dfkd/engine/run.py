@@ -248,7 +248,8 @@ def build_loop(
     env = SourceEnv(fabric=fabric, data=data, teacher=Autocast(teacher, fabric, to_model),
                     student=student, batch_size=cfg.batch_size, seed=cfg.seed,
                     rounds=cfg.rounds, g_steps=cfg.g_steps,
-                    teacher_features_dim=features_dim(teacher, parts, data))  # fmt: skip
+                    teacher_features_dim=features_dim(teacher, parts, data),
+                    to_model=to_model)  # fmt: skip
     env.invert = partial(inverted_probes, env.teacher, data, seed=cfg.seed, fabric=fabric)
     parts.plugins.setup(env)
     for p in parts.plugins.plugins:

@@ -193,13 +193,14 @@ class SelfRetrospection(Plugin):
     def setup(self, env: SourceEnv) -> None:
         self._env = env
 
-    def _scaled(self, model: nn.Module) -> Any:
+    def _scaled(self, model: Any) -> Any:
+        """``model``'s logits over ``T`` (``model`` takes the sources' normalisation)."""
         return lambda z: model(z).float() / self.T
 
     def find_perturbation(self, x: torch.Tensor) -> torch.Tensor:
         """The universal perturbation that most moves ``perturb`` on ``x`` (Adam from zero)."""
-        teacher, student = self._env.teacher, self._env.student
-        model = self._scaled(teacher if self.perturb == "teacher" else student)
+        env, student = self._env, self._env.student
+        model = self._scaled(env.teacher if self.perturb == "teacher" else env.student_logits)
         delta = torch.zeros_like(x[:1], requires_grad=True)
         opt = torch.optim.Adam([delta], lr=self.inner_lr)
         with frozen_batchnorm_stats(student):
@@ -236,7 +237,7 @@ class SelfRetrospection(Plugin):
         x = ctx.x.detach()
         delta = self.find_perturbation(x)
         stamped = self._stamped(len(x), x.device)
-        s = self._scaled(student)
+        s = self._scaled(self._env.student_logits)
         t2 = self.T**2
         with frozen_batchnorm_stats(student):
             term = implicit_hypergradient_surrogate(

@@ -106,7 +106,7 @@ class TriggerFilter(Plugin):
         # buffers: a rescanned trigger is checkpointed, and a resumed run acts with it
         self.register_buffer("mask", scan["masks"][t].to(dev))
         self.register_buffer("pattern", scan["patterns"][t].to(dev))
-        self._env = (teacher, env.student, space, env.seed)
+        self._env = (teacher, env.student_logits, space, env.seed)  # both take `space`'s inputs
         self._fabric = env.fabric
 
     @property

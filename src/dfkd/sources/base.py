@@ -128,6 +128,9 @@ class SourceEnv:
             it needs them (:meth:`progress`), never a copy made at set-up.
         invert: ``invert(n, steps)`` → ``n`` images inverted from the teacher toward classes
             ``0, 1, …`` in turn (:func:`dfkd.engine.invert.inverted_probes`); set by the engine.
+        to_model: the map from the sources' normalisation to the networks' (the student's
+            inputs; ``teacher`` applies it itself). The identity unless an imported teacher's
+            card names another normalisation.
     """
 
     fabric: Any
@@ -141,6 +144,11 @@ class SourceEnv:
     teacher_features_dim: int | None = None
     replans: list[tuple[int, int]] = field(default_factory=list)
     invert: Callable[[int, int], torch.Tensor] | None = None
+    to_model: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def student_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The student's logits for ``x`` given in the sources' normalisation."""
+        return self.student(x if self.to_model is None else self.to_model(x))
 
     def progress(self, rounds_done: float) -> float:
         """The share of the run's schedule that ``rounds_done`` rounds have run."""
