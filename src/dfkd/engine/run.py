@@ -264,7 +264,7 @@ def build_loop(
     report = Reporter.build(cfg, spaces.model, fabric, teacher, parts.domains, out_dir, data)
     deployed = parts.plugins.deployed(student)
     probe = (SynthesisProbe.build(teacher, spaces.model, to_model, fabric.device)
-             if parts.source.synthesizes else None)  # fmt: skip
+             if parts.source.made else None)  # fmt: skip
     return Loop(cfg, parts, fabric, teacher, wrapped, student, deployed, state, report, to_model,
                 env=env, probe=probe)  # fmt: skip
 

@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (built-ins)
     fast,
     kd,
     nayer,
+    procedural,
     spectral,
     substitute,
     ta_dfkd,

@@ -9,6 +9,7 @@ from .generator import GeneratorSource
 from .meta_generator import MetaGeneratorSource
 from .noisy_generator import NoisyGeneratorSource
 from .pixels import PixelInversion
+from .procedural import ProceduralImages
 from .real import RealData
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "MetaGeneratorSource",
     "NoisyGeneratorSource",
     "PixelInversion",
+    "ProceduralImages",
     "RealData",
     "Source",
     "SourceEnv",

@@ -173,6 +173,12 @@ class Source:
     #: what the source's own synthesis terms need from the teacher's forward (as terms' needs)
     synth_needs: tuple[str, ...] = ()
 
+    @property
+    def made(self) -> bool:
+        """Whether the source makes its images (synthesised, or drawn from image programs)
+        instead of reading a dataset: what the run measures against the real test images."""
+        return self.synthesizes
+
     def setup(self, env: SourceEnv) -> None:
         """Called once before the loop."""
 
