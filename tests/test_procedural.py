@@ -110,3 +110,25 @@ def test_procedural_method_distils_and_measures_its_images(
                      overrides=["rounds=4", "eval_every=2"], progress=False)  # fmt: skip
     assert m["completed"] and "statistics" not in m
     assert 0 <= m["synth_precision"] <= 1 and 0 <= m["synth_recall"] <= 1
+
+
+def test_pixel_inversion_can_start_from_procedural_images(
+    digits: dfkd.Data, teacher_dir: Path
+) -> None:
+    """``init: procedural``: the first pixels are the programs' images, in the dataset's
+    normalisation, from the source's own seed."""
+    from conftest import digits_env
+    from dfkd.data.procedural import program_images
+    from dfkd.sources import build_source
+
+    src = build_source("pixels", {"init": "procedural", "synth_batch_size": 12})
+    src.setup(digits_env(digits, teacher_dir, 12))
+    x = src.draw().x.detach()
+    mean = torch.tensor(digits.mean).view(1, -1, 1, 1)
+    std = torch.tensor(digits.std).view(1, -1, 1, 1)
+    gen = torch.Generator().manual_seed(29)  # the source's seed (0 · 1000 + 29)
+    expect = (program_images(12, digits.input_shape, gen) - mean) / std
+    shifts = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]  # the jitter's, undone
+    assert any(torch.allclose(torch.roll(x, d, (2, 3)), expect, atol=1e-6) for d in shifts)
+    with pytest.raises(ConfigError, match="init must be"):
+        build_source("pixels", {"init": "fractal"})

@@ -54,10 +54,10 @@ def recommend(
         why = "no BatchNorm, a statistics file: fast, matching the file"
     else:
         return Recommendation(
-            "cmi", (),
-            "no BatchNorm and no statistics file: cmi in its statistics-free form, the best "
-            f"worst case of every method on six BN-free teachers ({NO_STATS}); a statistics "
-            "file, where one can be had, gains more",
+            "procedural", (),
+            "no BatchNorm and no statistics file: procedural (KD on images drawn from 1/f "
+            f"noise and dead leaves), the best worst case of every method on six BN-free "
+            f"teachers ({NO_STATS}); a statistics file, where one can be had, gains more",
         )  # fmt: skip
     close = "best or within 1.2 points of the best on every zoo teacher"
     return Recommendation("fast", (), f"{why} ({close}, {ZOO})")

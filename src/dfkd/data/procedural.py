@@ -6,6 +6,8 @@ a black background."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -69,3 +71,17 @@ def _stretch(img: torch.Tensor) -> torch.Tensor:
 
 
 PROGRAMS = {"noise": spectral_noise, "leaves": dead_leaves}
+
+
+def program_images(
+    n: int, shape: tuple[int, int, int], gen: torch.Generator,
+    programs: Sequence[str] = ("noise", "leaves"),
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """``n`` images in pixel space from ``programs`` in equal shares (the first ones one more
+    where ``n`` does not divide), shuffled; ``options[name]`` goes to that program."""
+    k, options = len(programs), options or {}
+    counts = [n // k + (i < n % k) for i in range(k)]
+    parts = [PROGRAMS[p](c, shape, gen, **options.get(p, {}))
+             for p, c in zip(programs, counts, strict=True) if c]  # fmt: skip
+    return torch.cat(parts)[torch.randperm(n, generator=gen)]

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from ..data.procedural import program_images
 from ..errors import ConfigError
 from .base import Batch, Source, SourceEnv, register_source
 from .pool import DataPool, PooledSource, PoolOptions, pool_options
@@ -26,8 +27,9 @@ class PixelInversion(PooledSource, Source):
         flip: random horizontal flip at each step.
         synth_batch_size: images optimised per round (default: the run's batch size).
         init_std: standard deviation of the initial noise (in normalised units).
-        init: initial pixels — ``normal`` (Gaussian noise of ``init_std`` in normalised units)
-            or ``uniform`` (uniform noise over the pixel range ``[0, 1]``, normalised).
+        init: initial pixels — ``normal`` (Gaussian noise of ``init_std`` in normalised units),
+            ``uniform`` (uniform noise over the pixel range ``[0, 1]``, normalised) or
+            ``procedural`` (1/f noise and dead leaves, :mod:`dfkd.data.procedural`).
         targets: give each image of the batch a target class (``0, 1, …`` in turn) in
             ``batch.extras["targets"]``, for the ``class_target`` term (DeepInversion's original
             form; the audit's inverted probes).
@@ -48,8 +50,10 @@ class PixelInversion(PooledSource, Source):
         *,
         pool: PoolOptions,
     ) -> None:
-        if init not in ("normal", "uniform"):
-            raise ConfigError(f"source 'pixels': init must be 'normal' or 'uniform', got {init!r}")
+        if init not in ("normal", "uniform", "procedural"):
+            raise ConfigError(
+                f"source 'pixels': init must be 'normal', 'uniform' or 'procedural', got {init!r}"
+            )
         self.init, self.has_targets = init, bool(targets)
         self.lr, self.betas, self.jitter, self.flip = lr, tuple(betas), jitter, flip
         self.synth_batch_size, self.init_std = synth_batch_size, init_std
@@ -63,6 +67,8 @@ class PixelInversion(PooledSource, Source):
         low, high = env.data.bounds
         self.low, self.high = env.fabric.to_device((low, high))
         self.pool = DataPool(self.pool_options, env, self.gen, self.low)
+        self.norm = (torch.tensor(env.data.mean).view(1, -1, 1, 1),
+                     torch.tensor(env.data.std).view(1, -1, 1, 1))  # fmt: skip
         self.pixels: torch.Tensor | None = None
         self.steps_on_batch = 0
         n = self.shape[0]
@@ -72,6 +78,9 @@ class PixelInversion(PooledSource, Source):
         if self.init == "uniform":
             low, high = self.low.cpu(), self.high.cpu()
             x = low + torch.rand(self.shape, generator=self.gen) * (high - low)
+        elif self.init == "procedural":
+            mean, std = self.norm
+            x = (program_images(self.shape[0], self.shape[1:], self.gen) - mean) / std
         else:
             x = torch.randn(self.shape, generator=self.gen) * self.init_std
         self.pixels = self.fabric.to_device(x).requires_grad_(True)

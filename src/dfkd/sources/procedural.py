@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ..data.augment import shift_flip
-from ..data.procedural import PROGRAMS
+from ..data.procedural import PROGRAMS, program_images
 from ..errors import ConfigError
 from .base import Batch, Source, SourceEnv, register_source
 
@@ -63,14 +63,8 @@ class ProceduralImages(Source):
         self._probe: torch.Tensor | None = None
 
     def images(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        """``n`` fresh images in pixel space drawn from ``gen``, the programs' shares
-        interleaved."""
-        k = len(self.programs)
-        counts = [n // k + (i < n % k) for i in range(k)]
-        parts = [PROGRAMS[p](c, self.shape, gen, **self.options[p])
-                 for p, c in zip(self.programs, counts, strict=True) if c]  # fmt: skip
-        order = torch.randperm(n, generator=gen)
-        return torch.cat(parts)[order]
+        """``n`` fresh images in pixel space drawn from ``gen``."""
+        return program_images(n, self.shape, gen, self.programs, self.options)
 
     def sample(self, batch_size: int) -> Batch:
         x = (self.images(batch_size, self.gen) - self.mean) / self.std
