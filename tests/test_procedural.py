@@ -16,6 +16,8 @@ from dfkd.data.procedural import dead_leaves, spectral_noise
 from dfkd.errors import ConfigError
 from dfkd.sources import ProceduralImages, SourceEnv
 
+from .conftest import digits_env
+
 
 def _radial_slope(images: np.ndarray) -> float:
     """Log-log slope of the mean amplitude spectrum against the radial frequency (naive)."""
@@ -117,7 +119,6 @@ def test_pixel_inversion_can_start_from_procedural_images(
 ) -> None:
     """``init: procedural``: the first pixels are the programs' images, in the dataset's
     normalisation, from the source's own seed."""
-    from conftest import digits_env
     from dfkd.data.procedural import program_images
     from dfkd.sources import build_source
 

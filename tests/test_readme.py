@@ -105,14 +105,14 @@ def test_readme_first_example_runs_your_own_teacher(
     assert any(line.startswith("| your teacher | run | measured |") for line in first)
     block = _python_blocks()[0]
     assert "import_teacher" in block and text.index(block) < len("\n".join(first))
-    short = 'overrides=["rounds=2", "kd_steps=2", "g_steps=1"], progress=False'
+    short = 'overrides=["rounds=2", "kd_steps=2"], progress=False'
     code = block.replace('"mnist10k"', '"digits"').replace('time_budget="10m"', short)
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)
-    assert scope["m"]["method_choice"].startswith("cmi: no BatchNorm")
+    assert scope["m"]["method_choice"].startswith("procedural: no BatchNorm")
     assert (tmp_path / "runs" / "s-mine.onnx").is_file()
     shell = re.findall(r"```bash\n(.*?)```", text, flags=re.S)[1].replace("\\\n", " ")
-    quick = ["--set", "rounds=2", "--set", "kd_steps=2", "--set", "g_steps=1", "--quiet"]
+    quick = ["--set", "rounds=2", "--set", "kd_steps=2", "--quiet"]
     for line in shell.splitlines():
         argv = line.split("#")[0].replace("mnist10k", "digits").replace("-mine", "-cli").split()
         if argv[1] == "audit":
