@@ -5,7 +5,7 @@ generator: the method for a teacher that comes with nothing but itself."""
 from __future__ import annotations
 
 from .base import Method, register_method
-from .kd import KD
+from .substitute import SUBSTITUTE
 
 PROCEDURAL = register_method(
     Method(
@@ -13,24 +13,12 @@ PROCEDURAL = register_method(
         summary="KD on procedural images (1/f noise, dead leaves) drawn afresh: no data, no stats",
         reference="The image programs of Baradad et al., Learning to See by Looking at Noise "
         "(NeurIPS 2021), as distillation data",
-        defaults={
-            "source": {"name": "procedural", "args": {}},
-            "g_steps": 0,
-            "kd_steps": 50,
-            "rounds": 20,
-            "batch_size": 128,
-            "distill_terms": {"kd_kl": {"weight": 1.0, "T": 4.0}},
-            "optimizer": dict(KD.defaults["optimizer"]),  # classical KD's recipe
-        },
+        # the substitute method's recipe (classical KD's optimiser, its step counts), on images
+        # that no dataset holds
+        defaults={**SUBSTITUTE.defaults, "source": {"name": "procedural", "args": {}}},
         presets={
-            "digits": {**KD.presets["digits"]},
-            "mnist10k": {"rounds": 20, "kd_steps": 75, "eval_every": 2, "checkpoint_every": 5},
-            "fashion-mnist": {
-                "rounds": 30,
-                "kd_steps": 100,
-                "eval_every": 3,
-                "checkpoint_every": 5,
-            },
+            name: {k: v for k, v in preset.items() if k != "source"}
+            for name, preset in SUBSTITUTE.presets.items()
         },
     )
 )
