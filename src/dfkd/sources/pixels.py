@@ -9,6 +9,7 @@ import torch
 
 from ..data.procedural import program_images
 from ..errors import ConfigError
+from ..evaluation.domains import from_pixels
 from .base import Batch, Source, SourceEnv, register_source
 from .pool import DataPool, PooledSource, PoolOptions, pool_options
 
@@ -67,8 +68,7 @@ class PixelInversion(PooledSource, Source):
         low, high = env.data.bounds
         self.low, self.high = env.fabric.to_device((low, high))
         self.pool = DataPool(self.pool_options, env, self.gen, self.low)
-        self.norm = (torch.tensor(env.data.mean).view(1, -1, 1, 1),
-                     torch.tensor(env.data.std).view(1, -1, 1, 1))  # fmt: skip
+        self.norm = (env.data.mean, env.data.std)
         self.pixels: torch.Tensor | None = None
         self.steps_on_batch = 0
         n = self.shape[0]
@@ -79,8 +79,7 @@ class PixelInversion(PooledSource, Source):
             low, high = self.low.cpu(), self.high.cpu()
             x = low + torch.rand(self.shape, generator=self.gen) * (high - low)
         elif self.init == "procedural":
-            mean, std = self.norm
-            x = (program_images(self.shape[0], self.shape[1:], self.gen) - mean) / std
+            x = from_pixels(program_images(self.shape[0], self.shape[1:], self.gen), *self.norm)
         else:
             x = torch.randn(self.shape, generator=self.gen) * self.init_std
         self.pixels = self.fabric.to_device(x).requires_grad_(True)

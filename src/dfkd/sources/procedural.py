@@ -10,6 +10,7 @@ import torch
 from ..data.augment import shift_flip
 from ..data.procedural import PROGRAMS, program_images
 from ..errors import ConfigError
+from ..evaluation.domains import from_pixels
 from .base import Batch, Source, SourceEnv, register_source
 
 
@@ -52,9 +53,7 @@ class ProceduralImages(Source):
 
     def setup(self, env: SourceEnv) -> None:
         self.shape = tuple(env.data.input_shape)
-        view = (1, -1, 1, 1)
-        self.mean = torch.tensor(env.data.mean).view(view)
-        self.std = torch.tensor(env.data.std).view(view)
+        self.norm = (env.data.mean, env.data.std)
         self.fill = env.data.bounds[0]
         rank = getattr(env.fabric, "global_rank", 0)
         self.seed = env.seed * 1000 + rank
@@ -67,7 +66,7 @@ class ProceduralImages(Source):
         return program_images(n, self.shape, gen, self.programs, self.options)
 
     def sample(self, batch_size: int) -> Batch:
-        x = (self.images(batch_size, self.gen) - self.mean) / self.std
+        x = from_pixels(self.images(batch_size, self.gen), *self.norm)
         x = shift_flip(x, self.shift, self.flip, self.fill, self.gen)
         return Batch(x=self.fabric.to_device(x))
 
@@ -76,7 +75,7 @@ class ProceduralImages(Source):
         draws are untouched), as the probe's sample of what the source makes."""
         if self._probe is None or len(self._probe) != n:
             gen = torch.Generator().manual_seed(self.seed + 7_777_777)
-            self._probe = (self.images(n, gen) - self.mean) / self.std
+            self._probe = from_pixels(self.images(n, gen), *self.norm)
         return self._probe
 
     def state_dict(self) -> dict[str, Any]:
