@@ -103,6 +103,32 @@ def test_statistics_free_terms_take_the_statistics_terms_place(
                      overrides=["statistics_free.class_target.weight=1.0"])  # fmt: skip
 
 
+def test_statistics_free_source_args_apply_only_without_statistics(
+    nobn_teacher: Path, teacher_dir: Path, digits: dfkd.Data
+) -> None:
+    """``statistics_free_source``: the source's arguments in the statistics-free form only,
+    named in the run's statistics line; checked before any work either way."""
+    from dfkd.api import load_checked
+    from dfkd.engine.parts import assemble
+
+    over = ["statistics_free_source.init=procedural"]
+    cfg = dfkd.resolve_config("deepinversion", "digits", overrides=over)
+    for teacher, init, form in ((nobn_teacher, "procedural", "none"),
+                                (teacher_dir, "normal", "batchnorm")):  # fmt: skip
+        model, _ = load_checked(teacher, digits, None, "teacher")
+        student = dfkd.create_model("lenet5_half", num_classes=10, in_channels=1, image_size=8)
+        parts = assemble(cfg, model, student, digits)
+        assert parts.source.init == init and parts.statistics["form"] == form
+        said = "the source with init: procedural" in parts.statistics["why"]
+        assert said == (form == "none")
+    m = dfkd.distill(nobn_teacher, "lenet5_half", "deepinversion", "digits", progress=False,
+                     overrides=[*over, "rounds=1"])  # fmt: skip
+    assert m["completed"] and "the source with init: procedural" in m["statistics"]["why"]
+    with pytest.raises(ConfigError, match="init must be"):
+        dfkd.distill(teacher_dir, "lenet5_half", "deepinversion", "digits", progress=False,
+                     overrides=["statistics_free_source.init=fractal"])  # fmt: skip
+
+
 @pytest.mark.parametrize("method", ["fast", "nayer", "cmi"])
 def test_statistics_free_form_without_a_final_linear_layer(method: str) -> None:
     """A BN-free teacher whose classifier is a convolution (no penultimate features to tap) runs

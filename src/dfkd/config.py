@@ -145,7 +145,9 @@ class RunConfig:
     image; ``none``); ``history.csv`` is written either way. ``statistics_free``: synthesis
     terms that take the statistics term's place when the run has no statistics to match (a
     teacher without BatchNorm and no ``stats`` file: the method's statistics-free form,
-    :func:`dfkd.engine.parts.statistics_form`); unused otherwise.
+    :func:`dfkd.engine.parts.statistics_form`); unused otherwise. ``statistics_free_source``:
+    source arguments laid over ``source.args`` in that same case (e.g. pixels that start from
+    procedural images, ``init: procedural``); unused otherwise.
     """
 
     method: str = "kd"
@@ -172,6 +174,7 @@ class RunConfig:
     source: Component = field(default_factory=lambda: Component("real"))
     synth_terms: dict[str, dict[str, Any]] = field(default_factory=dict)
     statistics_free: dict[str, dict[str, Any]] = field(default_factory=dict)
+    statistics_free_source: dict[str, Any] = field(default_factory=dict)
     distill_terms: dict[str, dict[str, Any]] = field(default_factory=dict)
     plugins: list[Component] = field(default_factory=list)
     evaluate: EvalConfig = field(default_factory=EvalConfig)

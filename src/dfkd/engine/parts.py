@@ -34,6 +34,8 @@ class RunParts:
     distill_terms: list[BoundTerm]
     #: the terms that take the statistics term's place when the run has no statistics
     statistics_free: list[BoundTerm] = field(default_factory=list)
+    #: the source the run uses when it has no statistics (``None``: ``source`` either way)
+    statistics_free_source: Source | None = None
     stats: TeacherStats | None = None
     domains: DomainEval | None = None
     pairs: FeaturePairs | None = None
@@ -67,9 +69,18 @@ def build_parts(cfg: RunConfig) -> RunParts:
                 f"term '{t.name}' needs target classes; source '{cfg.source.name}' gives none "
                 "(set source.args.targets=true on the pixels source)"
             )
+    free_source = build_free_source(cfg)
     plugins = PluginSet(build_plugins(cfg.plugins))
     plugins.check(method, source)
-    return RunParts(source, plugins, synth, distill, free)
+    return RunParts(source, plugins, synth, distill, free, free_source)
+
+
+def build_free_source(cfg: RunConfig) -> Source | None:
+    """The source of the statistics-free form: ``source.args`` with ``statistics_free_source``
+    laid over them (``None`` when that names nothing), checked like the run's own."""
+    if not cfg.statistics_free_source:
+        return None
+    return build_source(cfg.source.name, {**cfg.source.args, **cfg.statistics_free_source})
 
 
 def assemble(cfg: RunConfig, teacher: nn.Module, student: nn.Module, data: Data) -> RunParts:
@@ -82,6 +93,7 @@ def assemble(cfg: RunConfig, teacher: nn.Module, student: nn.Module, data: Data)
     if parts.statistics is not None and parts.statistics["form"] == "none":
         free = free_terms_for(parts.statistics_free, teacher)
         parts.synth_terms = without_statistics(cfg, parts.synth_terms, free)
+        parts.source = parts.statistics_free_source or parts.source
     check_teacher_finite(teacher, data)
     parts.stats = load_run_stats(cfg, parts, teacher)
     parts.domains = DomainEval.build(
@@ -129,6 +141,9 @@ def statistics_form(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> dict
     instead = ", ".join(used) or "nothing (the method's other terms)"
     if left := [t.name for t in parts.statistics_free if t.name not in used]:
         instead += f" ({', '.join(left)} left out: the teacher has no final nn.Linear layer)"
+    if cfg.statistics_free_source:
+        laid = ", ".join(f"{k}: {v}" for k, v in cfg.statistics_free_source.items())
+        instead += f", the source with {laid}"
     return {
         "form": "none",
         "why": f"none, the term replaced by {instead}: the teacher has no BatchNorm and "
