@@ -84,7 +84,9 @@ def run_cell(method: str, teacher_name: str, dataset: str, args: argparse.Namesp
     except DfkdError as e:  # the budget does not fit one round, or the method cannot apply
         return {**row, "note": str(e), "percent_of_teacher": 0.0,
                 "call_s": time.perf_counter() - t0}  # fmt: skip
-    return {**row, **figures(m), "call_s": time.perf_counter() - t0}
+    free = (m.get("statistics") or {}).get("form") == "none"
+    source = dfkd.resolve_config(method, dataset).statistics_free_source if free else {}
+    return {**row, **figures(m), "free_source": source, "call_s": time.perf_counter() - t0}
 
 
 def preset_plugins(method: str, dataset: str) -> list[str]:
@@ -153,13 +155,15 @@ def pivot(cells: list[dict]) -> list[str]:
 
 
 def extras(cell: dict) -> str:
-    """A row's plug-ins and distillation-term options as the table shows them (rows from
-    before ``distill_options`` was recorded ran before any such option existed)."""
+    """A row's plug-ins, distillation-term options and the source options of a statistics-free
+    form as the table shows them (rows from before ``distill_options`` was recorded ran before
+    any such option existed; before ``free_source``, before any such source option)."""
     if "plugins" not in cell:
         return "–"
     shown = [f"`{p}`" for p in cell["plugins"]]
     for term, options in cell.get("distill_options", {}).items():
         shown += [f"{term} `{k}: {v}`" for k, v in options.items()]
+    shown += [f"source `{k}: {v}`" for k, v in cell.get("free_source", {}).items()]
     return ", ".join(shown) or "none"
 
 
@@ -194,8 +198,9 @@ def markdown(doc: dict, with_file: dict[str, list[dict]] | None = None) -> str:
         "`dfkd.distill` call (calibration included); `coverage` = share of classes given at "
         "least a quarter of a fair share of what the student was distilled on (teacher's "
         "labels), `balance` = its normalised entropy; `extras` = the preset's plug-ins and "
-        "distillation-term options beyond weight and T (–: not recorded, a row from before "
-        "the column).",
+        "distillation-term options beyond weight and T, and the source options of the "
+        "statistics-free form where the run took it (–: not recorded, a row from before the "
+        "column).",
     )
     for ds, cells in doc["rows"].items():
         lines += [f"## {ds}", "", *summary(cells), "", *pivot(cells), "",
