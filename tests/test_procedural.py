@@ -92,54 +92,6 @@ def test_procedural_source_options_are_checked() -> None:
         ProceduralImages(leaves=[0, 3])
     with pytest.raises(ConfigError, match="shift"):
         ProceduralImages(shift=-1)
-    with pytest.raises(ConfigError, match="candidates"):
-        ProceduralImages(candidates=0)
-
-
-def _naive_round_robin(classes: list[int], order: list[int], k: int) -> list[int]:
-    """Per class, its candidates in ``order``; then turn by turn the next one of every class
-    (in ``order`` within a turn), until ``k``."""
-    queues = {c: [i for i in order if classes[i] == c] for c in set(classes)}
-    picked: list[int] = []
-    for turn in range(len(classes)):
-        nth = sorted((q[turn] for q in queues.values() if turn < len(q)), key=order.index)
-        picked += nth[: k - len(picked)]
-    return picked
-
-
-@pytest.mark.parametrize("k", [1, 5, 12, 30])
-def test_class_round_robin_takes_each_class_in_turn(k: int) -> None:
-    from dfkd.sources.assign import class_round_robin
-
-    classes = torch.tensor([3] * 20 + [1] * 2 + [7] * 6 + [0] * 2)
-    got = class_round_robin(classes, k, torch.Generator().manual_seed(4))
-    order = torch.randperm(30, generator=torch.Generator().manual_seed(4)).tolist()
-    want = _naive_round_robin(classes.tolist(), order, k)
-    assert got.tolist() == want
-
-
-def test_procedural_candidates_balance_the_batch_by_the_teachers_classes(
-    digits: dfkd.Data, teacher_dir: Path
-) -> None:
-    """``candidates``: the batch kept from the larger draw is more even over the teacher's
-    classes than a plain draw, drawn from the run's generator (resumes bit-exactly)."""
-    from .conftest import digits_env
-
-    def spread(candidates: int) -> tuple[float, ProceduralImages]:
-        src = ProceduralImages(candidates=candidates)
-        src.setup(digits_env(digits, teacher_dir, 60))
-        x = torch.cat([src.sample(60).x for _ in range(5)])
-        with torch.no_grad():
-            counts = torch.bincount(src.teacher(x).argmax(1), minlength=10).float()
-        return float(counts.max() / counts.sum()), src
-
-    plain, _ = spread(1)
-    even, src = spread(8)
-    assert even < plain and even < 0.25, (even, plain)
-    state = src.state_dict()
-    a = src.sample(20).x
-    src.load_state_dict(state)
-    assert a.shape[0] == 20 and torch.equal(src.sample(20).x, a)
 
 
 def test_procedural_probe_sample_is_fixed_and_draws_nothing(digits: dfkd.Data) -> None:

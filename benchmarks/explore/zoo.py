@@ -488,14 +488,15 @@ for _t, _b in [("cnn-nobn", "10m"), ("cnn-raw", "10m"), ("lenet5", "5m"), ("vgg-
     )  # fmt: skip
 
 # the teacher calls 58 % of the procedural images "bag" and under 1 % "pullover" or "coat" on
-# Fashion-MNIST `cnn-nobn`, and those are the student's weakest classes: draw more and keep a
-# batch balanced over the teacher's classes (`source.args.candidates`)?
-for _d, _t, _s in [("fashion-mnist", "cnn-nobn", "nobn"), ("fashion-mnist", "cnn-raw", "raw")]:
-    for _k in (4, 8):
-        CASES[f"live-{_d[:7]}-{_s}-cand{_k}"] = Case(
-            _t, "procedural", "3m", [f"source.args.candidates={_k}"],
-            f"the procedural method, a balanced batch kept from {_k}× the draw", _d, no_stats=True,
-        )  # fmt: skip
+# Fashion-MNIST `cnn-nobn`, and those are the student's weakest classes: draw eight times the
+# batch and keep one balanced over the teacher's classes? (An option of the procedural source
+# while it was measured: 77.4 % in 2 rounds against 85.2 in 34, balance 0.98 against 0.60;
+# removed, docs/methods.md. The case needs that option to run again.)
+CASES["live-fashion-nobn-cand8"] = Case(
+    "cnn-nobn", "procedural", "3m", ["source.args.candidates=8"],
+    "the procedural method, a balanced batch kept from 8× the draw", "fashion-mnist",
+    no_stats=True,
+)  # fmt: skip
 
 # 88.5 % of `cnn-raw` in 24 rounds: each batch costs 100 steps on the costliest BN-free teacher,
 # and procedural images alone already teach 98 % of it. Fewer steps per batch, more images?

@@ -27,19 +27,3 @@ def balanced_targets(logits: torch.Tensor, num_classes: int) -> torch.Tensor:
     targets = np.empty(b, dtype=np.int64)
     targets[rows] = cols // share
     return torch.from_numpy(targets).to(logits.device)
-
-
-def class_round_robin(classes: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-    """Indices of ``k`` of the candidates whose classes are ``classes`` (``N``, on the CPU),
-    taken one per class in turn (each class's candidates in a random order drawn from ``gen``):
-    every class present gets ``⌊k / classes present⌋`` places or all it has, the rest go to the
-    classes with more."""
-    if not 0 < k <= len(classes):
-        raise ValueError(f"class_round_robin: k must be in [1, {len(classes)}], got {k}")
-    order = torch.randperm(len(classes), generator=gen)
-    shuffled = classes[order]
-    sorted_cls, by_class = torch.sort(shuffled, stable=True)
-    first = torch.searchsorted(sorted_cls, sorted_cls, side="left")
-    rank = torch.empty_like(shuffled)
-    rank[by_class] = torch.arange(len(classes)) - first
-    return order[torch.sort(rank, stable=True).indices[:k]]

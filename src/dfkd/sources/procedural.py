@@ -11,7 +11,6 @@ from ..data.augment import shift_flip
 from ..data.procedural import PROGRAMS, program_images
 from ..errors import ConfigError
 from ..evaluation.domains import from_pixels
-from .assign import class_round_robin
 from .base import Batch, Source, SourceEnv, register_source
 
 
@@ -27,15 +26,12 @@ class ProceduralImages(Source):
         alpha: the range of the spectral exponent α.
         leaves: the range of the number of leaves per image.
         shift, flip: random translation of up to ``shift`` pixels and horizontal flips.
-        candidates: draw this many times the batch and keep a batch balanced over the classes
-            the teacher gives them, one of each class in turn (1: every image drawn is kept).
     """
 
     def __init__(
         self, programs: tuple[str, ...] | list[str] = ("noise", "leaves"),
         alpha: tuple[float, float] | list[float] = (1.0, 3.0),
         leaves: tuple[int, int] | list[int] = (2, 12), shift: int = 0, flip: bool = False,
-        candidates: int = 1,
     ) -> None:  # fmt: skip
         unknown = [p for p in programs if p not in PROGRAMS]
         if not programs or unknown:
@@ -49,10 +45,6 @@ class ProceduralImages(Source):
             raise ConfigError(f"source 'procedural': leaves must be [low, high] ≥ 1, got {leaves}")
         if shift < 0:
             raise ConfigError(f"source 'procedural': shift must be ≥ 0, got {shift}")
-        if not isinstance(candidates, int) or candidates < 1:
-            raise ConfigError(f"source 'procedural': candidates must be an integer ≥ 1, "
-                              f"got {candidates!r}")  # fmt: skip
-        self.candidates = candidates
         self.programs = list(programs)
         self.options = {"noise": {"alpha": tuple(alpha)}, "leaves": {"leaves": tuple(leaves)}}
         self.shift, self.flip = int(shift), bool(flip)
@@ -66,7 +58,7 @@ class ProceduralImages(Source):
         rank = getattr(env.fabric, "global_rank", 0)
         self.seed = env.seed * 1000 + rank
         self.gen = torch.Generator().manual_seed(self.seed)
-        self.fabric, self.teacher = env.fabric, env.teacher
+        self.fabric = env.fabric
         self._probe: torch.Tensor | None = None
 
     def images(self, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -74,13 +66,9 @@ class ProceduralImages(Source):
         return program_images(n, self.shape, gen, self.programs, self.options)
 
     def sample(self, batch_size: int) -> Batch:
-        x = from_pixels(self.images(batch_size * self.candidates, self.gen), *self.norm)
-        x = self.fabric.to_device(shift_flip(x, self.shift, self.flip, self.fill, self.gen))
-        if self.candidates > 1:
-            with torch.no_grad():
-                classes = self.teacher(x).argmax(1).cpu()
-            x = x[class_round_robin(classes, batch_size, self.gen).to(x.device)]
-        return Batch(x=x)
+        x = from_pixels(self.images(batch_size, self.gen), *self.norm)
+        x = shift_flip(x, self.shift, self.flip, self.fill, self.gen)
+        return Batch(x=self.fabric.to_device(x))
 
     def pool_images(self, n: int) -> torch.Tensor:
         """``n`` images from the programs, the same at every call (their own seed: the run's
