@@ -78,6 +78,8 @@ def test_every_method_runs_on_a_teacher_without_bn_or_statistics(
         assert "synth/stat_match" not in m["loss_terms"]  # left out, not matched to anything
         free = dfkd.resolve_config(method, "digits").statistics_free
         assert {f"synth/{t}" for t in free} <= set(m["loss_terms"])  # its form, in the loop
+        laid = dfkd.resolve_config(method, "digits").statistics_free_source
+        assert all(f"{k}: {v}" in m["statistics"]["why"] for k, v in laid.items())
         saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
         assert saved["statistics"] == m["statistics"]
     else:

@@ -57,6 +57,12 @@ def generator_statistics_free() -> dict[str, Any]:
     return {**batch_balance(), "activation": {"weight": 1.0}}
 
 
+#: The pixel methods' source in their statistics-free form: pixels that start from procedural
+#: images (1/f noise, dead leaves) instead of Gaussian noise (docs/methods.md, "Procedural
+#: images").
+PROCEDURAL_START: dict[str, Any] = {"init": "procedural"}
+
+
 def sgd_cosine(lr: float, weight_decay: float, momentum: float = 0.9) -> dict[str, Any]:
     """Student optimiser fragment: SGD with momentum and a cosine schedule."""
     return {

@@ -6,6 +6,7 @@ from __future__ import annotations
 from .base import (
     PIXEL_DIGITS,
     PIXEL_ROUNDS,
+    PROCEDURAL_START,
     Method,
     batch_balance,
     cpu_pixels,
@@ -17,7 +18,8 @@ BN_STATS = register_method(
     Method(
         name="bn_stats",
         summary="Statistical feature matching: pixels matched to the teacher's BN statistics "
-        "(or a --stats file), no class prior (without statistics: DAFL's class terms)",
+        "(or a --stats file), no class prior (without statistics: DAFL's class terms, pixels "
+        "started from procedural images)",
         reference="DFDistill (seed 003) statistical feature matching; Yin et al. 2020 BN term",
         defaults={
             "source": {
@@ -40,6 +42,10 @@ BN_STATS = register_method(
             # statistics term's place: 13-15 % of the teacher with the image priors alone,
             # 67-70 % with these (MNIST-10k zoo, 5 min; benchmarks/explore/zoo.jsonl, nostats-*)
             "statistics_free": {"one_hot": {"weight": 1.0}, **batch_balance()},
+            # and pixels that start from procedural images, not Gaussian noise: 93.6 % of each
+            # BN-free MNIST-10k teacher at ten minutes (zoo.jsonl, pinit10-*; 68.1-87.0 % from
+            # noise at five: results/zoo_distill_nostats_5m.md at commit 8a1e61d)
+            "statistics_free_source": PROCEDURAL_START,
             "distill_terms": {"kd_kl": {"weight": 1.0, "T": 8.0}},
             "optimizer": sgd_cosine(0.05, 5e-4),
         },
