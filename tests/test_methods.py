@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import dfkd
 from dfkd.data.base import data_root
@@ -78,8 +79,11 @@ def test_every_method_runs_on_a_teacher_without_bn_or_statistics(
         assert "synth/stat_match" not in m["loss_terms"]  # left out, not matched to anything
         free = dfkd.resolve_config(method, "digits").statistics_free
         assert {f"synth/{t}" for t in free} <= set(m["loss_terms"])  # its form, in the loop
-        laid = dfkd.resolve_config(method, "digits").statistics_free_source
+        cfg = dfkd.resolve_config(method, "digits")
+        laid = cfg.statistics_free_source
         assert all(f"{k}: {v}" in m["statistics"]["why"] for k, v in laid.items())
+        if cfg.statistics_free_g_steps is not None:
+            assert f"{cfg.statistics_free_g_steps} synthesis steps" in m["statistics"]["why"]
         saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
         assert saved["statistics"] == m["statistics"]
     else:
@@ -105,11 +109,12 @@ def test_statistics_free_terms_take_the_statistics_terms_place(
                      overrides=["statistics_free.class_target.weight=1.0"])  # fmt: skip
 
 
-def test_statistics_free_source_args_apply_only_without_statistics(
-    nobn_teacher: Path, teacher_dir: Path, digits: dfkd.Data
+def test_statistics_free_source_and_steps_apply_only_without_statistics(
+    nobn_teacher: Path, teacher_dir: Path, digits: dfkd.Data, tmp_path: Path
 ) -> None:
-    """``statistics_free_source``: the source's arguments in the statistics-free form only,
-    named in the run's statistics line; checked before any work either way."""
+    """``statistics_free_source`` and ``statistics_free_g_steps``: the source's arguments and
+    steps of the statistics-free form only, named in the run's statistics line and recorded in
+    its ``config.yaml``; checked before any work either way."""
     from dfkd.api import load_checked
     from dfkd.engine.parts import assemble
 
@@ -123,12 +128,21 @@ def test_statistics_free_source_args_apply_only_without_statistics(
         assert parts.source.init == init and parts.statistics["form"] == form
         said = "the source with init: procedural" in parts.statistics["why"]
         assert said == (form == "none")
+    out, steps = tmp_path / "r", ["rounds=1", "statistics_free_g_steps=3"]
     m = dfkd.distill(nobn_teacher, "lenet5_half", "deepinversion", "digits", progress=False,
-                     overrides=[*over, "rounds=1"])  # fmt: skip
+                     overrides=[*over, *steps], out=out)  # fmt: skip
     assert m["completed"] and "the source with init: procedural" in m["statistics"]["why"]
+    assert "3 synthesis steps per round" in m["statistics"]["why"]
+    assert yaml.safe_load((out / "config.yaml").read_text())["g_steps"] == 3  # as it ran
+    dfkd.distill(teacher_dir, "lenet5_half", "deepinversion", "digits", progress=False,
+                 overrides=steps, out=tmp_path / "bn")  # fmt: skip
+    assert yaml.safe_load((tmp_path / "bn" / "config.yaml").read_text())["g_steps"] != 3
     with pytest.raises(ConfigError, match="init must be"):
         dfkd.distill(teacher_dir, "lenet5_half", "deepinversion", "digits", progress=False,
                      overrides=["statistics_free_source.init=fractal"])  # fmt: skip
+    with pytest.raises(ConfigError, match="statistics_free_g_steps"):
+        dfkd.distill(teacher_dir, "lenet5_half", "deepinversion", "digits", progress=False,
+                     overrides=["statistics_free_g_steps=0"])  # fmt: skip
 
 
 @pytest.mark.parametrize("method", ["fast", "nayer", "cmi"])

@@ -147,7 +147,8 @@ class RunConfig:
     teacher without BatchNorm and no ``stats`` file: the method's statistics-free form,
     :func:`dfkd.engine.parts.statistics_form`); unused otherwise. ``statistics_free_source``:
     source arguments laid over ``source.args`` in that same case (e.g. pixels that start from
-    procedural images, ``init: procedural``); unused otherwise.
+    procedural images, ``init: procedural``), and ``statistics_free_g_steps`` the synthesis
+    steps per round in that case (``None``: ``g_steps``).
     """
 
     method: str = "kd"
@@ -175,6 +176,7 @@ class RunConfig:
     synth_terms: dict[str, dict[str, Any]] = field(default_factory=dict)
     statistics_free: dict[str, dict[str, Any]] = field(default_factory=dict)
     statistics_free_source: dict[str, Any] = field(default_factory=dict)
+    statistics_free_g_steps: int | None = None
     distill_terms: dict[str, dict[str, Any]] = field(default_factory=dict)
     plugins: list[Component] = field(default_factory=list)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
@@ -230,6 +232,12 @@ class RunConfig:
         for k in ("g_steps", "kd_steps", "fill_selected"):
             if getattr(self, k) < 0:
                 raise ConfigError(f"config '{k}' must be ≥ 0, got {getattr(self, k)}")
+        free_steps = self.statistics_free_g_steps
+        if free_steps is not None and (not isinstance(free_steps, int) or free_steps < 1):
+            raise ConfigError(
+                "config 'statistics_free_g_steps' must be an integer ≥ 1 or null, "
+                f"got {free_steps!r}"
+            )
         if self.time_budget is not None:
             parse_duration(self.time_budget)
         if self.fabric.timeout_s is not None and not self.fabric.timeout_s > 0:

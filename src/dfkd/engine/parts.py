@@ -4,6 +4,7 @@ caller's models."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -144,11 +145,22 @@ def statistics_form(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> dict
     if cfg.statistics_free_source:
         laid = ", ".join(f"{k}: {v}" for k, v in cfg.statistics_free_source.items())
         instead += f", the source with {laid}"
+    if cfg.statistics_free_g_steps is not None:
+        instead += f", {cfg.statistics_free_g_steps} synthesis steps per round"
     return {
         "form": "none",
         "why": f"none, the term replaced by {instead}: the teacher has no BatchNorm and "
         "no --stats file was given (dfkd stats collect makes one)",
     }
+
+
+def run_config(cfg: RunConfig, parts: RunParts) -> RunConfig:
+    """``cfg`` as the run uses it: with ``statistics_free_g_steps`` as its ``g_steps`` where the
+    run takes the statistics-free form."""
+    free = parts.statistics is not None and parts.statistics["form"] == "none"
+    if free and cfg.statistics_free_g_steps is not None:
+        return dataclasses.replace(cfg, g_steps=cfg.statistics_free_g_steps)
+    return cfg
 
 
 def free_terms_for(free: list[BoundTerm], teacher: nn.Module) -> list[BoundTerm]:

@@ -36,7 +36,7 @@ from .invert import inverted_probes
 from .loggers import finalize, make_loggers
 from .loop import Loop
 from .optim import make_optimizer
-from .parts import RunParts, assemble
+from .parts import RunParts, assemble, run_config
 from .probe import SynthesisProbe
 from .replicas import replicas_identical
 from .report import CHECKPOINT, FinishHook, Reporter
@@ -91,6 +91,7 @@ def run(
     out_dir = check_out_dir(out, overwrite=overwrite, resume=resume) if out is not None else None
     spaces = Spaces(data, model_data if model_data is not None else data)
     parts = assemble(cfg, teacher, student, spaces.model)  # every check before any output
+    cfg = run_config(cfg, parts)
     fabric_kw = fabric_args(cfg.fabric)
     saved = saved_state(cfg, out_dir) if out_dir is not None and resume else None
     loggers = make_loggers(cfg.logger, out_dir, saved["step"] if saved is not None else None)

@@ -4,13 +4,21 @@ authors' script assigns them); Adaptive DeepInversion's competition term is an o
 
 from __future__ import annotations
 
-from .base import PIXEL_DIGITS, Method, cpu_pixels, register_method, sgd_cosine
+from .base import (
+    PIXEL_DIGITS,
+    PROCEDURAL_START,
+    Method,
+    cpu_pixels,
+    register_method,
+    sgd_cosine,
+)
 
 DEEPINVERSION = register_method(
     Method(
         name="deepinversion",
         summary="DeepInversion: pixel inversion with BN statistics, class prior and image priors "
-        "(ADI competition: synth_terms.competition.weight)",
+        "(ADI competition: synth_terms.competition.weight; without statistics: 25 steps from "
+        "procedural images)",
         reference="Yin et al., Dreaming to Distill, CVPR 2020 (CMI benchmark configuration)",
         defaults={
             "source": {
@@ -35,6 +43,12 @@ DEEPINVERSION = register_method(
                 "tv": {"weight": 1e-3, "p": 2},
                 "competition": {"weight": 0.0, "T": 3.0},
             },
+            # without statistics (a BN-free teacher, no file): pixels that start from procedural
+            # images and take 25 steps per batch, not 1,000 from noise (97.3 % of MNIST-10k
+            # `cnn-raw` at ten minutes, against 88.5 with 100 steps and 49.6 at five from noise;
+            # zoo.jsonl, pinit10-*; docs/methods.md, "Procedural images")
+            "statistics_free_source": PROCEDURAL_START,
+            "statistics_free_g_steps": 25,
             "distill_terms": {"kd_kl": {"weight": 1.0, "T": 20.0}},
             "optimizer": sgd_cosine(0.1, 1e-4),
             "eval_every": 10,
