@@ -178,7 +178,8 @@ def stats_cost(cells: list[dict], with_file: list[dict]) -> list[str]:
         other = by.get((c["teacher"], c["method"], c["time_budget"]))
         if other is None:
             continue
-        same = {extras(other), extras(c)} <= {"–", "none"} or extras(other) == extras(c)
+        ours = extras({**c, "free_source": {}})  # the statistics-free form is the same preset's
+        same = {extras(other), ours} <= {"–", "none"} or extras(other) == ours
         if "note" in c or not other["stats_file"] or not same:
             continue
         without, with_ = c["percent_of_teacher"], other["percent_of_teacher"]

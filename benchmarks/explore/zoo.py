@@ -507,6 +507,15 @@ for _t, _s in [("cnn-nobn", "nobn"), ("cnn-raw", "raw")]:
             f"procedural start, {_g} steps per batch, ten minutes", no_stats=True,
         )  # fmt: skip
 
+# issue 34: does the procedural start help where there are BatchNorm statistics to match?
+for _t, _s in [("vgg-bn", "vgg")]:
+    for _init in ("normal", "procedural"):
+        CASES[f"pinit-fashion-{_s}-di-{_init}"] = Case(
+            _t, "deepinversion", "5m", [f"source.args.init={_init}"],
+            f"DeepInversion on a BatchNorm teacher, pixels started from {_init} images",
+            "fashion-mnist",
+        )  # fmt: skip
+
 if __name__ == "__main__":
     for case in sys.argv[1:] or list(CASES):
         run(case)
