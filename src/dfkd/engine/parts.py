@@ -45,6 +45,11 @@ class RunParts:
     #: how the networks run (compiled, channels-last) and why, in one line (set by the loop)
     speed: str = ""
 
+    @property
+    def statistics_free_form(self) -> bool:
+        """Whether the run takes its method's statistics-free form (nothing to match)."""
+        return self.statistics is not None and self.statistics["form"] == "none"
+
 
 def build_parts(cfg: RunConfig) -> RunParts:
     """Resolve every name in ``cfg`` and check that the parts fit together."""
@@ -91,7 +96,7 @@ def assemble(cfg: RunConfig, teacher: nn.Module, student: nn.Module, data: Data)
     parts = build_parts(cfg)
     check_teacher(cfg, parts, teacher)
     parts.statistics = statistics_form(cfg, parts, teacher)
-    if parts.statistics is not None and parts.statistics["form"] == "none":
+    if parts.statistics_free_form:
         free = free_terms_for(parts.statistics_free, teacher)
         parts.synth_terms = without_statistics(cfg, parts.synth_terms, free)
         parts.source = parts.statistics_free_source or parts.source
@@ -157,8 +162,7 @@ def statistics_form(cfg: RunConfig, parts: RunParts, teacher: nn.Module) -> dict
 def run_config(cfg: RunConfig, parts: RunParts) -> RunConfig:
     """``cfg`` as the run uses it: with ``statistics_free_g_steps`` as its ``g_steps`` where the
     run takes the statistics-free form."""
-    free = parts.statistics is not None and parts.statistics["form"] == "none"
-    if free and cfg.statistics_free_g_steps is not None:
+    if parts.statistics_free_form and cfg.statistics_free_g_steps is not None:
         return dataclasses.replace(cfg, g_steps=cfg.statistics_free_g_steps)
     return cfg
 
