@@ -198,7 +198,8 @@ def run(name: str) -> None:
         "accuracy": m["student_accuracy"],
         "percent_of_teacher": round(100 * m["student_accuracy"] / m["teacher_accuracy"], 1),
         "rounds": m["rounds"], "call_s": round(time.perf_counter() - t0, 1),
-        **{k: m[k] for k in ("synth_precision", "synth_recall", "synth_feature_scale") if k in m},
+        **{k: m[k] for k in ("synth_precision", "synth_recall", "synth_feature_scale",
+                             "synth_hit_rate") if k in m},
         "class_balance": m["class_balance"], "threads": torch.get_num_threads(),
         **worst_class(m),
     })  # fmt: skip
@@ -514,6 +515,59 @@ for _t, _s in [("vgg-bn", "vgg")]:
             _t, "deepinversion", "5m", [f"source.args.init={_init}"],
             f"DeepInversion on a BatchNorm teacher, pixels started from {_init} images",
             "fashion-mnist",
+        )  # fmt: skip
+
+# issue 35: procedural images teach 86.4 % of Fashion-MNIST `cnn-nobn` at five minutes and 87.3 at
+# twenty (a plateau; four classes rare among the teacher's labels). Its logits run into the
+# tens, so at T 4 most targets are nearly one-hot: does the criterion carry more of what the
+# teacher says about the rare classes (other temperatures, matching the logits themselves)?
+_CRIT = {
+    "base": [],
+    "T1": ["distill_terms.kd_kl.T=1.0"],
+    "T8": ["distill_terms.kd_kl.T=8.0"],
+    "T16": ["distill_terms.kd_kl.T=16.0"],
+    "l1": ["distill_terms.kd_kl.weight=0.0", "distill_terms.kd_l1.weight=1.0"],
+}
+for _v, _o in _CRIT.items():
+    CASES[f"pcrit-fashion-nobn-{_v}"] = Case(
+        "cnn-nobn", "procedural", "3m", _o, f"procedural images, criterion {_v}",
+        "fashion-mnist", no_stats=True,
+    )  # fmt: skip
+
+# T 4 stays (T 1: 80.0, T 8: 84.3 against 86.2). The rare classes are rare in the images: nudge
+# each image a few signed-gradient steps toward a target class (the nearest one with room in a
+# balanced batch), so every class is among what the student is taught? (An option of the
+# procedural source while it was measured, `nudge_steps`; removed, docs/methods.md. The cases
+# need it to run again.)
+_NUDGE = {"s1": (1, 0.05), "s2": (2, 0.05), "s4": (4, 0.025), "s2x": (2, 0.1)}
+for _v, (_k, _size) in _NUDGE.items():
+    CASES[f"nudge-fashion-nobn-{_v}"] = Case(
+        "cnn-nobn", "procedural", "3m",
+        [f"source.args.nudge_steps={_k}", f"source.args.nudge_size={_size}"],
+        f"procedural images nudged {_k} steps of {_size} toward balanced targets",
+        "fashion-mnist", no_stats=True,
+    )  # fmt: skip
+
+# Nudging costs rounds and makes the images less like the data (recall 0.14 and 0.10 against
+# 0.16; 72.7 % at round 15 against 75.7 without). The programs, then: dead leaves alone give
+# the teacher's "bag" a smaller share than 1/f noise does (49 % against 67 %).
+_PROGRAMS = {"leaves": ["source.args.programs=[leaves]"],
+             "leaves1-6": ["source.args.programs=[leaves]", "source.args.leaves=[1, 6]"]}
+for _v, _o in _PROGRAMS.items():
+    CASES[f"prog-fashion-nobn-{_v}"] = Case(
+        "cnn-nobn", "procedural", "3m", _o, f"procedural images, programs {_v}",
+        "fashion-mnist", no_stats=True,
+    )  # fmt: skip
+
+# The programs alone cover six classes of ten, the synthesising methods all ten but teach less
+# (cmi 80.5, deepinversion 80.9 against procedural 86.4 at five minutes). Replay batches half
+# from the pool, half fresh procedural images: coverage from the one, fidelity from the other?
+for _m in ("cmi", "deepinversion", "fast", "nayer"):
+    for _share in (0.5,):
+        CASES[f"rmix-fashion-nobn-{_m}-{int(_share * 100)}"] = Case(
+            "cnn-nobn", _m, "5m", [f"source.args.replay_procedural={_share}"],
+            f"{_m}'s replays {_share:.0%} fresh procedural images", "fashion-mnist",
+            no_stats=True,
         )  # fmt: skip
 
 if __name__ == "__main__":
