@@ -133,6 +133,46 @@ def test_replay_augmentation(cls, env: SourceEnv, digits: dfkd.Data) -> None:
     assert torch.equal(aug.pool.bank.data[: aug.pool.bank.size], banked)
 
 
+def test_replay_procedural_mixes_fresh_program_images_into_replays(
+    env: SourceEnv, digits: dfkd.Data
+) -> None:
+    """``replay_procedural``: that share of each replayed batch is fresh program images (in
+    the data's normalisation, none of them pooled), the rest pooled images; the bank is left
+    as it was and a resumed source replays the same batch."""
+    from dfkd.data.procedural import program_images
+    from dfkd.evaluation.domains import from_pixels
+
+    src = PixelInversion(bank=64, replay_shift=0, replay_procedural=0.25)
+    src.setup(env)
+    src.pool.bank.add(torch.full((16, 1, 8, 8), 7.0))  # outside the pixel range: told apart
+    state = src.state_dict()
+    x = src.sample(16).x
+    pooled = (x == 7.0).flatten(1).all(1)
+    assert pooled.sum() == 12 and pooled[:12].all()  # a quarter fresh, after the pooled ones
+    low, high = digits.bounds
+    fresh = x[~pooled]
+    assert (fresh >= low - 1e-6).all() and (fresh <= high + 1e-6).all()
+    gen = torch.Generator()
+    gen.set_state(state["gen"])
+    src.pool.bank.draw(12, gen)  # the pooled draw comes first from the same stream
+    expect = from_pixels(program_images(4, digits.input_shape, gen), digits.mean, digits.std)
+    assert torch.allclose(fresh, expect)
+    assert len(src.pool.bank) == 16 and (src.pool.bank.data[:16] == 7.0).all()
+    twin = PixelInversion(bank=64, replay_shift=0, replay_procedural=0.25)
+    twin.setup(env)
+    twin.load_state_dict(state)
+    assert torch.equal(twin.sample(16).x, x)
+    assert PixelInversion(bank=64, replay_procedural=0.5).pool_options.replay_procedural == 0.5
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.0])
+def test_replay_procedural_is_a_share_below_one(share: float) -> None:
+    with pytest.raises(ConfigError, match="replay_procedural must be in \\[0, 1\\)"):
+        dfkd.sources.build_source("pixels", {"replay_procedural": share})
+    with pytest.raises(ConfigError, match="replay_\\* and admit apply"):
+        dfkd.sources.build_source("generator", {"replay_procedural": 0.5})
+
+
 DI = [  # a DeepInversion-shaped composition, sized for a test
     "source.name=pixels",
     "source.args={lr: 0.1, bank: 256}",

@@ -551,8 +551,10 @@ for _v, (_k, _size) in _NUDGE.items():
 # Nudging costs rounds and makes the images less like the data (recall 0.14 and 0.10 against
 # 0.16; 72.7 % at round 15 against 75.7 without). The programs, then: dead leaves alone give
 # the teacher's "bag" a smaller share than 1/f noise does (49 % against 67 %).
-_PROGRAMS = {"leaves": ["source.args.programs=[leaves]"],
-             "leaves1-6": ["source.args.programs=[leaves]", "source.args.leaves=[1, 6]"]}
+_PROGRAMS = {
+    "leaves": ["source.args.programs=[leaves]"],
+    "leaves1-6": ["source.args.programs=[leaves]", "source.args.leaves=[1, 6]"],
+}
 for _v, _o in _PROGRAMS.items():
     CASES[f"prog-fashion-nobn-{_v}"] = Case(
         "cnn-nobn", "procedural", "3m", _o, f"procedural images, programs {_v}",
@@ -562,10 +564,14 @@ for _v, _o in _PROGRAMS.items():
 # The programs alone cover six classes of ten, the synthesising methods all ten but teach less
 # (cmi 80.5, deepinversion 80.9 against procedural 86.4 at five minutes). Replay batches half
 # from the pool, half fresh procedural images: coverage from the one, fidelity from the other?
-for _m in ("cmi", "deepinversion", "fast", "nayer"):
-    for _share in (0.5,):
+# (The pixel methods' statistics-free source is laid over `source.args`: their later cases set
+# the share there, once `deepinversion`'s form had 0.5 of its own.)
+_FREE = {"deepinversion": "statistics_free_source", "bn_stats": "statistics_free_source"}
+for _m in ("cmi", "deepinversion", "fast", "nayer", "bn_stats"):
+    for _share in (0.5, 0.75):
+        _at = "source.args" if (_m, _share) == ("deepinversion", 0.5) else _FREE.get(_m)
         CASES[f"rmix-fashion-nobn-{_m}-{int(_share * 100)}"] = Case(
-            "cnn-nobn", _m, "5m", [f"source.args.replay_procedural={_share}"],
+            "cnn-nobn", _m, "5m", [f"{_at or 'source.args'}.replay_procedural={_share}"],
             f"{_m}'s replays {_share:.0%} fresh procedural images", "fashion-mnist",
             no_stats=True,
         )  # fmt: skip

@@ -14,7 +14,9 @@ from typing import Any, TypeVar
 
 import torch
 
+from ..data.procedural import program_images
 from ..errors import ConfigError
+from ..evaluation.domains import from_pixels
 from ..evaluation.metrics import class_balance, class_coverage
 from .bank import REPLAY_TARGETS, MemoryBank, pool_metrics, replay
 from .base import Batch, SourceEnv
@@ -40,6 +42,8 @@ class PoolOptions:
             of one per replay).
         admit: ``"all"`` (every image a round pools joins) or ``"hit"`` (only those the teacher
             assigns to their target; a source without targets admits all).
+        replay_procedural: the share of each replayed batch drawn fresh from the image programs
+            (1/f noise, dead leaves; :mod:`dfkd.data.procedural`) instead of the pool.
     """
 
     bank: int = 8192
@@ -47,6 +51,7 @@ class PoolOptions:
     replay_flip: bool = False
     replay_targets: str = "fresh"
     admit: str = "all"
+    replay_procedural: float = 0.0
 
     def check(self, source: str, optional: bool = False) -> PoolOptions:
         """These options, when valid for ``source`` (``optional``: it may run without a pool,
@@ -61,8 +66,11 @@ class PoolOptions:
                               f"got {self.replay_targets!r}")  # fmt: skip
         if self.admit not in ADMIT:
             raise ConfigError(f"{where}: admit must be one of {ADMIT}, got {self.admit!r}")
+        if not 0 <= self.replay_procedural < 1:
+            raise ConfigError(f"{where}: replay_procedural must be in [0, 1), "
+                              f"got {self.replay_procedural}")  # fmt: skip
         replays = (self.replay_shift, self.replay_flip, self.replay_targets != "fresh",
-                   self.admit != "all")  # fmt: skip
+                   self.admit != "all", self.replay_procedural)  # fmt: skip
         if not self.bank and any(replays):
             raise ConfigError(f"{where}: replay_* and admit apply to pooled images; set bank")
         return self
@@ -159,6 +167,7 @@ class DataPool:
         self.options, self.gen, self.fill = options, gen, fill
         self.teacher, self.num_classes = env.teacher, env.data.num_classes
         self.to_device = env.fabric.to_device
+        self.shape, self.norm = tuple(env.data.input_shape), (env.data.mean, env.data.std)
         label = env.teacher if options.replay_targets == "cached" else None
         self.bank = MemoryBank(options.bank, label)
         self._round_log: dict[str, torch.Tensor] = {}
@@ -180,10 +189,16 @@ class DataPool:
         self._round_log = add_to_pool(self.bank, x, self.classify, targets, self.options.admit)
 
     def replay(self, n: int) -> Batch:
-        """``n`` pooled images for the student, augmented as the options say."""
+        """``n`` images for the student: pooled ones, augmented as the options say, and the
+        ``replay_procedural`` share of them fresh from the image programs."""
         o = self.options
-        return replay(self.bank, n, self.gen, o.replay_shift, o.replay_flip, self.fill,
-                      self.to_device)  # fmt: skip
+        fresh = min(round(n * o.replay_procedural), n - 1)
+        pooled = replay(self.bank, n - fresh, self.gen, o.replay_shift, o.replay_flip,
+                        self.fill, self.to_device)  # fmt: skip
+        if not fresh:
+            return pooled
+        x = from_pixels(program_images(fresh, self.shape, self.gen), *self.norm)
+        return Batch.cat([pooled, Batch(x=self.to_device(x))])
 
     def log(self) -> dict[str, float]:
         """The pool's size, age, class coverage and balance, and the last round's hit rate and
