@@ -396,7 +396,7 @@ def test_the_recommendation_follows_the_teacher() -> None:
     assert recommend(True, False).method == "fast"
     assert "statistics file" in recommend(False, True).why
     assert "no statistics file" in recommend(False, False).why
-    assert recommend(False, False).method == "procedural"  # the best worst case without stats
+    assert recommend(False, False).method == "deepinversion"  # the best of all without stats
     nt = recommend(True, False, non_transferable=True)
     assert (nt.method, nt.plugins) == ("dfq", ("atesc",))
     assert nt.command() == "dfkd distill dfq --plugin atesc"

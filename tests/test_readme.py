@@ -109,7 +109,7 @@ def test_readme_first_example_runs_your_own_teacher(
     code = block.replace('"mnist10k"', '"digits"').replace('time_budget="10m"', short)
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)
-    assert scope["m"]["method_choice"].startswith("procedural: no BatchNorm")
+    assert scope["m"]["method_choice"].startswith("deepinversion: no BatchNorm")
     assert (tmp_path / "runs" / "s-mine.onnx").is_file()
     shell = re.findall(r"```bash\n(.*?)```", text, flags=re.S)[1].replace("\\\n", " ")
     quick = ["--set", "rounds=2", "--set", "kd_steps=2", "--quiet"]
