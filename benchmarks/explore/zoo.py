@@ -384,16 +384,25 @@ for _t, _s in {"resnet-bn": "resnet", "vgg-bn": "vgg"}.items():  # and with Batc
 # student fitted worst among 2 or 4 candidates per replayed image (`replay_candidates`, an option
 # since removed: docs/methods.md).
 
+
 # or is it what the synthetic images are? The teacher sees each synthesised image shifted by up to
 # 2 pixels (the CPU preset; the paper's CIFAR scripts: 4 of 32): images that must convince it from
 # more positions may carry less of what only this teacher answers to
-for _t, _s in _FASHION_BN.items():
-    for _shift in (3, 4):
-        CASES[f"aug-fashion-{_s}-shift{_shift}"] = Case(
-            _t, "fast", "5m", [f"source.args.shift={_shift}"],
-            f"the teacher sees each synthesised image shifted by up to {_shift} pixels",
-            "fashion-mnist",
-        )  # fmt: skip
+def _fast_fashion_bn(
+    teachers: dict[str, str], option: str, values: dict[str, object], name: str, question: str
+) -> None:
+    """Cases ``name.format(s=short, v=label)``: `fast` at five minutes on Fashion-MNIST
+    BatchNorm teachers (``name: short``), ``option`` set to each of ``values`` (``label:
+    value``); ``question`` is formatted with the value as ``x``."""
+    for t, short in teachers.items():
+        for label, x in values.items():
+            CASES[name.format(s=short, v=label)] = Case(
+                t, "fast", "5m", [f"{option}={x}"], question.format(x=x), "fashion-mnist"
+            )
+
+
+_fast_fashion_bn(_FASHION_BN, "source.args.shift", {"3": 3, "4": 4}, "aug-fashion-{s}-shift{v}",
+                 "the teacher sees each synthesised image shifted by up to {x} pixels")  # fmt: skip
 
 # issue 35: DFAD's default on MNIST-10k's `mlp` without statistics falls from 86.5 % at five
 # minutes to 68.4 at ten (results/zoo_distill_nostats_{5m,10m}.md); its Fashion-MNIST preset's
@@ -517,22 +526,28 @@ for _t, _s in [("vgg-bn", "vgg")]:
             "fashion-mnist",
         )  # fmt: skip
 
+
 # issue 35: procedural images teach 86.4 % of Fashion-MNIST `cnn-nobn` at five minutes and 87.3 at
 # twenty (a plateau; four classes rare among the teacher's labels). Its logits run into the
 # tens, so at T 4 most targets are nearly one-hot: does the criterion carry more of what the
 # teacher says about the rare classes (other temperatures, matching the logits themselves)?
-_CRIT = {
+def _procedural_nobn(prefix: str, what: str, variants: dict[str, list[str]]) -> None:
+    """Cases ``{prefix}-fashion-nobn-{variant}``: `procedural` on Fashion-MNIST `cnn-nobn`,
+    three minutes, no statistics file, with each variant's overrides."""
+    for v, overrides in variants.items():
+        CASES[f"{prefix}-fashion-nobn-{v}"] = Case(
+            "cnn-nobn", "procedural", "3m", overrides, f"procedural images, {what} {v}",
+            "fashion-mnist", no_stats=True,
+        )  # fmt: skip
+
+
+_procedural_nobn("pcrit", "criterion", {
     "base": [],
     "T1": ["distill_terms.kd_kl.T=1.0"],
     "T8": ["distill_terms.kd_kl.T=8.0"],
     "T16": ["distill_terms.kd_kl.T=16.0"],
     "l1": ["distill_terms.kd_kl.weight=0.0", "distill_terms.kd_l1.weight=1.0"],
-}
-for _v, _o in _CRIT.items():
-    CASES[f"pcrit-fashion-nobn-{_v}"] = Case(
-        "cnn-nobn", "procedural", "3m", _o, f"procedural images, criterion {_v}",
-        "fashion-mnist", no_stats=True,
-    )  # fmt: skip
+})  # fmt: skip
 
 # T 4 stays (T 1: 80.0, T 8: 84.3 against 86.2). The rare classes are rare in the images: nudge
 # each image a few signed-gradient steps toward a target class (the nearest one with room in a
@@ -540,26 +555,18 @@ for _v, _o in _CRIT.items():
 # procedural source while it was measured, `nudge_steps`; removed, docs/methods.md. The cases
 # need it to run again.)
 _NUDGE = {"s1": (1, 0.05), "s2": (2, 0.05), "s4": (4, 0.025), "s2x": (2, 0.1)}
-for _v, (_k, _size) in _NUDGE.items():
-    CASES[f"nudge-fashion-nobn-{_v}"] = Case(
-        "cnn-nobn", "procedural", "3m",
-        [f"source.args.nudge_steps={_k}", f"source.args.nudge_size={_size}"],
-        f"procedural images nudged {_k} steps of {_size} toward balanced targets",
-        "fashion-mnist", no_stats=True,
-    )  # fmt: skip
+_procedural_nobn("nudge", "nudged toward balanced targets (steps, size)", {
+    v: [f"source.args.nudge_steps={k}", f"source.args.nudge_size={size}"]
+    for v, (k, size) in _NUDGE.items()
+})  # fmt: skip
 
 # Nudging costs rounds and makes the images less like the data (recall 0.14 and 0.10 against
 # 0.16; 72.7 % at round 15 against 75.7 without). The programs, then: dead leaves alone give
 # the teacher's "bag" a smaller share than 1/f noise does (49 % against 67 %).
-_PROGRAMS = {
+_procedural_nobn("prog", "programs", {
     "leaves": ["source.args.programs=[leaves]"],
     "leaves1-6": ["source.args.programs=[leaves]", "source.args.leaves=[1, 6]"],
-}
-for _v, _o in _PROGRAMS.items():
-    CASES[f"prog-fashion-nobn-{_v}"] = Case(
-        "cnn-nobn", "procedural", "3m", _o, f"procedural images, programs {_v}",
-        "fashion-mnist", no_stats=True,
-    )  # fmt: skip
+})  # fmt: skip
 
 # The programs alone cover six classes of ten, the synthesising methods all ten but teach less
 # (cmi 80.5, deepinversion 80.9 against procedural 86.4 at five minutes). Replay batches half
@@ -579,13 +586,9 @@ for _m in ("cmi", "deepinversion", "fast", "nayer", "bn_stats"):
 # issue 34: the BatchNorm teachers' pools leave classes and modes out; procedural images alone
 # teach them little (43.8-52.2 % at three minutes, a class at 0). A share of them in `fast`'s
 # replays, beside the synthesised images, with the statistics matched as before?
-for _t, _s in [("vgg-bn", "vgg"), ("resnet-bn", "resnet")]:
-    for _share in (0.25, 0.5):
-        CASES[f"rmix-fashion-{_s}-fast-{int(_share * 100)}"] = Case(
-            _t, "fast", "5m", [f"source.args.replay_procedural={_share}"],
-            f"fast's replays {_share:.0%} fresh procedural images, BatchNorm teacher",
-            "fashion-mnist",
-        )  # fmt: skip
+_fast_fashion_bn({"vgg-bn": "vgg", "resnet-bn": "resnet"}, "source.args.replay_procedural",
+                 {"25": 0.25, "50": 0.5}, "rmix-fashion-{s}-fast-{v}",
+                 "fast's replays {x:.0%} fresh procedural images, BatchNorm teacher")  # fmt: skip
 
 # issue 35: `deepinversion`'s statistics-free form made 88.1 % of Fashion-MNIST `cnn-nobn` in its
 # committed twenty-minute cell (seed 0), 0.1 above the issue's line: a second seed.
