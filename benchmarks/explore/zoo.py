@@ -561,8 +561,8 @@ _procedural_nobn("nudge", "nudged toward balanced targets (steps, size)", {
 })  # fmt: skip
 
 # Nudging costs rounds and makes the images less like the data (recall 0.14 and 0.10 against
-# 0.16; 72.7 % at round 15 against 75.7 without). The programs, then: dead leaves alone give
-# the teacher's "bag" a smaller share than 1/f noise does (49 % against 67 %).
+# 0.16; 72.7 % at round 15 against 75.7 without). The programs, then: dead leaves alone, or
+# fewer of them, spread over more of the teacher's classes than 1/f noise?
 _procedural_nobn("prog", "programs", {
     "leaves": ["source.args.programs=[leaves]"],
     "leaves1-6": ["source.args.programs=[leaves]", "source.args.leaves=[1, 6]"],
@@ -571,14 +571,15 @@ _procedural_nobn("prog", "programs", {
 # The programs alone cover six classes of ten, the synthesising methods all ten but teach less
 # (cmi 80.5, deepinversion 80.9 against procedural 86.4 at five minutes). Replay batches half
 # from the pool, half fresh procedural images: coverage from the one, fidelity from the other?
-# (The pixel methods' statistics-free source is laid over `source.args`: their later cases set
-# the share there, once `deepinversion`'s form had 0.5 of its own.)
-_FREE = {"deepinversion": "statistics_free_source", "bn_stats": "statistics_free_source"}
+# (The pixel methods' statistics-free source is laid over `source.args`, so their share is
+# set there; the first `deepinversion` case ran with `source.args`, the same before its form had
+# a share of its own.)
+_AT = {"deepinversion": "statistics_free_source", "bn_stats": "statistics_free_source"}
 for _m in ("cmi", "deepinversion", "fast", "nayer", "bn_stats"):
     for _share in (0.5, 0.75):
-        _at = "source.args" if (_m, _share) == ("deepinversion", 0.5) else _FREE.get(_m)
+        _at = _AT.get(_m, "source.args")
         CASES[f"rmix-fashion-nobn-{_m}-{int(_share * 100)}"] = Case(
-            "cnn-nobn", _m, "5m", [f"{_at or 'source.args'}.replay_procedural={_share}"],
+            "cnn-nobn", _m, "5m", [f"{_at}.replay_procedural={_share}"],
             f"{_m}'s replays {_share:.0%} fresh procedural images", "fashion-mnist",
             no_stats=True,
         )  # fmt: skip
