@@ -35,11 +35,14 @@ TEACHERS = ["lenet5", "resnet-bn", "vgg-bn", "vgg-bn-ls"]
 DATASETS = ["mnist10k", "fashion-mnist"]
 #: name: the overrides that make the variant, over the method's preset
 VARIANTS: dict[str, list[str]] = {
-    "before": [],
+    # the preset in float32, as every run computed before ``fabric.precision: auto``
+    "before": ["fabric.precision=32-true"],
     # targets the teacher already leans to (no class over its share), the generator told each
     # image's target, and only images that hit it pooled
     "after": ["source.args.targets=balanced", "source.args.condition=2.0",
-              "source.args.admit=hit"],
+              "source.args.admit=hit", "fabric.precision=32-true"],
+    # the preset in bfloat16 mixed precision (what ``auto`` settles to on a CPU with AMX)
+    "bf16": ["fabric.precision=bf16-mixed"],
 }  # fmt: skip
 
 
@@ -81,7 +84,7 @@ def figures(m: dict) -> dict:
         "teacher_accuracy": m["teacher_accuracy"], "student_accuracy": m["student_accuracy"],
         "acc_last5": m["acc_last5"],
         "percent_of_teacher": 100 * m["student_accuracy"] / m["teacher_accuracy"],
-        "rounds": m["rounds"], "wall_s": m["wall_s"],
+        "rounds": m["rounds"], "wall_s": m["wall_s"], "precision": m["precision"].split(":")[0],
         **{k: m.get(k) for k in ("synth_hit_rate", "pool_coverage", "pool_balance",
                                  "synth_precision", "synth_recall", "pool_class_histogram",
                                  "synth_class_recall")},
@@ -104,7 +107,8 @@ def markdown(doc: dict) -> str:
         "classes with at least a quarter of a fair share of the pool (teacher's argmax); "
         "`precision`/`recall`: the pool's newest 1,000 images against the first 1,000 test "
         "images in the teacher's penultimate features (k-NN manifolds, k = 3); `worst class`: "
-        "the student's lowest accuracy on a class as a share of the teacher's on it. "
+        "the student's lowest accuracy on a class as a share of the teacher's on it; "
+        "`computed in`: the run's precision (rows from before the column: 32-true). "
         "Variants: "
         + "; ".join(f"`{k}` = {' '.join(v) or 'the preset'}" for k, v in VARIANTS.items())
         + ".",
@@ -112,8 +116,9 @@ def markdown(doc: dict) -> str:
     for ds, cells in doc["rows"].items():
         lines += [f"## {ds}", "",
                   "| teacher | method | variant | budget | seed | % of teacher | last5 % | hit "
-                  "| coverage | precision | recall | worst class (× teacher) | rounds | call s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "| coverage | precision | recall | worst class (× teacher) | rounds | call s "
+                  "| computed in |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for c in cells:
             lines.append(
                 f"| {c['teacher']} | {c['method']} | {c['variant']} | {c['time_budget']} "
@@ -121,7 +126,7 @@ def markdown(doc: dict) -> str:
                 f"| {_f(c['synth_hit_rate'])} | {_f(c['pool_coverage'])} "
                 f"| {_f(c['synth_precision'])} | {_f(c['synth_recall'])} "
                 f"| {c['worst_class']} ({c['worst_class_ratio']:.2f}) | {c['rounds']} "
-                f"| {c['call_s']:.0f} |"
+                f"| {c['call_s']:.0f} | {c.get('precision', '32-true')} |"
             )
         lines += ["", "Per class: student accuracy as a share of the teacher's on the class "
                   "(the pool's share of the class in brackets).", "",

@@ -115,6 +115,7 @@ def figures(m: dict) -> dict:
         "balance": m["class_balance"],
         "budget": m.get("budget"),
         "budget_s": m.get("budget", {}).get("budget_s"),
+        "precision": m["precision"].split(":")[0],
     }
 
 
@@ -201,19 +202,21 @@ def markdown(doc: dict, with_file: dict[str, list[dict]] | None = None) -> str:
         "labels), `balance` = its normalised entropy; `extras` = the preset's plug-ins and "
         "distillation-term options beyond weight and T, and the source options of the "
         "statistics-free form where the run took it (–: not recorded, a row from before the "
-        "column).",
+        "column); `precision` = what `fabric.precision: auto` settled to (rows from before it "
+        "ran in 32-true, the only default then).",
     )
     for ds, cells in doc["rows"].items():
         lines += [f"## {ds}", "", *summary(cells), "", *pivot(cells), "",
                   "| teacher | method | budget | teacher acc | student acc | % of teacher "
-                  "| last5 | call s | rounds | coverage | balance | stats | extras | threads |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "| last5 | call s | rounds | coverage | balance | stats | extras | precision "
+                  "| threads |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for c in cells:
             if "note" in c:
                 lines.append(
                     f"| {c['teacher']} | {c['method']} | {c['time_budget']} | – | – "
                     f"| 0 | – | {c['call_s']:.0f} | 0 | – | – | – | {extras(c)} "
-                    f"| {c['threads']} |"
+                    f"| {c.get('precision', '32-true')} | {c['threads']} |"
                 )
                 continue
             lines.append(
@@ -222,7 +225,7 @@ def markdown(doc: dict, with_file: dict[str, list[dict]] | None = None) -> str:
                 f"| {c['percent_of_teacher']:.1f} | {pct(c['acc_last5'])} "
                 f"| {c['call_s']:.0f} | {c['rounds']} | {c['coverage']:.2f} "
                 f"| {c['balance']:.3f} | {'yes' if c['stats_file'] else 'no'} | {extras(c)} "
-                f"| {c['threads']} |"
+                f"| {c.get('precision', '32-true')} | {c['threads']} |"
             )
         lines.append("")
         cost = stats_cost(cells, (with_file or {}).get(ds, []))

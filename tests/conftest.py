@@ -15,6 +15,16 @@ from dfkd.sources import SourceEnv
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(autouse=True)
+def float32_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``fabric.precision: auto`` settles to float32 in every test, as on a CPU without bfloat16
+    matrix units: the suite computes the same on every machine (bfloat16 is tested by name,
+    tests/test_precision.py, and the rule itself in tests/test_speed_options.py)."""
+    from dfkd.engine import speed
+
+    monkeypatch.setattr(speed, "bf16_matrix_units", lambda: False)
+
+
 @pytest.fixture(scope="session")
 def digits() -> dfkd.Data:
     return dfkd.load_dataset("digits")

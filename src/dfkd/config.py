@@ -71,12 +71,16 @@ class FabricConfig:
     machines; ``strategy: ddp_spawn`` starts the processes itself, ``strategy: ddp`` is for
     processes started by ``torchrun`` or ``fabric run`` (one per device, on every node).
     ``timeout_s``: how long a DDP process waits for the others (to meet, or in a collective)
-    before it fails (``null``: PyTorch's default, 30 minutes)."""
+    before it fails (``null``: PyTorch's default, 30 minutes). ``precision``: Fabric's
+    (``32-true``, ``bf16-mixed``, ...), or ``auto`` (the default): ``bf16-mixed`` on a CPU that
+    multiplies bfloat16 in hardware (AMX), ``32-true`` elsewhere
+    (:func:`dfkd.engine.speed.auto_precision`; the run's ``metrics["precision"]`` says which
+    and why)."""
 
     accelerator: str = "auto"
     devices: int = 1
     num_nodes: int = 1
-    precision: str = "32-true"
+    precision: str = "auto"
     strategy: str = "auto"
     timeout_s: float | None = None
 

@@ -44,6 +44,8 @@ class RunParts:
     statistics: dict[str, str] | None = None
     #: how the networks run (compiled, channels-last) and why, in one line (set by the loop)
     speed: str = ""
+    #: the precision the run computes in and why, in one line (``fabric.precision`` settled)
+    precision: str = ""
 
     @property
     def statistics_free_form(self) -> bool:

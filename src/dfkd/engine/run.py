@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import FabricConfig, RunConfig, safe_load
+from ..config import FabricConfig, RunConfig, SpeedConfig, safe_load
 from ..data import Data, InputMap
 from ..errors import ConfigError, DfkdError
 from ..io.cards import tensor_state
@@ -40,7 +40,7 @@ from .parts import RunParts, assemble, run_config
 from .probe import SynthesisProbe
 from .replicas import replicas_identical
 from .report import CHECKPOINT, FinishHook, Reporter
-from .speed import settle_speed, speed_up
+from .speed import settle_precision, settle_speed, speed_up
 from .state import RunState
 
 
@@ -92,7 +92,8 @@ def run(
     spaces = Spaces(data, model_data if model_data is not None else data)
     parts = assemble(cfg, teacher, student, spaces.model)  # every check before any output
     cfg = run_config(cfg, parts)
-    fabric_kw = fabric_args(cfg.fabric)
+    fabric_cfg, parts.precision = settle_precision(cfg.fabric)
+    fabric_kw = fabric_args(fabric_cfg)
     saved = saved_state(cfg, out_dir) if out_dir is not None and resume else None
     loggers = make_loggers(cfg.logger, out_dir, saved["step"] if saved is not None else None)
     fabric = Fabric(**fabric_kw, loggers=loggers)
@@ -181,16 +182,19 @@ def _worker(
     """One process: size a budgeted run, set the parts up on its device, restore or start,
     loop, report, and leave its result in ``handoff``."""
     budget = None
+    # settled from the budget the run was given (the sized config has none left)
+    speed, parts.speed = settle_speed(cfg.speed, teacher, spaces.model.input_shape,
+                                      fabric.device.type, cfg.time_budget)  # fmt: skip
     if cfg.time_budget is not None and saved is None:
         seed_all(cfg.seed)
 
         def trial() -> Loop:  # copies: the run's own parts and student stay untouched
             return build_loop(fabric, cfg, copy.deepcopy(parts), teacher,
-                              copy.deepcopy(student), spaces, None)  # fmt: skip
+                              copy.deepcopy(student), spaces, None, speed)  # fmt: skip
 
         cfg, budget = size_run(cfg, trial, fabric, out_dir is not None, started)
     seed_all(cfg.seed)
-    loop = build_loop(fabric, cfg, parts, teacher, student, spaces, out_dir)
+    loop = build_loop(fabric, cfg, parts, teacher, student, spaces, out_dir, speed)
     if budget is not None:
         loop.pacer = Pacer.of(budget, started)
     if saved is not None:
@@ -204,6 +208,7 @@ def _worker(
     if loop.parts.statistics is not None:
         metrics["statistics"] = loop.parts.statistics
     metrics["speed"] = loop.parts.speed
+    metrics["precision"] = loop.parts.precision
     if budget is not None:
         metrics["budget"] = {
             **budget,
@@ -234,14 +239,12 @@ def close_group(fabric: Any) -> None:
 
 def build_loop(
     fabric: Any, cfg: RunConfig, parts: RunParts, teacher: nn.Module, student: nn.Module,
-    spaces: Spaces, out_dir: Path | None,
+    spaces: Spaces, out_dir: Path | None, speed: SpeedConfig,
 ) -> Loop:  # fmt: skip
     """The parts on this process's device, in the order that fixes the run's randomness:
     adapters, plug-ins (their parameters join the student's optimiser), the student, the
-    source."""
+    source; the teacher and the student run as ``speed`` (settled) says."""
     data, to_model = spaces.source, InputMap(spaces.source, spaces.model)
-    speed, parts.speed = settle_speed(cfg.speed, teacher, spaces.model.input_shape,
-                                      fabric.device.type, cfg.time_budget)  # fmt: skip
     teacher = speed_up(fabric.to_device(freeze(teacher)), speed)
     if parts.pairs is not None:
         parts.pairs.reset_parameters()  # initialised from the run's seed

@@ -1,5 +1,6 @@
-"""How the teacher and the student run (memory format, compilation): the run's ``speed`` config,
-with ``auto`` settled from what was measured on CPUs (``benchmarks/results/speed_options.md``)."""
+"""How the teacher and the student run (memory format, compilation, precision): the run's
+``speed`` config and ``fabric.precision``, with ``auto`` settled from what was measured on CPUs
+(``benchmarks/results/speed_options.md``, docs/results.md "bfloat16 on a CPU")."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import shutil
 import torch
 from torch import nn
 
-from ..config import SpeedConfig, parse_duration
+from ..config import FabricConfig, SpeedConfig, parse_duration
 from ..models.cost import multiply_adds
 
 #: ``auto`` compiles a teacher of at least this many multiply-adds per image (the zoo's ResNet
@@ -52,9 +53,44 @@ def settle_speed(
 
 def speed_up(model: nn.Module, speed: SpeedConfig) -> nn.Module:
     """``model`` itself, in channels-last memory format and/or compiled in place (its
-    parameters, state-dict keys and hooks unchanged)."""
+    parameters, state-dict keys and hooks unchanged); a model compiled already (the teacher of
+    a budgeted run, by its calibration) is not compiled again."""
     if speed.channels_last is True:
         model.to(memory_format=torch.channels_last)
-    if speed.compile is True:
+    if speed.compile is True and getattr(model, "_compiled_call_impl", None) is None:
         model.compile(backend=speed.compile_backend, mode=speed.compile_mode)
     return model
+
+
+def bf16_matrix_units() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX with AVX-512 BF16),
+    as PyTorch's own dispatch sees it; ``False`` where this PyTorch cannot tell."""
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return all(bool(getattr(torch.cpu, p, lambda: False)()) for p in probes)
+
+
+def auto_precision(device: str, bf16_units: bool) -> tuple[str, str]:
+    """The precision ``auto`` runs in, and why, in one line."""
+    if device != "cpu":
+        return "32-true", f"32-true: bfloat16 measured on CPUs only (this run: {device})"
+    if not bf16_units:
+        return "32-true", "32-true: this CPU has no bfloat16 matrix units (AMX)"
+    return "bf16-mixed", "bf16-mixed: this CPU multiplies bfloat16 in hardware (AMX; " \
+        "the zoo's VGG ran 2.4x the rounds)"  # fmt: skip
+
+
+def settle_precision(fabric: FabricConfig) -> tuple[FabricConfig, str]:
+    """``fabric`` with ``precision: auto`` settled for the device it will run on, and why."""
+    if fabric.precision != "auto":
+        return fabric, f"{fabric.precision}: as configured"
+    precision, why = auto_precision(fabric_device(fabric.accelerator), bf16_matrix_units())
+    return dataclasses.replace(fabric, precision=precision), why
+
+
+def fabric_device(accelerator: str) -> str:
+    """The device type Fabric will pick for ``accelerator`` (``auto``: a GPU if there is one)."""
+    if accelerator != "auto":
+        return "cuda" if accelerator == "gpu" else accelerator
+    if torch.cuda.is_available():
+        return "cuda"
+    return "mps" if torch.backends.mps.is_available() else "cpu"
