@@ -43,6 +43,9 @@ VARIANTS: dict[str, list[str]] = {
               "source.args.admit=hit", "fabric.precision=32-true"],
     # the preset in bfloat16 mixed precision (what ``auto`` settles to on a CPU with AMX)
     "bf16": ["fabric.precision=bf16-mixed"],
+    # the controls of ``after`` in bfloat16: do they pay once a run has twice the rounds?
+    "after-bf16": ["source.args.targets=balanced", "source.args.condition=2.0",
+                   "source.args.admit=hit", "fabric.precision=bf16-mixed"],
 }  # fmt: skip
 
 
