@@ -601,8 +601,7 @@ CASES["seed-fashion-nobn-di-20m-s1"] = Case(
 
 # issue 34: on Fashion-MNIST's BatchNorm teachers the budget buys few rounds (vgg-bn: 23 in five
 # minutes, 77 in twenty) and the student gains with every one (41.6 -> 67.7 -> 80.6 % at 5/10/20
-# minutes). This CPU has AMX: in bfloat16 the VGG's forward takes a quarter of its float32 time
-# and forward-backward a third (channels-last, one thread, batch 256). Mixed precision, then?
+# minutes). This CPU multiplies bfloat16 in hardware (AMX): mixed precision, then?
 _fast_fashion_bn({**_FASHION_BN, "lenet5": "lenet5"}, "fabric.precision", {"bf16": "bf16-mixed"},
                  "bf16-fashion-{s}-fast", "fast in {x} precision (CPU autocast)")  # fmt: skip
 

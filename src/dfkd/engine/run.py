@@ -185,6 +185,7 @@ def _worker(
     # settled from the budget the run was given (the sized config has none left)
     speed, parts.speed = settle_speed(cfg.speed, teacher, spaces.model.input_shape,
                                       fabric.device.type, cfg.time_budget)  # fmt: skip
+    teacher = speed_up(fabric.to_device(freeze(teacher)), speed)  # once: the trial shares it
     if cfg.time_budget is not None and saved is None:
         seed_all(cfg.seed)
 
@@ -243,9 +244,9 @@ def build_loop(
 ) -> Loop:  # fmt: skip
     """The parts on this process's device, in the order that fixes the run's randomness:
     adapters, plug-ins (their parameters join the student's optimiser), the student, the
-    source; the teacher and the student run as ``speed`` (settled) says."""
+    source, around ``teacher`` (frozen, on the device, sped up); the student runs as ``speed``
+    (settled) says."""
     data, to_model = spaces.source, InputMap(spaces.source, spaces.model)
-    teacher = speed_up(fabric.to_device(freeze(teacher)), speed)
     if parts.pairs is not None:
         parts.pairs.reset_parameters()  # initialised from the run's seed
         parts.pairs.to(fabric.device)

@@ -1,6 +1,6 @@
 """How the teacher and the student run (memory format, compilation, precision): the run's
 ``speed`` config and ``fabric.precision``, with ``auto`` settled from what was measured on CPUs
-(``benchmarks/results/speed_options.md``, docs/results.md "bfloat16 on a CPU")."""
+(``benchmarks/results/speed_options.md``; benchmarks/README.md, "bfloat16 on a CPU")."""
 
 from __future__ import annotations
 
@@ -53,11 +53,10 @@ def settle_speed(
 
 def speed_up(model: nn.Module, speed: SpeedConfig) -> nn.Module:
     """``model`` itself, in channels-last memory format and/or compiled in place (its
-    parameters, state-dict keys and hooks unchanged); a model compiled already (the teacher of
-    a budgeted run, by its calibration) is not compiled again."""
+    parameters, state-dict keys and hooks unchanged)."""
     if speed.channels_last is True:
         model.to(memory_format=torch.channels_last)
-    if speed.compile is True and getattr(model, "_compiled_call_impl", None) is None:
+    if speed.compile is True:
         model.compile(backend=speed.compile_backend, mode=speed.compile_mode)
     return model
 
