@@ -46,6 +46,8 @@ VARIANTS: dict[str, list[str]] = {
     # the controls of ``after`` in bfloat16: do they pay once a run has twice the rounds?
     "after-bf16": ["source.args.targets=balanced", "source.args.condition=2.0",
                    "source.args.admit=hit", "fabric.precision=bf16-mixed"],
+    # the student replays pooled images blended in pairs and labelled by the teacher on the blend
+    "mixup": ["source.args.replay_mix=mixup", "fabric.precision=bf16-mixed"],
 }  # fmt: skip
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dfkd.data.augment import random_flip, random_shift
+from dfkd.data.augment import mix_pairs, random_flip, random_shift
 
 
 def naive_shift(x: torch.Tensor, d: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
@@ -42,3 +42,29 @@ def test_random_shift_zero_is_identity_and_flip_mirrors() -> None:
     assert random_shift(x, 0, torch.zeros(1, 2, 1, 1), torch.Generator()) is x
     flipped = random_flip(x, torch.Generator().manual_seed(0), p=1.0)
     torch.testing.assert_close(flipped, x.flip(3))
+
+
+def naive_mixup(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """Image by image: the pairing, then the shares, drawn as documented."""
+    gen = torch.Generator().manual_seed(seed)
+    b = len(x)
+    perm, lam = torch.randperm(b, generator=gen), torch.rand(b, generator=gen)
+    return torch.stack([lam[k] * x[k] + (1 - lam[k]) * x[perm[k]] for k in range(b)])
+
+
+@pytest.mark.parametrize("shape", [(6, 1, 7, 7), (4, 3, 5, 8), (5, 9)])
+def test_mixup_matches_naive(shape: tuple[int, ...]) -> None:
+    x = torch.randn(*shape)
+    torch.testing.assert_close(mix_pairs(x, "mixup", torch.Generator().manual_seed(3)),
+                               naive_mixup(x, 3))  # fmt: skip
+
+
+def test_mixup_blends_within_a_pair_and_none_is_the_identity() -> None:
+    x = torch.arange(8.0).view(8, 1, 1, 1).expand(8, 1, 12, 12).contiguous()  # one value each
+    blend = mix_pairs(x, "mixup", torch.Generator().manual_seed(0))
+    assert (blend.amin((1, 2, 3)) == blend.amax((1, 2, 3))).all()  # a blend of two constants
+    assert not torch.equal(blend, x)
+    assert ((blend >= 0) & (blend <= 7)).all()
+    assert mix_pairs(x, "none", torch.Generator()) is x
+    with pytest.raises(ValueError, match="mix kind must be one of"):
+        mix_pairs(x, "cutmix", torch.Generator())

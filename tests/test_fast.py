@@ -184,3 +184,50 @@ def test_cifar_defaults_run_a_round_on_cifar_shaped_images(method: str, tmp_path
              "source.args.synth_batch_size=20", "eval_every=1", "checkpoint_every=1"]  # fmt: skip
     m = dfkd.distill(tmp_path / "t", "lenet5_half", method, data, overrides=small, progress=False)
     assert m["completed"] and m["steps"] == 2 and cfg.source.args["model"] == "dafl_generator"
+
+
+def test_stat_memory_averages_each_rounds_last_statistics_over_rounds() -> None:
+    """The memory takes the first round's last batch statistics as they are, then averages
+    each round's last ones in with ``momentum``; a round's earlier steps do not count."""
+    from dfkd.engine.objective import StatMemory, stat_memory
+    from dfkd.losses.terms import StepContext
+
+    def ctx(value: float) -> StepContext:
+        s = (torch.full((2,), value), torch.full((2,), 2 * value))
+        taps = {"bn": {"b": s}, "bn_refs": {"b": (torch.zeros(2), torch.ones(2))}}
+        return StepContext("synth", torch.zeros(1, 1), torch.zeros(1, 3), taps=taps)
+
+    memory = StatMemory(0.9)
+    memory.commit()  # nothing observed: nothing to keep
+    assert memory.context() == {"stat_memory": None}
+    memory.observe(ctx(5.0))
+    memory.observe(ctx(1.0))
+    memory.commit()
+    assert torch.equal(memory.stats[0][0], torch.full((2,), 1.0))
+    memory.observe(ctx(11.0))
+    memory.commit()
+    assert torch.allclose(memory.stats[0][0], torch.full((2,), 0.9 * 1 + 0.1 * 11))
+    assert torch.allclose(memory.stats[0][1], torch.full((2,), 0.9 * 2 + 0.1 * 22))
+    twin = StatMemory(0.9)
+    twin.load_state_dict(memory.state_dict())
+    assert torch.equal(twin.stats[0][1], memory.stats[0][1])
+    terms = dfkd.engine.objective.bind_terms({"stat_match": {"momentum": 0.9}}, "synth")
+    assert stat_memory(terms).momentum == 0.9
+    assert stat_memory(dfkd.engine.objective.bind_terms({"stat_match": {}}, "synth")) is None
+
+
+def test_statistics_momentum_resumes_bit_exactly(teacher_dir: Path, tmp_path: Path) -> None:
+    overrides = ["rounds=4", "warmup_rounds=1", "eval_every=4", "checkpoint_every=4",
+                 "synth_terms.stat_match.momentum=0.9"]  # fmt: skip
+    kw = dict(student="lenet5_half", method="fast", dataset="digits", progress=False,
+              overrides=overrides)  # fmt: skip
+    dfkd.distill(teacher_dir, out=tmp_path / "a", **kw)
+    dfkd.distill(teacher_dir, out=tmp_path / "b", stop_after_rounds=2, **kw)
+    dfkd.distill(teacher_dir, out=tmp_path / "b", resume=True, **kw)
+    wa = load_file(tmp_path / "a" / "student.safetensors")
+    wb = load_file(tmp_path / "b" / "student.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    plain = [o for o in overrides if "momentum" not in o]
+    dfkd.distill(teacher_dir, out=tmp_path / "d", **{**kw, "overrides": plain})
+    wd = load_file(tmp_path / "d" / "student.safetensors")
+    assert not all(torch.equal(wa[k], wd[k]) for k in wa)  # the memory changes the run

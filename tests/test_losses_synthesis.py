@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dfkd.losses import StepContext
-from dfkd.losses.bn import bn_stat_distance, bn_stat_loss, channel_stats
+from dfkd.losses.bn import blend_stats, bn_stat_distance, bn_stat_loss, channel_stats
 from dfkd.losses.generator import (
     activation_loss,
     adversarial_loss,
@@ -227,3 +227,29 @@ def test_stat_match_auto_is_kl_on_a_statistics_file_and_l2_on_batchnorm() -> Non
     bn_ctx = StepContext("synth", out, torch.zeros(8, 10), taps=bn)
     l2 = (torch.linalg.vector_norm(m) + torch.linalg.vector_norm(v - 1)).item()
     assert stat_match_term(bn_ctx, kind="auto").item() == pytest.approx(l2, rel=1e-5)
+
+
+def test_stat_match_momentum_matches_the_blend_of_batch_and_memory() -> None:
+    """``momentum``: the term compares ``(1 − m)·batch + m·memory`` with the references, layer
+    by layer (a naive transcription of the authors' hook); without a memory, the batch alone."""
+    g = torch.Generator().manual_seed(1)
+    batch = {p: (torch.randn(4, generator=g), torch.rand(4, generator=g)) for p in "ab"}
+    refs = {p: (torch.randn(4, generator=g), torch.rand(4, generator=g)) for p in "ab"}
+    memory = [(torch.randn(4, generator=g), torch.rand(4, generator=g)) for _ in "ab"]
+    taps = {"bn": batch, "bn_refs": refs}
+    naive = 0.0
+    for (m, v), (hm, hv), (rm, rv) in zip(batch.values(), memory, refs.values()):
+        naive += (torch.linalg.vector_norm(rv - (0.1 * v + 0.9 * hv))
+                  + torch.linalg.vector_norm(rm - (0.1 * m + 0.9 * hm))).item()  # fmt: skip
+    ctx = StepContext("synth", torch.zeros(2, 1), torch.zeros(2, 3),
+                      taps={**taps, "stat_memory": memory})  # fmt: skip
+    assert stat_match_term(ctx, momentum=0.9).item() == pytest.approx(naive, rel=1e-5)
+    alone = StepContext("synth", torch.zeros(2, 1), torch.zeros(2, 3),
+                        taps={**taps, "stat_memory": None})  # fmt: skip
+    plain = StepContext("synth", torch.zeros(2, 1), torch.zeros(2, 3), taps=taps)
+    assert stat_match_term(alone, momentum=0.9).item() == pytest.approx(
+        stat_match_term(plain).item()
+    )
+    assert stat_match_term(ctx, momentum=0.0).item() == pytest.approx(stat_match_term(plain).item())
+    with pytest.raises(ValueError, match="in memory"):
+        blend_stats(list(batch.values()), memory[:1], 0.9)

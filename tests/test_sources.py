@@ -165,6 +165,30 @@ def test_replay_procedural_mixes_fresh_program_images_into_replays(
     assert PixelInversion(bank=64, replay_procedural=0.5).pool_options.replay_procedural == 0.5
 
 
+def test_replay_mix_mixes_pooled_images_in_pairs(env: SourceEnv) -> None:
+    """``replay_mix``: each replayed image is a blend of two pooled ones; the bank keeps the
+    images as they were, and the teacher labels what is replayed."""
+    src = PixelInversion(bank=64, replay_shift=0, replay_mix="mixup")
+    src.setup(env)
+    src.pool.bank.add(torch.arange(16.0).view(16, 1, 1, 1).expand(16, 1, 8, 8).contiguous())
+    batch = src.sample(16)
+    assert batch.teacher_logits is None
+    flat = batch.x.flatten(1)
+    assert (flat.amin(1) == flat.amax(1)).all()  # each a blend of two constant images
+    assert not torch.equal(flat[:, 0].sort().values, torch.arange(16.0))  # not just a draw
+    assert torch.equal(src.pool.bank.data[:16, 0, 0, 0], torch.arange(16.0))
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"bank": 64, "replay_mix": "cutmix"}, "replay_mix must be one of"),
+    ({"bank": 64, "replay_mix": "mixup", "replay_targets": "cached"}, "needs replay_targets"),
+    ({"bank": 0, "replay_mix": "mixup"}, "replay_\\* and admit apply"),
+])  # fmt: skip
+def test_replay_mix_is_checked(options: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        dfkd.sources.build_source("generator", options)
+
+
 @pytest.mark.parametrize("share", [-0.1, 1.0])
 def test_replay_procedural_is_a_share_below_one(share: float) -> None:
     with pytest.raises(ConfigError, match="replay_procedural must be in \\[0, 1\\)"):

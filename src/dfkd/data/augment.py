@@ -67,3 +67,22 @@ def random_resized_crop(
     theta = theta.to(x.device, x.dtype, non_blocking=True)
     grid = F.affine_grid(theta, [b, x.shape[1], h, w], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+#: how replayed images are mixed in pairs: not at all, or blended (mixup)
+MIXES = ("none", "mixup")
+
+
+def mix_pairs(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
+    """Each image blended with another of the batch (a random pairing) with a share
+    ``λ ~ U(0, 1)`` (Beta(1, 1)) of its own per image (``"mixup"``); ``"none"`` returns ``x``.
+    Only the images change: what they are taught is the teacher's answer on the blend."""
+    if kind == "none" or len(x) < 2:
+        return x
+    if kind != "mixup":
+        raise ValueError(f"mix kind must be one of {MIXES}, got {kind!r}")
+    b = len(x)
+    other = x[torch.randperm(b, generator=gen).to(x.device, non_blocking=True)]
+    lam = torch.rand(b, generator=gen).to(x.device, x.dtype, non_blocking=True)
+    lam = lam.view(b, *[1] * (x.ndim - 1))
+    return lam * x + (1 - lam) * other

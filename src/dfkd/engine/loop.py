@@ -157,8 +157,10 @@ class Loop:
             if with_student:
                 with frozen(self.student_module):
                     s_logits = self.student_module(x)
+        memory = self.state.stat_memory
+        seen = {**(taps.as_context() if taps else {}), **(memory.context() if memory else {})}
         ctx = StepContext("synth", batch.x, t_logits, s_logits, batch.labels, batch.weight,
-                          taps=taps.as_context() if taps else {}, extras=batch.extras)  # fmt: skip
+                          taps=seen, extras=batch.extras)  # fmt: skip
         extra = {**self.parts.plugins.synth_terms(ctx), **self.parts.source.synth_terms(ctx)}
         loss, values = weighted_sum(terms, ctx, extra)
         if self.warming_up and not (terms or extra):  # known without reading a tensor
@@ -168,6 +170,8 @@ class Loop:
             )
         self.parts.source.update(loss)
         self.meter.add({**values, "loss": loss}, "synth/")
+        if memory is not None:
+            memory.observe(ctx)
 
     def _with_teacher(self, batch: Batch) -> Batch:
         """``batch`` with the teacher's logits (no gradient; detached inputs)."""
@@ -253,6 +257,8 @@ class Loop:
     def end_round(self, stopping: bool = False) -> dict[str, str]:
         """Log the round; evaluate and checkpoint when due. Returns the progress-bar fields."""
         r, st = self.state.round, self.state
+        if st.stat_memory is not None:
+            st.stat_memory.commit()
         logs = {**self.parts.source.round_end(r),
                 **self.parts.plugins.round_end({"round": r, "step": st.step})}  # fmt: skip
         st.last_terms = self.meter.means()

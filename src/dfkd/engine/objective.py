@@ -13,6 +13,7 @@ from torch import nn
 
 from ..config import checked_args
 from ..errors import ConfigError
+from ..losses.synth_terms import matched_statistics
 from ..losses.terms import TERMS, StepContext
 from ..teachers.stats import TeacherStats
 from ..teachers.taps import Taps, contrast_layers, last_linear
@@ -93,6 +94,56 @@ class TermMeter:
         out = {k: s / self.counts[k] for k, s in zip(self.sums, host, strict=True)}
         self.sums, self.counts = {}, {}
         return out
+
+
+class StatMemory:
+    """What a run has synthesised, in the statistics its matching term compares: each layer's
+    ``(mean, var)`` averaged over rounds with ``momentum`` (the last synthesis step of each
+    round counts), which the term reads as ``ctx.taps["stat_memory"]`` (``stat_match``'s
+    ``momentum``; Fast-DFKD's and NAYER's ``bn_mmt``). Part of the run state."""
+
+    def __init__(self, momentum: float) -> None:
+        self.momentum = momentum
+        self.stats: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._last: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def context(self) -> dict[str, Any]:
+        """What the terms see of it."""
+        return {"stat_memory": self.stats}
+
+    def observe(self, ctx: StepContext) -> None:
+        """Note a synthesis step's batch statistics (the round's last one is committed)."""
+        self._last = [(m.detach(), v.detach()) for m, v in matched_statistics(ctx)[0]]
+
+    def commit(self) -> None:
+        """At a round's end: fold the round's last batch statistics into the memory."""
+        last, self._last = self._last, None
+        if last is None:
+            return
+        if self.stats is None:
+            self.stats = last
+            return
+        m = self.momentum
+        self.stats = [(m * hm + (1 - m) * lm, m * hv + (1 - m) * lv)
+                      for (hm, hv), (lm, lv) in zip(self.stats, last, strict=True)]  # fmt: skip
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.stats is None:
+            return {}
+        return {"mean": [m.cpu() for m, _ in self.stats], "var": [v.cpu() for _, v in self.stats]}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device | str = "cpu") -> None:
+        self.stats = None
+        if state:
+            self.stats = [(m.to(device), v.to(device))
+                          for m, v in zip(state["mean"], state["var"], strict=True)]  # fmt: skip
+
+
+def stat_memory(terms: list[BoundTerm]) -> StatMemory | None:
+    """The memory the run's statistics term blends with (``None`` when none does)."""
+    momentum = max((float(t.kwargs.get("momentum", 0.0)) for t in terms
+                    if t.name == "stat_match"), default=0.0)  # fmt: skip
+    return StatMemory(momentum) if momentum > 0 else None
 
 
 TEACHER_NEEDS = (

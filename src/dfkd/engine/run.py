@@ -35,6 +35,7 @@ from .handoff import hand_back, handoff_folder, take_back
 from .invert import inverted_probes
 from .loggers import finalize, make_loggers
 from .loop import Loop
+from .objective import stat_memory
 from .optim import make_optimizer
 from .parts import RunParts, assemble, run_config
 from .probe import SynthesisProbe
@@ -265,7 +266,8 @@ def build_loop(
     wrapped, optimizer = fabric.setup(speed_up(student, speed), make_optimizer(cfg, params))
     parts.source.setup(env)
     counts = torch.zeros(data.num_classes, dtype=torch.long, device=fabric.device)
-    state = RunState(student, optimizer, parts.source, parts.plugins, parts.pairs, counts)
+    state = RunState(student, optimizer, parts.source, parts.plugins, parts.pairs, counts,
+                     stat_memory=stat_memory(parts.synth_terms))  # fmt: skip
     report = Reporter.build(cfg, spaces.model, fabric, teacher, parts.domains, out_dir, data)
     deployed = parts.plugins.deployed(student)
     probe = (SynthesisProbe.build(teacher, spaces.model, to_model, fabric.device)

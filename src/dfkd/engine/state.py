@@ -11,6 +11,7 @@ from torch import nn
 
 from ..plugins import PluginSet
 from ..sources import Source
+from .objective import StatMemory
 
 
 @dataclass
@@ -35,6 +36,8 @@ class RunState:
     last_terms: dict[str, float] = field(default_factory=dict)
     #: per evaluation, what the source's pool holds (class histogram, per-class recall)
     synthesis: list[dict[str, Any]] = field(default_factory=list)
+    #: the statistics of what was synthesised, when the statistics term blends with them
+    stat_memory: StatMemory | None = None
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +54,7 @@ class RunState:
             "pairs": self.pairs.state_dict() if self.pairs is not None else {},
             "class_counts": self.class_counts.cpu(),
             "rng": torch.get_rng_state(),
+            **({"stat_memory": self.stat_memory.state_dict()} if self.stat_memory else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -67,3 +71,5 @@ class RunState:
         self.last_terms = state["last_terms"]
         self.synthesis = state.get("synthesis", [])  # absent in earlier checkpoints
         self.class_counts = state["class_counts"].to(self.class_counts.device)
+        if self.stat_memory is not None:
+            self.stat_memory.load_state_dict(state.get("stat_memory", {}), self.class_counts.device)

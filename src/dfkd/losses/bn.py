@@ -48,6 +48,24 @@ def bn_stat_loss(
     return total
 
 
+def blend_stats(
+    stats: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    memory: Sequence[tuple[torch.Tensor, torch.Tensor]] | None,
+    momentum: float,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's batch ``(mean, var)`` blended with the run's memory of earlier batches,
+    ``(1 − momentum)·batch + momentum·memory`` (the batch as it is without a memory), so that
+    a matching term asks a batch to move the statistics of everything synthesised so far
+    toward the references, not to match them alone (Fast-DFKD's and NAYER's ``bn_mmt``)."""
+    if not memory or momentum == 0.0:
+        return list(stats)
+    if len(memory) != len(stats):
+        raise ValueError(f"blend_stats: {len(stats)} batch statistics for {len(memory)} in memory")
+    m = momentum
+    return [((1 - m) * mu + m * hm, (1 - m) * v + m * hv)
+            for (mu, v), (hm, hv) in zip(stats, memory)]  # fmt: skip
+
+
 def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and biased variance of ``B×C×…`` activations (what BatchNorm normalises
     with in training mode), in float32 also for half-precision activations (autocast)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import DfkdError
-from .bn import bn_stat_loss, channel_stats
+from .bn import blend_stats, bn_stat_loss, channel_stats
 from .generator import (
     activation_loss,
     adversarial_loss,
@@ -142,11 +142,34 @@ def spectral_stats_term(ctx: StepContext) -> torch.Tensor:
     return sum(spectral_stat_loss(outs[n], stats.spectrum[n]) for n in layers)  # type: ignore[return-value]
 
 
+def matched_statistics(
+    ctx: StepContext,
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[tuple[torch.Tensor, torch.Tensor]]]:
+    """What statistical feature matching compares: the batch's channel statistics at the
+    statistics file's layers and the file's (when the run has one), else at the teacher's
+    BatchNorm layers and their running statistics."""
+    stats = ctx.taps.get("stats")
+    if stats is not None:
+        outs = ctx.taps["outputs"]
+        batch = [channel_stats(outs[n]) for n in stats.layers]
+        refs = [(stats.mean[n].to(ctx.x.device), stats.var[n].to(ctx.x.device))
+                for n in stats.layers]  # fmt: skip
+        return batch, refs
+    bn, refs = ctx.taps.get("bn"), ctx.taps.get("bn_refs")
+    if not bn:
+        raise DfkdError(
+            "term 'stat_match' needs a teacher with BatchNorm layers or a statistics file "
+            "(dfkd stats collect)"
+        )
+    return list(bn.values()), list(refs.values())
+
+
 @register_term("stat_match", phase="synth", needs=("teacher_stats",))
 def stat_match_term(
     ctx: StepContext,
     first_multiplier: float = 1.0,
     kind: str = "auto",
+    momentum: float = 0.0,
 ) -> torch.Tensor:
     """Statistical feature matching: the statistics file's layers when the run has one, else the
     teacher's BatchNorm running statistics (``first_multiplier`` as for ``bn_stats``).
@@ -157,13 +180,16 @@ def stat_match_term(
     and L2 on BatchNorm running statistics, where the presets' weights were measured (the
     default; ``benchmarks/explore/zoo.jsonl``, cases ``*-kl``). On a teacher with neither, a
     run leaves the term out (:func:`dfkd.engine.parts.statistics_form`).
+
+    ``momentum``: match the batch's statistics blended with the run's memory of earlier
+    rounds (``ctx.taps["stat_memory"]``, :func:`~dfkd.losses.bn.blend_stats`; the authors'
+    ``bn_mmt`` of Fast-DFKD and NAYER, 0.9 in their scripts), not the batch's alone.
     """
-    with_file = ctx.taps.get("stats") is not None
     if kind == "auto":
-        kind = "kl" if with_file else "l2"
-    if with_file:
-        return feature_stats_term(ctx, first_multiplier, kind)
-    return bn_stats_term(ctx, first_multiplier, kind)
+        kind = "kl" if ctx.taps.get("stats") is not None else "l2"
+    batch, refs = matched_statistics(ctx)
+    batch = blend_stats(batch, ctx.taps.get("stat_memory"), momentum)
+    return bn_stat_loss(batch, refs, first_multiplier, kind)
 
 
 @register_term("smoothness", phase="synth")

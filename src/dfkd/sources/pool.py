@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from ..data.augment import MIXES, mix_pairs
 from ..data.procedural import program_images
 from ..errors import ConfigError
 from ..evaluation.domains import from_pixels
@@ -44,6 +45,9 @@ class PoolOptions:
             assigns to their target; a source without targets admits all).
         replay_procedural: the share of each replayed batch drawn fresh from the image programs
             (1/f noise, dead leaves; :mod:`dfkd.data.procedural`) instead of the pool.
+        replay_mix: ``"none"`` or ``"mixup"``: each replayed image blended with another of its
+            batch (:func:`~dfkd.data.augment.mix_pairs`) and taught the teacher's answer on
+            the blend (needs ``replay_targets: fresh``).
     """
 
     bank: int = 8192
@@ -52,6 +56,7 @@ class PoolOptions:
     replay_targets: str = "fresh"
     admit: str = "all"
     replay_procedural: float = 0.0
+    replay_mix: str = "none"
 
     def check(self, source: str, optional: bool = False) -> PoolOptions:
         """These options, when valid for ``source`` (``optional``: it may run without a pool,
@@ -69,8 +74,15 @@ class PoolOptions:
         if not 0 <= self.replay_procedural < 1:
             raise ConfigError(f"{where}: replay_procedural must be in [0, 1), "
                               f"got {self.replay_procedural}")  # fmt: skip
+        if self.replay_mix not in MIXES:
+            raise ConfigError(f"{where}: replay_mix must be one of {MIXES}, "
+                              f"got {self.replay_mix!r}")  # fmt: skip
+        if self.replay_mix != "none" and self.replay_targets != "fresh":
+            raise ConfigError(f"{where}: replay_mix needs replay_targets: fresh (the teacher "
+                              "labels each mixed image)")  # fmt: skip
         replays = (self.replay_shift, self.replay_flip, self.replay_targets != "fresh",
-                   self.admit != "all", self.replay_procedural)  # fmt: skip
+                   self.admit != "all", self.replay_procedural,
+                   self.replay_mix != "none")  # fmt: skip
         if not self.bank and any(replays):
             raise ConfigError(f"{where}: replay_* and admit apply to pooled images; set bank")
         return self
@@ -189,12 +201,14 @@ class DataPool:
         self._round_log = add_to_pool(self.bank, x, self.classify, targets, self.options.admit)
 
     def replay(self, n: int) -> Batch:
-        """``n`` images for the student: pooled ones, augmented as the options say, and the
-        ``replay_procedural`` share of them fresh from the image programs."""
+        """``n`` images for the student: pooled ones, augmented (and mixed) as the options say,
+        and the ``replay_procedural`` share of them fresh from the image programs."""
         o = self.options
         fresh = min(round(n * o.replay_procedural), n - 1)
         pooled = replay(self.bank, n - fresh, self.gen, o.replay_shift, o.replay_flip,
                         self.fill, self.to_device)  # fmt: skip
+        if o.replay_mix != "none":
+            pooled = pooled.replace(x=mix_pairs(pooled.x, o.replay_mix, self.gen))
         if not fresh:
             return pooled
         x = from_pixels(program_images(fresh, self.shape, self.gen), *self.norm)
