@@ -138,3 +138,58 @@ def test_a_budgeted_run_settles_speed_from_the_budget_it_was_given(
                      overrides=["speed.compile_backend=eager"], progress=False)  # fmt: skip
     assert m["speed"].startswith("compile, channels_last on:"), m["speed"]
     assert getattr(m["student"], "_compiled_call_impl", None) is not None
+
+
+class _Block(torch.nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.lin(x)) + x
+
+
+class _Chain(torch.nn.Module):
+    """Blocks of different widths sharing one ``forward``, a graph break between them (as a
+    taps hook makes), so that each block is compiled on its own."""
+
+    def __init__(self, widths: list[int]) -> None:
+        super().__init__()
+        self.blocks = torch.nn.ModuleList(_Block(w) for w in widths)
+
+    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        out = []
+        for block, x in zip(self.blocks, xs):
+            out.append(block(x))
+            torch._dynamo.graph_break()
+        return out
+
+
+def _limit_hits(model: torch.nn.Module, caplog: pytest.LogCaptureFixture) -> int:
+    xs = [torch.randn(2, w) for w in range(3, 13)]
+    with caplog.at_level("WARNING"):
+        for grad in (True, False):
+            with torch.set_grad_enabled(grad):
+                model(xs)
+    return sum("recompile_limit" in r.getMessage() for r in caplog.records)
+
+
+def test_a_compiled_run_compiles_every_block_of_a_shared_forward(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Twenty versions of one block's forward (ten widths, two grad modes): torch's default
+    limit of 8 leaves most to run uncompiled; ``speed_up`` lets them all compile."""
+    from dfkd.config import SpeedConfig
+    from dfkd.engine.speed import speed_up
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
+    plain = _Chain(list(range(3, 13)))
+    plain.compile(backend="eager")
+    assert _limit_hits(plain, caplog) > 0
+    torch._dynamo.reset()
+    caplog.clear()
+    fast = speed_up(_Chain(list(range(3, 13))), SpeedConfig(compile=True, compile_backend="eager",
+                                                            channels_last=False))  # fmt: skip
+    assert _limit_hits(fast, caplog) == 0
+    torch._dynamo.reset()

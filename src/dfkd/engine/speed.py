@@ -19,6 +19,10 @@ from ..models.cost import multiply_adds
 AUTO_MIN_MACS = 8_000_000
 #: ... in a run budgeted at least this long (compilation costs 25-45 s once)
 AUTO_MIN_SECONDS = 300.0
+#: compiled versions of one function a compiled run allows: blocks that share a ``forward`` (a
+#: ResNet's residual blocks) get one per block shape, grad mode and set of taps, and past torch's
+#: default of 8 the rest of the network runs uncompiled (the zoo's ResNet reached it each run)
+RECOMPILE_LIMIT = 64
 
 
 def auto_speed(macs: int, budget_s: float | None, device: str, compiler: bool) -> tuple[bool, str]:
@@ -57,8 +61,15 @@ def speed_up(model: nn.Module, speed: SpeedConfig) -> nn.Module:
     if speed.channels_last is True:
         model.to(memory_format=torch.channels_last)
     if speed.compile is True:
+        allow_recompiles(RECOMPILE_LIMIT)
         model.compile(backend=speed.compile_backend, mode=speed.compile_mode)
     return model
+
+
+def allow_recompiles(limit: int) -> None:
+    """Let torch compile each function up to ``limit`` times (never lowering its limit)."""
+    config = torch._dynamo.config
+    config.recompile_limit = max(config.recompile_limit, limit)
 
 
 def bf16_matrix_units() -> bool:
