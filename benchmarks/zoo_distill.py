@@ -32,6 +32,7 @@ from common import header, pct, results_doc, run_meta
 from zoo import ZOO, zoo_teacher
 
 import dfkd
+from dfkd.config import safe_load
 from dfkd.engine.objective import needs_of
 from dfkd.engine.parts import build_parts
 from dfkd.errors import DfkdError
@@ -75,6 +76,7 @@ def run_cell(method: str, teacher_name: str, dataset: str, args: argparse.Namesp
            "stats_file": with_stats, "time_budget": args.time_budget,
            "plugins": preset_plugins(method, dataset),
            "distill_options": preset_distill_options(method, dataset),
+           "replay_mix": dfkd.resolve_config(method, dataset).source.args.get("replay_mix"),
            "threads": torch.get_num_threads(),
            "command": " ".join(["python benchmarks/zoo_distill.py", *sys.argv[1:]])}  # fmt: skip
     t0 = time.perf_counter()
@@ -116,7 +118,47 @@ def figures(m: dict) -> dict:
         "budget": m.get("budget"),
         "budget_s": m.get("budget", {}).get("budget_s"),
         "precision": m["precision"].split(":")[0],
+        "class_accuracy": m.get("class_accuracy"),
+        "teacher_class_accuracy": m.get("teacher_class_accuracy"),
     }
+
+
+def from_run(cell: dict, run: Path) -> dict:
+    """``cell`` with what its run's own outputs under ``run`` record and the row does not
+    (rows written before these fields were): the per-class accuracies from its
+    ``metrics.json`` and the blended replays from its ``config.yaml`` — only when that run is
+    this row's (the same student accuracy)."""
+    metrics, config = run / "metrics.json", run / "config.yaml"
+    if "note" in cell or not metrics.exists() or not config.exists():
+        return cell
+    m = json.loads(metrics.read_text())
+    if m.get("student_accuracy") != cell.get("student_accuracy"):
+        return cell
+    args = (safe_load(config.read_text()).get("source") or {}).get("args") or {}
+    found = {"class_accuracy": m.get("class_accuracy"),
+             "teacher_class_accuracy": m.get("teacher_class_accuracy"),
+             "replay_mix": args.get("replay_mix")}  # fmt: skip
+    return {**cell, **{k: v for k, v in found.items() if cell.get(k) is None and v is not None}}
+
+
+def per_class(cells: list[dict]) -> list[str]:
+    """The student's accuracy on each class as a multiple of the teacher's, per row that
+    records it, its worst class first."""
+    rows = [c for c in cells if c.get("class_accuracy") and c.get("teacher_class_accuracy")]
+    if not rows:
+        return []
+    k = len(rows[0]["class_accuracy"])
+    lines = ["| teacher | method | budget | worst class (× teacher) | "
+             + " | ".join(str(i) for i in range(k)) + " |",
+             "|---" * (k + 4) + "|"]  # fmt: skip
+    for c in rows:
+        ratio = [a / t if t else float("nan") for a, t in
+                 zip(c["class_accuracy"], c["teacher_class_accuracy"], strict=True)]  # fmt: skip
+        worst = min(range(k), key=lambda i: ratio[i])
+        lines.append(f"| {c['teacher']} | {c['method']} | {c['time_budget']} "
+                     f"| {worst} ({ratio[worst]:.2f}) | "
+                     + " | ".join(f"{r:.2f}" for r in ratio) + " |")  # fmt: skip
+    return lines
 
 
 def summary(cells: list[dict]) -> list[str]:
@@ -156,15 +198,18 @@ def pivot(cells: list[dict]) -> list[str]:
 
 
 def extras(cell: dict) -> str:
-    """A row's plug-ins, distillation-term options and the source options of a statistics-free
-    form as the table shows them (rows from before ``distill_options`` was recorded ran before
-    any such option existed; before ``free_source``, before any such source option)."""
+    """A row's plug-ins, distillation-term options, the preset's blended replays and the source
+    options of a statistics-free form as the table shows them (rows from before
+    ``distill_options`` was recorded ran before any such option existed; before
+    ``free_source``, before any such source option; before ``replay_mix``, without it)."""
     if "plugins" not in cell:
         return "–"
     shown = [f"`{p}`" for p in cell["plugins"]]
     for term, options in cell.get("distill_options", {}).items():
         shown += [f"{term} `{k}: {v}`" for k, v in options.items()]
     shown += [f"source `{k}: {v}`" for k, v in cell.get("free_source", {}).items()]
+    if cell.get("replay_mix") not in (None, "none"):
+        shown.append(f"source `replay_mix: {cell['replay_mix']}`")
     return ", ".join(shown) or "none"
 
 
@@ -200,9 +245,10 @@ def markdown(doc: dict, with_file: dict[str, list[dict]] | None = None) -> str:
         "`dfkd.distill` call (calibration included); `coverage` = share of classes given at "
         "least a quarter of a fair share of what the student was distilled on (teacher's "
         "labels), `balance` = its normalised entropy; `extras` = the preset's plug-ins and "
-        "distillation-term options beyond weight and T, and the source options of the "
-        "statistics-free form where the run took it (–: not recorded, a row from before the "
-        "column); `precision` = what `fabric.precision: auto` settled to (rows from before it "
+        "distillation-term options beyond weight and T, the preset's blended replays "
+        "(`replay_mix`), and the source options of the statistics-free form where the run "
+        "took it (–: not recorded, a row from before the column); `precision` = what "
+        "`fabric.precision: auto` settled to (rows from before it "
         "ran in 32-true, the only default then).",
     )
     for ds, cells in doc["rows"].items():
@@ -232,6 +278,10 @@ def markdown(doc: dict, with_file: dict[str, list[dict]] | None = None) -> str:
         if cost:
             lines += ["What the statistics file is worth (the same cell in `zoo_distill.md`, "
                       "run with one):", "", *cost, ""]  # fmt: skip
+        classes = per_class(cells)
+        if classes:
+            lines += ["Per class, the student's test accuracy as a multiple of the teacher's "
+                      "(rows whose run recorded it):", "", *classes, ""]  # fmt: skip
         notes = [f"- {c['teacher']} / {c['method']}: {c['note']}" for c in cells if "note" in c]
         lines += ["No student (scored 0):", "", *notes, ""] if notes else []
     return "\n".join(lines)
@@ -245,7 +295,7 @@ def collect(out: Path, committed: dict[str, list[dict]]) -> dict[str, list[dict]
     for ds in DATASETS:
         cells = {(c["teacher"], c["method"]): c for c in committed.get(ds, [])}
         for p in (out / ds).glob("*/*.json"):
-            c = json.loads(p.read_text())
+            c = from_run(json.loads(p.read_text()), p.with_suffix(""))
             cells[c["teacher"], c["method"]] = c
         if cells:
             rows[ds] = sorted(cells.values(), key=lambda c: order.get(
