@@ -214,6 +214,10 @@ def test_stat_memory_averages_each_rounds_last_statistics_over_rounds() -> None:
     terms = dfkd.engine.objective.bind_terms({"stat_match": {"momentum": 0.9}}, "synth")
     assert stat_memory(terms).momentum == 0.9
     assert stat_memory(dfkd.engine.objective.bind_terms({"stat_match": {}}, "synth")) is None
+    with pytest.raises(ConfigError, match="momentum must be in"):
+        dfkd.engine.parts.build_parts(
+            dfkd.resolve_config("fast", "digits", overrides=["synth_terms.stat_match.momentum=1"])
+        )
 
 
 def test_statistics_momentum_resumes_bit_exactly(teacher_dir: Path, tmp_path: Path) -> None:

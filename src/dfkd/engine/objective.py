@@ -143,6 +143,8 @@ def stat_memory(terms: list[BoundTerm]) -> StatMemory | None:
     """The memory the run's statistics term blends with (``None`` when none does)."""
     momentum = max((float(t.kwargs.get("momentum", 0.0)) for t in terms
                     if t.name == "stat_match"), default=0.0)  # fmt: skip
+    if not 0 <= momentum < 1:
+        raise ConfigError(f"synth_terms.stat_match.momentum must be in [0, 1), got {momentum}")
     return StatMemory(momentum) if momentum > 0 else None
 
 

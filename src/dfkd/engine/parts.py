@@ -20,7 +20,7 @@ from ..sources import Source, build_source
 from ..teachers.stats import TeacherStats
 from ..teachers.taps import bn_layers, last_linear
 from .guard import check_teacher_finite
-from .objective import BoundTerm, bind_terms, needs_of
+from .objective import BoundTerm, bind_terms, needs_of, stat_memory
 from .optim import check_optimizer
 from .pairs import FeaturePairs
 
@@ -59,6 +59,7 @@ def build_parts(cfg: RunConfig) -> RunParts:
     check_optimizer(cfg)
     source = build_source(cfg.source.name, cfg.source.args)
     synth = bind_terms(cfg.synth_terms, "synth")
+    stat_memory(synth)  # its momentum is checked before anything runs
     free = bind_terms(cfg.statistics_free, "synth")
     distill = bind_terms(cfg.distill_terms, "distill")
     if cfg.g_steps > 0 and not source.synthesizes:
