@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import dfkd
 from dfkd.config import RunConfig
@@ -18,7 +17,7 @@ from dfkd.losses.generator import decision_adversarial_loss, one_hot_loss
 from dfkd.sources import MetaGeneratorSource, SourceEnv
 from dfkd.sources.meta_generator import reptile_direction
 
-from .conftest import digits_env
+from .conftest import assert_resume_matches, digits_env
 
 
 def test_decision_adversarial_against_a_naive_reference() -> None:
@@ -141,14 +140,7 @@ def test_warmup_rounds_only_synthesise(teacher_dir: Path) -> None:
 
 def test_fast_resumes_bit_exactly(teacher_dir: Path, tmp_path: Path) -> None:
     overrides = ["rounds=5", "warmup_rounds=1", "eval_every=5", "checkpoint_every=5"]
-    kw = dict(student="lenet5_half", method="fast", dataset="digits", progress=False,
-              overrides=overrides)  # fmt: skip
-    dfkd.distill(teacher_dir, out=tmp_path / "a", **kw)
-    dfkd.distill(teacher_dir, out=tmp_path / "b", stop_after_rounds=2, **kw)
-    dfkd.distill(teacher_dir, out=tmp_path / "b", resume=True, **kw)
-    wa = load_file(tmp_path / "a" / "student.safetensors")
-    wb = load_file(tmp_path / "b" / "student.safetensors")
-    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert_resume_matches(teacher_dir, "fast", tmp_path, 2, overrides=overrides, progress=False)
 
 
 def test_budget_plan_counts_warmup_rounds_without_student_steps() -> None:
@@ -223,15 +215,9 @@ def test_stat_memory_averages_each_rounds_last_statistics_over_rounds() -> None:
 def test_statistics_momentum_resumes_bit_exactly(teacher_dir: Path, tmp_path: Path) -> None:
     overrides = ["rounds=4", "warmup_rounds=1", "eval_every=4", "checkpoint_every=4",
                  "synth_terms.stat_match.momentum=0.9"]  # fmt: skip
-    kw = dict(student="lenet5_half", method="fast", dataset="digits", progress=False,
-              overrides=overrides)  # fmt: skip
-    dfkd.distill(teacher_dir, out=tmp_path / "a", **kw)
-    dfkd.distill(teacher_dir, out=tmp_path / "b", stop_after_rounds=2, **kw)
-    dfkd.distill(teacher_dir, out=tmp_path / "b", resume=True, **kw)
-    wa = load_file(tmp_path / "a" / "student.safetensors")
-    wb = load_file(tmp_path / "b" / "student.safetensors")
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    plain = [o for o in overrides if "momentum" not in o]
-    dfkd.distill(teacher_dir, out=tmp_path / "d", **{**kw, "overrides": plain})
-    wd = load_file(tmp_path / "d" / "student.safetensors")
-    assert not all(torch.equal(wa[k], wd[k]) for k in wa)  # the memory changes the run
+    full, _ = assert_resume_matches(teacher_dir, "fast", tmp_path, 2, overrides=overrides,
+                                    progress=False)  # fmt: skip
+    plain = dfkd.distill(teacher_dir, "lenet5_half", "fast", "digits", progress=False,
+                         overrides=[o for o in overrides if "momentum" not in o])  # fmt: skip
+    ws, wp = full["student"].state_dict(), plain["student"].state_dict()
+    assert not all(torch.equal(ws[k], wp[k]) for k in ws)  # the memory changes the run

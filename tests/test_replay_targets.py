@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import dfkd
 from dfkd.errors import ConfigError
 from dfkd.sources import MemoryBank
 from dfkd.sources.bank import replay
+
+from .conftest import assert_resume_matches
 
 
 def _label(x: torch.Tensor) -> torch.Tensor:
@@ -102,11 +103,4 @@ def test_cached_targets_spare_the_teacher_every_replay(method: str, teacher_dir:
 def test_cached_targets_resume_bit_exactly(teacher_dir: Path, tmp_path: Path) -> None:
     over = ["rounds=5", "warmup_rounds=1", "eval_every=5", "checkpoint_every=5",
             "source.args.replay_targets=cached"]  # fmt: skip
-    kw = dict(student="lenet5_half", method="fast", dataset="digits", progress=False,
-              overrides=over)  # fmt: skip
-    dfkd.distill(teacher_dir, out=tmp_path / "a", **kw)
-    dfkd.distill(teacher_dir, out=tmp_path / "b", stop_after_rounds=2, **kw)
-    dfkd.distill(teacher_dir, out=tmp_path / "b", resume=True, **kw)
-    wa = load_file(tmp_path / "a" / "student.safetensors")
-    wb = load_file(tmp_path / "b" / "student.safetensors")
-    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert_resume_matches(teacher_dir, "fast", tmp_path, 2, overrides=over, progress=False)
