@@ -107,13 +107,18 @@ def bn_stats_term(
     """Batch statistics at every teacher BatchNorm layer against its running statistics
     (``kind``: the distance, ``"l2"`` or ``"kl"``, :func:`~dfkd.losses.bn.bn_stat_distance`;
     ``first_multiplier``: the first layer's weight, DeepInversion's ImageNet setting)."""
+    return bn_stat_loss(*bn_statistics(ctx, "bn_stats"), first_multiplier, kind)
+
+
+def bn_statistics(ctx: StepContext, term: str) -> tuple[list, list]:
+    """Each teacher BatchNorm layer's batch statistics and its running statistics."""
     bn, refs = ctx.taps.get("bn"), ctx.taps.get("bn_refs")
     if not bn:
         raise DfkdError(
-            "term 'bn_stats' needs a teacher with BatchNorm layers; for a teacher "
+            f"term '{term}' needs a teacher with BatchNorm layers; for a teacher "
             "without BatchNorm use a statistics file (dfkd stats collect)"
         )
-    return bn_stat_loss(list(bn.values()), list(refs.values()), first_multiplier, kind)
+    return list(bn.values()), list(refs.values())
 
 
 @register_term("feature_stats", phase="synth", needs=("teacher_layers",))
@@ -123,10 +128,15 @@ def feature_stats_term(
     """Channel statistics of the tapped teacher layers against a statistics file (statistical
     feature matching for teachers with or without BatchNorm; ``kind`` and
     ``first_multiplier`` as for ``bn_stats``)."""
+    return bn_stat_loss(*file_statistics(ctx), first_multiplier, kind)
+
+
+def file_statistics(ctx: StepContext) -> tuple[list, list]:
+    """The batch's channel statistics at the statistics file's layers, and the file's."""
     stats, outs = ctx.taps["stats"], ctx.taps["outputs"]
     batch = [channel_stats(outs[n]) for n in stats.layers]
     refs = [(stats.mean[n].to(ctx.x.device), stats.var[n].to(ctx.x.device)) for n in stats.layers]
-    return bn_stat_loss(batch, refs, first_multiplier, kind)
+    return batch, refs
 
 
 @register_term("spectral_stats", phase="synth", needs=("teacher_layers",))
@@ -148,20 +158,9 @@ def matched_statistics(
     """What statistical feature matching compares: the batch's channel statistics at the
     statistics file's layers and the file's (when the run has one), else at the teacher's
     BatchNorm layers and their running statistics."""
-    stats = ctx.taps.get("stats")
-    if stats is not None:
-        outs = ctx.taps["outputs"]
-        batch = [channel_stats(outs[n]) for n in stats.layers]
-        refs = [(stats.mean[n].to(ctx.x.device), stats.var[n].to(ctx.x.device))
-                for n in stats.layers]  # fmt: skip
-        return batch, refs
-    bn, refs = ctx.taps.get("bn"), ctx.taps.get("bn_refs")
-    if not bn:
-        raise DfkdError(
-            "term 'stat_match' needs a teacher with BatchNorm layers or a statistics file "
-            "(dfkd stats collect)"
-        )
-    return list(bn.values()), list(refs.values())
+    if ctx.taps.get("stats") is not None:
+        return file_statistics(ctx)
+    return bn_statistics(ctx, "stat_match")
 
 
 @register_term("stat_match", phase="synth", needs=("teacher_stats",))
