@@ -670,8 +670,8 @@ for _t, _s in _FASHION_BN.items():
     CASES[f"nayer-fashion-{_s}-fastlike"] = Case(
         _t, "nayer", "5m", _FAST_EXTRAS, "nayer in bf16 with fast's CPU extras", "fashion-mnist"
     )
-# ... or is it the student's side: class-balanced distillation weighs each pooled image by the
-# inverse of its class's share, and the pool is 19 % "shirt" (vgg-bn, ten minutes)
+# ... or is it the student's side: class-balanced distillation weighs each replayed image by the
+# inverse of its class's count in the batch, and the pool is 19 % "shirt" (vgg-bn, ten minutes)
 for _t, _s in _FASHION_BN.items():
     for _p in (0.0, 0.5):
         CASES[f"cb-fashion-{_s}-p{int(_p * 10)}"] = Case(
