@@ -91,6 +91,17 @@ def finished_run(path: Path, rounds: int) -> dict | None:
     return m
 
 
+def class_ratios(ours: list[float], theirs: list[float]) -> list[float | None]:
+    """The student's accuracy on each class as a multiple of the teacher's (``None`` where the
+    teacher's is 0 or undefined)."""
+    return [a / t if t and t == t else None for a, t in zip(ours, theirs, strict=True)]
+
+
+def worst_class(ratios: list[float | None]) -> int:
+    """The class with the lowest ratio."""
+    return min((i for i, r in enumerate(ratios) if r is not None), key=ratios.__getitem__)
+
+
 def log_line(path: Path, record: dict[str, Any]) -> None:
     """Print ``record`` as one JSON line and append it to ``path`` (an exploration log)."""
     line = json.dumps(record)

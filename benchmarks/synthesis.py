@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import header, pct, results_doc, run_meta
+from common import class_ratios, header, pct, results_doc, run_meta, worst_class
 from zoo import zoo_teacher
 
 import dfkd
@@ -85,8 +85,8 @@ def run_cell(args: argparse.Namespace, dataset: str, teacher_name: str, variant:
 def figures(m: dict) -> dict:
     """What the tables show of a finished run's metrics."""
     s, t = m["class_accuracy"], m["teacher_class_accuracy"]
-    ratios = [a / b for a, b in zip(s, t, strict=True) if b and b == b]
-    worst = min(range(len(ratios)), key=ratios.__getitem__)
+    ratios = class_ratios(s, t)
+    worst = worst_class(ratios)
     curve = [{k: r.get(k) for k in ("wall_s", "student_accuracy", "synth_recall")}
              for r in m["history"]]  # fmt: skip
     return {

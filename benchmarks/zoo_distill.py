@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import header, pct, results_doc, run_meta
+from common import class_ratios, header, pct, results_doc, run_meta, worst_class
 from zoo import ZOO, zoo_teacher
 
 import dfkd
@@ -152,12 +152,11 @@ def per_class(cells: list[dict]) -> list[str]:
              + " | ".join(str(i) for i in range(k)) + " |",
              "|---" * (k + 4) + "|"]  # fmt: skip
     for c in rows:
-        ratio = [a / t if t else float("nan") for a, t in
-                 zip(c["class_accuracy"], c["teacher_class_accuracy"], strict=True)]  # fmt: skip
-        worst = min(range(k), key=lambda i: ratio[i])
+        ratio = class_ratios(c["class_accuracy"], c["teacher_class_accuracy"])
+        worst = worst_class(ratio)
+        cols = " | ".join("–" if r is None else f"{r:.2f}" for r in ratio)
         lines.append(f"| {c['teacher']} | {c['method']} | {c['time_budget']} "
-                     f"| {worst} ({ratio[worst]:.2f}) | "
-                     + " | ".join(f"{r:.2f}" for r in ratio) + " |")  # fmt: skip
+                     f"| {worst} ({ratio[worst]:.2f}) | {cols} |")  # fmt: skip
     return lines
 
 

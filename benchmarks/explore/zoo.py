@@ -19,7 +19,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # common, zoo, zoo_nets
 
 import torch  # noqa: E402
-from common import log_line  # noqa: E402
+from common import class_ratios, log_line  # noqa: E402
+from common import worst_class as worst_index  # noqa: E402
 from zoo import zoo_teacher  # noqa: E402
 from zoo_distill import needs_stats, stats_file  # noqa: E402
 
@@ -212,8 +213,8 @@ def worst_class(m: dict) -> dict[str, float]:
     ours, theirs = m.get("class_accuracy"), m.get("teacher_class_accuracy")
     if not ours or not theirs:
         return {}
-    ratio = [round(a / t, 3) if t else None for a, t in zip(ours, theirs, strict=True)]
-    return {"worst_class": min(r for r in ratio if r is not None), "class_ratio": ratio}
+    ratio = [None if r is None else round(r, 3) for r in class_ratios(ours, theirs)]
+    return {"worst_class": ratio[worst_index(ratio)], "class_ratio": ratio}
 
 
 # issue 35: the pixel methods without statistics (BN-free teacher, no file) keep only their class
