@@ -687,6 +687,22 @@ for _p in (1.0, 0.5):
         f"fast's preset with class balance at power {_p}, ten minutes", "fashion-mnist",
     )  # fmt: skip
 
+# twenty minutes, power 1 (the preset) and 0.5 side by side on each BatchNorm teacher, one session
+for _t, _s in _FASHION_BN.items():
+    for _p in (1.0, 0.5):
+        CASES[f"cb-fashion-{_s}-p{int(_p * 10)}-20m"] = Case(
+            _t, "fast", "20m", [f"plugins=[{{name: class_balance, args: {{power: {_p}}}}}]"],
+            f"fast's preset with class balance at power {_p}, twenty minutes", "fashion-mnist",
+        )  # fmt: skip
+
+# MNIST-10k's VGGs at ten minutes: the controls of results/synthesis.md's `after-bf16` (balanced
+# targets, a conditioned generator, hit-only admission) ran on a day this machine made 40 % fewer
+# rounds than the `bf16` rows; the preset in bfloat16 again, the same day
+for _t, _s in {"vgg-bn": "vgg", "vgg-bn-ls": "vggls"}.items():
+    CASES[f"ctl-mnist-{_s}-bf16-10m"] = Case(
+        _t, "fast", "10m", ["fabric.precision=bf16-mixed"], "fast's preset in bf16, ten minutes"
+    )
+
 
 # issue 34: on Fashion-MNIST's VGGs the preset gains with every doubling of the budget (vgg-bn 78.9,
 # 77.6 / 81.4 and 84.1 % at five, ten (two seeds) and twenty minutes): is 88 % a matter of this
