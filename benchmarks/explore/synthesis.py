@@ -5,7 +5,8 @@ test images in the teacher's feature space (the run's own synthesis measurement)
 student's accuracy.
 
     python benchmarks/explore/synthesis.py --dataset fashion-mnist --teachers vgg-bn \\
-        --method fast --variants base cond2 balanced-hit --rounds 12 [--time-budget 2m]
+        --method fast --variants base cond2 balanced-hit --rounds 12 [--time-budget 2m] \\
+        [--keep DIR]
 
 Appends one JSON line per run to ``synthesis.jsonl`` beside this script (its ``*deficit*``
 rows ran a ``targets: deficit`` rule since removed: docs/methods.md).
@@ -49,6 +50,11 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "onehot-prior": (["source.args.targets=false", "synth_terms.class_target.weight=0.0",
                       "synth_terms.one_hot.weight=1.0"],
                      "deepinversion's earlier prior: the teacher's own argmax, no given targets"),
+    # issue 34: Fashion-MNIST's pooled images are ones the teacher is unsure of (its top
+    # probability 0.45-0.63 on them, 0.81-0.99 on real images; explore/pool_modes.py): which term
+    # makes them so, the random-target class term or the decision-adversarial one?
+    "ct0": (["synth_terms.class_target.weight=0.0"], "no class term (targets drawn, not sought)"),
+    "adv0": (["synth_terms.decision_adversarial.weight=0.0"], "no decision-adversarial term"),
 }  # fmt: skip
 
 
@@ -59,10 +65,12 @@ def run(args: argparse.Namespace, teacher_name: str, variant: str) -> dict:
                                          f"eval_every={max(1, args.rounds // 4)}"]  # fmt: skip
     stats = stats_file(teacher, args.dataset) if args.with_stats else None
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.keep) / teacher_name / variant if args.keep else tmp
         m = dfkd.distill(teacher, method=args.method, dataset=args.dataset, out=out,
                          overrides=[*extra, *overrides, *args.set], seed=args.seed,
-                         stats=stats, time_budget=args.time_budget, progress=False)  # fmt: skip
+                         stats=stats, time_budget=args.time_budget, progress=False,
+                         overwrite=bool(args.keep))  # fmt: skip
     keys = ("round", "wall_s", "student_accuracy", "synth_hit_rate", "pool_coverage",
             "synth_recall")  # fmt: skip
     curve = [{k: r.get(k) for k in keys} for r in m["history"]]
@@ -97,6 +105,9 @@ def main() -> None:
         help="a statistics file collected on the training split (a data owner's)",
     )
     ap.add_argument("--zoo", default="runs/zoo")
+    ap.add_argument(
+        "--keep", default=None, metavar="DIR", help="keep each run's folder as DIR/TEACHER/VARIANT"
+    )
     args = ap.parse_args()
     for teacher in args.teachers:
         for variant in args.variants:
