@@ -671,29 +671,30 @@ for _t, _s in _FASHION_BN.items():
     CASES[f"nayer-fashion-{_s}-fastlike"] = Case(
         _t, "nayer", "5m", _FAST_EXTRAS, "nayer in bf16 with fast's CPU extras", "fashion-mnist"
     )
+
+
 # ... or is it the student's side: class-balanced distillation weighs each replayed image by the
 # inverse of its class's count in the batch, and the pool is 19 % "shirt" (vgg-bn, ten minutes)
+def _balance(teacher: str, power: float, budget: str, when: str = "") -> Case:
+    """``fast``'s Fashion-MNIST preset with class-balanced distillation at ``power``."""
+    plugin = f"plugins=[{{name: class_balance, args: {{power: {power}}}}}]"
+    question = f"fast's preset with class balance at power {power}{when}"
+    return Case(teacher, "fast", budget, [plugin], question, "fashion-mnist")
+
+
 for _t, _s in _FASHION_BN.items():
     for _p in (0.0, 0.5):
-        CASES[f"cb-fashion-{_s}-p{int(_p * 10)}"] = Case(
-            _t, "fast", "5m", [f"plugins=[{{name: class_balance, args: {{power: {_p}}}}}]"],
-            f"fast's preset with class balance at power {_p}", "fashion-mnist",
-        )  # fmt: skip
+        CASES[f"cb-fashion-{_s}-p{int(_p * 10)}"] = _balance(_t, _p, "5m")
 # ten minutes, the preset's power 1 and 0.5 side by side in one session (the `balance-half` rows of
 # results/synthesis.md ran a day after their `mixup` rows, with a quarter fewer rounds)
 for _p in (1.0, 0.5):
-    CASES[f"cb-fashion-vggls-p{int(_p * 10)}-10m"] = Case(
-        "vgg-bn-ls", "fast", "10m", [f"plugins=[{{name: class_balance, args: {{power: {_p}}}}}]"],
-        f"fast's preset with class balance at power {_p}, ten minutes", "fashion-mnist",
-    )  # fmt: skip
-
+    CASES[f"cb-fashion-vggls-p{int(_p * 10)}-10m"] = _balance(
+        "vgg-bn-ls", _p, "10m", ", ten minutes"
+    )
 # twenty minutes, power 1 (the preset) and 0.5 side by side on each BatchNorm teacher, one session
 for _t, _s in _FASHION_BN.items():
     for _p in (1.0, 0.5):
-        CASES[f"cb-fashion-{_s}-p{int(_p * 10)}-20m"] = Case(
-            _t, "fast", "20m", [f"plugins=[{{name: class_balance, args: {{power: {_p}}}}}]"],
-            f"fast's preset with class balance at power {_p}, twenty minutes", "fashion-mnist",
-        )  # fmt: skip
+        CASES[f"cb-fashion-{_s}-p{int(_p * 10)}-20m"] = _balance(_t, _p, "20m", ", twenty minutes")
 
 # MNIST-10k's VGGs at ten minutes: the controls of results/synthesis.md's `after-bf16` (balanced
 # targets, a conditioned generator, hit-only admission) ran on a day this machine made 40 % fewer
