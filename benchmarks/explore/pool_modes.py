@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # zoo_nets
 import torch
 
 from dfkd.api import load_checked
-from dfkd.data import InputMap, load_dataset
+from dfkd.data import Data, InputMap, load_dataset
 from dfkd.engine.probe import SynthesisProbe
 from dfkd.io.files import load_state
 
@@ -71,7 +71,7 @@ def pool_bias(
     return bias - bias.mean()
 
 
-def student_report(run: Path, data, x: torch.Tensor, fake_p: torch.Tensor) -> None:
+def student_report(run: Path, data: Data, x: torch.Tensor, fake_p: torch.Tensor) -> None:
     """The student's class shares on the pool against the teacher's, its agreement with the
     teacher there, and its test accuracy (overall and per class) with and without the pool
     bias."""

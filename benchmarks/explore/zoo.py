@@ -697,8 +697,8 @@ for _t, _s in _FASHION_BN.items():
         CASES[f"cb-fashion-{_s}-p{int(_p * 10)}-20m"] = _balance(_t, _p, "20m", ", twenty minutes")
 
 # MNIST-10k's VGGs at ten minutes: the controls of results/synthesis.md's `after-bf16` (balanced
-# targets, a conditioned generator, hit-only admission) ran on a day this machine made 40 % fewer
-# rounds than the `bf16` rows; the preset in bfloat16 again, the same day
+# targets, a conditioned generator, hit-only admission) ran on a day this machine made about 45 %
+# fewer rounds than the `bf16` rows; the preset in bfloat16 again, the same day
 for _t, _s in {"vgg-bn": "vgg", "vgg-bn-ls": "vggls"}.items():
     CASES[f"ctl-mnist-{_s}-bf16-10m"] = Case(
         _t, "fast", "10m", ["fabric.precision=bf16-mixed"], "fast's preset in bf16, ten minutes"
