@@ -55,6 +55,9 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     # makes them so, the random-target class term or the decision-adversarial one?
     "ct0": (["synth_terms.class_target.weight=0.0"], "no class term (targets drawn, not sought)"),
     "adv0": (["synth_terms.decision_adversarial.weight=0.0"], "no decision-adversarial term"),
+    # ... the statistics term (×10, 90 % or more of the synthesis loss) then: lighter
+    "bn3": (["synth_terms.stat_match.weight=3.0"], "the statistics term ×0.3"),
+    "bn1": (["synth_terms.stat_match.weight=1.0"], "the statistics term ×0.1"),
 }  # fmt: skip
 
 
