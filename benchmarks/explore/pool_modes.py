@@ -28,6 +28,7 @@ import torch
 from dfkd.api import load_checked
 from dfkd.data import Data, InputMap, load_dataset
 from dfkd.engine.probe import SynthesisProbe
+from dfkd.evaluation.metrics import accuracy, class_accuracy, predict
 from dfkd.io.files import load_state
 
 
@@ -76,11 +77,8 @@ def student_report(run: Path, data: Data, x: torch.Tensor, fake_p: torch.Tensor)
     teacher there, and its test accuracy (overall and per class) with and without the pool
     bias."""
     student, sdata = load_checked(str(run / "student.json"), data, None, "model")
-    student.eval()
-    to_s = InputMap(data, sdata)
-    with torch.no_grad():
-        s_pool = torch.cat([student(to_s(b)).float() for b in x.split(500)])
-        s_test = torch.cat([student(b).float() for b in sdata.x_test.split(500)])
+    s_pool = predict(student, InputMap(data, sdata)(x))
+    s_test = predict(student, sdata.x_test)
     bias = pool_bias(s_pool, fake_p)
     fmt = lambda v: [round(float(a), 3) for a in v]  # noqa: E731
     print("mean share on the pool, teacher:", fmt(fake_p.mean(0)))
@@ -92,9 +90,8 @@ def student_report(run: Path, data: Data, x: torch.Tensor, fake_p: torch.Tensor)
     print("student agrees with the teacher on the pool, per teacher class:", fmt(agree))
     y = sdata.y_test
     for name, logits in (("student", s_test), ("student + pool bias", s_test + bias)):
-        pred = logits.argmax(1)
-        per = [float((pred[y == c] == c).float().mean()) for c in range(sdata.num_classes)]
-        print(f"{name}: test accuracy {float((pred == y).float().mean()):.4f}, per class", fmt(per))
+        per = class_accuracy(logits, y, sdata.num_classes)
+        print(f"{name}: test accuracy {accuracy(logits, y):.4f}, per class", fmt(per))
 
 
 def main() -> None:
@@ -108,19 +105,17 @@ def main() -> None:
     torch.set_num_threads(1)
     data = load_dataset(args.dataset)
     teacher, model_data = load_checked(args.teacher, data, None, "teacher")
-    teacher.eval()
+    teacher.eval()  # the probe's features are read in eval mode too
     probe = SynthesisProbe.build(
         teacher, model_data, InputMap(data, model_data), torch.device("cpu")
     )
     assert probe is not None
     real_x, real_y = model_data.x_test, model_data.y_test
     real_f, real_c = probe.features(real_x)
-    with torch.no_grad():
-        real_p = torch.cat([teacher(x).float().softmax(1) for x in real_x.split(500)])
+    real_p = predict(teacher, real_x).softmax(1)
     x, joined = pooled(args.run, args.images)
     fake_f, fake_c = probe.features(probe.to_model(x))
-    with torch.no_grad():
-        fake_p = torch.cat([teacher(probe.to_model(b)).float().softmax(1) for b in x.split(500)])
+    fake_p = predict(teacher, probe.to_model(x)).softmax(1)
     print(f"pool {len(x)} images; teacher's class now = when joined: "
           f"{float((fake_c == joined).float().mean()):.3f}")  # fmt: skip
     near = nearest_labels(fake_f, real_f, real_y)
