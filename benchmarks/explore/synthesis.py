@@ -58,6 +58,17 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     # ... the statistics term (×10, 90 % or more of the synthesis loss) then: lighter
     "bn3": (["synth_terms.stat_match.weight=3.0"], "the statistics term ×0.3"),
     "bn1": (["synth_terms.stat_match.weight=1.0"], "the statistics term ×0.1"),
+    # ... nor a term's weight: then more synthesis per batch? (five steps is the preset)
+    "g10": (["g_steps=10"], "ten generator steps per batch"),
+    "g20": (["g_steps=20"], "twenty generator steps per batch"),
+    "lr3": (["source.args.lr=0.009", "source.args.lr_z=0.03"], "the fast copy's rates ×3"),
+    # ... or the images themselves optimised after the generator's five steps
+    "r5": (["g_steps=10", "source.args.refine=5"], "five generator steps, then five on the pixels"),
+    "r5-bal": (["g_steps=10", "source.args.refine=5", "source.args.targets=balanced"],
+               "… toward targets the teacher already leans to"),
+    "r10": (["g_steps=15", "source.args.refine=10"], "five generator steps, ten on the pixels"),
+    "r5-lr2": (["g_steps=10", "source.args.refine=5", "source.args.refine_lr=0.2"],
+               "five generator steps, five on the pixels at rate 0.2"),
 }  # fmt: skip
 
 
