@@ -719,9 +719,9 @@ for _t, _s in _FASHION_BN.items():
 # a round: does it pay within a budget? The preset's 5, and 10 and 20, side by side in one session
 for _t, _s in _FASHION_BN.items():
     for _k in (5, 10, 20):
+        _q = f"fast's preset, {_k} generator steps per batch"
         CASES[f"gs-fashion-{_s}-g{_k}-20m"] = Case(
-            _t, "fast", "20m", [f"g_steps={_k}"], f"fast's preset, {_k} generator steps per batch",
-            "fashion-mnist",
+            _t, "fast", "20m", [f"g_steps={_k}"], _q, "fashion-mnist"
         )
 
 
