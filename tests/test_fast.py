@@ -118,61 +118,11 @@ def test_meta_generator_resumes_mid_round_exactly(env: SourceEnv) -> None:
     assert all(torch.equal(a, b) for a, b in zip(src.net.parameters(), twin.net.parameters()))
 
 
-def test_refine_optimises_the_best_images_after_the_generator_steps(env: SourceEnv) -> None:
-    src = _source(env, refine=1, refine_lr=0.1)  # g_steps 3: two generator steps, one refining
-    drawn = []
-    for value in (2.0, 1.0):
-        batch = src.draw()
-        drawn.append(batch.x.detach().clone())
-        src.update(batch.x.sum() * 0 + value)
-    theta_fast = [p.detach().clone() for p in src.fast.parameters()]
-    batch = src.draw()
-    assert torch.equal(batch.x, drawn[1])  # refining starts from the round's best images
-    src.update(batch.x.sum() * 0 + 5.0)  # a higher loss: the refined images are not kept
-    assert all(torch.equal(a, p) for a, p in zip(theta_fast, src.fast.parameters()))
-    src.sample(4)
-    assert torch.equal(src.pool.bank.data[:16], drawn[1])
-
-
-def test_refine_steps_lower_the_loss_and_stay_in_range(env: SourceEnv) -> None:
-    src = _source(env, refine=2, refine_lr=0.2)
-    losses = []
-    for _ in range(3):
-        batch = src.draw()
-        loss = one_hot_loss(env.teacher(batch.x))
-        losses.append(float(loss))
-        src.update(loss)
-    assert src.pixels is not None
-    low, high = env.data.bounds
-    assert bool((src.pixels >= low.view(1, -1, 1, 1) - 1e-6).all())
-    assert bool((src.pixels <= high.view(1, -1, 1, 1) + 1e-6).all())
-    final = float(one_hot_loss(env.teacher(src.pixels)))
-    assert final < losses[1]  # the refining steps improved on the generator's images
-
-
-def test_meta_generator_resumes_mid_refinement_exactly(env: SourceEnv) -> None:
-    src = _source(env, refine=2)
-    _round(src, env, steps=2)  # one generator step, one refining step
-    twin = _source(env, refine=2)
-    twin.load_state_dict(copy.deepcopy(src.state_dict()))
-    for s in (src, twin):
-        _round(s, env, steps=1)
-    assert torch.equal(src.pixels, twin.pixels)
-    assert torch.equal(src.sample(8).x, twin.sample(8).x)
-
-
 def test_meta_generator_refuses_bad_options() -> None:
     with pytest.raises(ConfigError, match="meta must be one of"):
         MetaGeneratorSource(meta="maml")
     with pytest.raises(ConfigError, match="keep must be one of"):
         MetaGeneratorSource(keep="first")
-    with pytest.raises(ConfigError, match="refine ≥ 0"):
-        MetaGeneratorSource(refine=-1)
-
-
-def test_refine_must_leave_the_generator_a_step(env: SourceEnv) -> None:
-    with pytest.raises(ConfigError, match=r"refine \(3\) must be below g_steps \(3\)"):
-        _source(env, refine=3)
 
 
 def test_warmup_rounds_only_synthesise(teacher_dir: Path) -> None:

@@ -9,7 +9,9 @@ student's accuracy.
         [--keep DIR]
 
 Appends one JSON line per run to ``synthesis.jsonl`` beside this script (its ``*deficit*``
-rows ran a ``targets: deficit`` rule since removed: docs/methods.md).
+rows ran a ``targets: deficit`` rule since removed: docs/methods.md; its ``r5``, ``r5-bal``,
+``r10`` and ``r5-lr2`` rows ran the meta generator's ``refine`` option of commit eb2c7f9, pixel
+steps after the generator's, also removed).
 """
 
 from __future__ import annotations
@@ -62,13 +64,12 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     "g10": (["g_steps=10"], "ten generator steps per batch"),
     "g20": (["g_steps=20"], "twenty generator steps per batch"),
     "lr3": (["source.args.lr=0.009", "source.args.lr_z=0.03"], "the fast copy's rates ×3"),
-    # ... or the images themselves optimised after the generator's five steps
-    "r5": (["g_steps=10", "source.args.refine=5"], "five generator steps, then five on the pixels"),
-    "r5-bal": (["g_steps=10", "source.args.refine=5", "source.args.targets=balanced"],
-               "… toward targets the teacher already leans to"),
-    "r10": (["g_steps=15", "source.args.refine=10"], "five generator steps, ten on the pixels"),
-    "r5-lr2": (["g_steps=10", "source.args.refine=5", "source.args.refine_lr=0.2"],
-               "five generator steps, five on the pixels at rate 0.2"),
+    # which force makes the pool uncertain: the random targets' class term and the
+    # decision-adversarial term together (each alone changed nothing)?
+    "ct0-adv0": (["synth_terms.class_target.weight=0.0",
+                  "synth_terms.decision_adversarial.weight=0.0"], "the statistics term alone"),
+    "bal-adv0": (["source.args.targets=balanced", "synth_terms.decision_adversarial.weight=0.0"],
+                 "balanced targets, no decision-adversarial term"),
 }  # fmt: skip
 
 
@@ -80,7 +81,8 @@ def run(args: argparse.Namespace, teacher_name: str, variant: str) -> dict:
     stats = stats_file(teacher, args.dataset) if args.with_stats else None
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(args.keep) / teacher_name / variant if args.keep else tmp
+        name = variant + (f"-s{args.seed}" if args.seed else "")
+        out = Path(args.keep) / teacher_name / name if args.keep else tmp
         m = dfkd.distill(teacher, method=args.method, dataset=args.dataset, out=out,
                          overrides=[*extra, *overrides, *args.set], seed=args.seed,
                          stats=stats, time_budget=args.time_budget, progress=False,
@@ -120,8 +122,9 @@ def main() -> None:
     )
     ap.add_argument("--zoo", default="runs/zoo")
     ap.add_argument(
-        "--keep", default=None, metavar="DIR", help="keep each run's folder as DIR/TEACHER/VARIANT"
-    )
+        "--keep", default=None, metavar="DIR",
+        help="keep each run's folder as DIR/TEACHER/VARIANT (with -sSEED for seeds after 0)",
+    )  # fmt: skip
     args = ap.parse_args()
     for teacher in args.teachers:
         for variant in args.variants:

@@ -87,12 +87,6 @@ class MetaGeneratorSource(PooledSource, Source):
             class looks like instead of being asked for random classes it is never told. The
             scale sets how much the class outweighs the code at first (the code's norm is
             about √nz).
-        refine: the last this many of a round's ``g_steps`` optimise the round's best images
-            themselves (Adam on their pixels at ``refine_lr``, clipped to the data range)
-            instead of the generator: per-image refinement on the same synthesis terms, after
-            the generator's steps (0: none; fewer than ``g_steps``). The meta update sees only
-            the generator's steps.
-        refine_lr: Adam rate on the pixels of the refined images.
 
     The round's kept batch joins the data pool the student replays (the pool options).
     """
@@ -115,14 +109,9 @@ class MetaGeneratorSource(PooledSource, Source):
         channels_last: bool = True,
         targets: bool | str = True,
         condition: float = 0.0,
-        refine: int = 0,
-        refine_lr: float = 0.05,
         *,
         pool: PoolOptions,
     ) -> None:
-        if refine < 0 or refine_lr <= 0:
-            raise ConfigError("source 'meta_generator': refine ≥ 0 and refine_lr > 0 required")
-        self.refine, self.refine_lr = int(refine), float(refine_lr)
         if meta not in META_RULES:
             raise ConfigError(f"source 'meta_generator': meta must be one of {META_RULES}")
         if keep not in KEEP:
@@ -145,18 +134,11 @@ class MetaGeneratorSource(PooledSource, Source):
         self.shift, self.flip = int(shift), bool(flip)
 
     def setup(self, env: SourceEnv) -> None:
-        if self.refine and self.refine >= env.g_steps:
-            raise ConfigError(
-                f"source 'meta_generator': refine ({self.refine}) must be below g_steps "
-                f"({env.g_steps}); the generator needs a step of its own each round"
-            )
-        self.generator_steps = env.g_steps - self.refine
         rank = getattr(env.fabric, "global_rank", 0)
         self.gen = torch.Generator().manual_seed(env.seed * 1000 + 41 + rank)
         self.init_gen = torch.Generator().manual_seed(env.seed + 43)  # the same on every rank
         c, h, _ = env.data.input_shape
         self.fill = env.data.bounds[0]
-        self.low, self.high = env.fabric.to_device(env.data.bounds)
         with torch.random.fork_rng(devices=[]):  # same θ on every rank; global RNG untouched
             torch.manual_seed(env.seed + 41)
             nz = self.nz + (env.data.num_classes if self.condition else 0)
@@ -178,8 +160,6 @@ class MetaGeneratorSource(PooledSource, Source):
         self.z: torch.Tensor | None = None
         self.kept = KeepBest(last=self.keep == "last")
         self._drawn: torch.Tensor | None = None
-        self.step = 0  # synthesis steps taken this round
-        self.pixels: torch.Tensor | None = None  # the images being refined
 
     def _start_round(self) -> None:
         """A fast copy of ``θ`` (or fresh weights) and fresh latent codes, with their Adam."""
@@ -222,25 +202,11 @@ class MetaGeneratorSource(PooledSource, Source):
         onehot = torch.nn.functional.one_hot(t, self.num_classes).to(z.dtype)
         return net(torch.cat([z, onehot * self.condition], dim=1))
 
-    def _start_refining(self) -> None:
-        """Make the round's best images so far the parameters of the remaining steps."""
-        assert self.kept.best is not None
-        self.pixels = self.kept.best.clone().requires_grad_(True)
-        self.pixel_opt = self._pixel_optimizer()
-
-    def _pixel_optimizer(self) -> torch.optim.Optimizer:
-        opt = torch.optim.Adam([self.pixels], lr=self.refine_lr, betas=self.betas)
-        return self.fabric.setup_optimizers(opt)
-
     def draw(self) -> Batch:
         if self.fast is None:
             self._start_round()
         assert self.fast is not None and self.z is not None
-        if self.refine and self.pixels is None and self.step >= self.generator_steps:
-            self._start_refining()
-        # a copy of the pixels: the drawn batch kept for the pool must not move with them
-        x = self.pixels.clone() if self.pixels is not None else self._generate(self.fast)
-        x = x.contiguous()
+        x = self._generate(self.fast).contiguous()
         self._drawn = x.detach()
         view = shift_flip(x, self.shift, self.flip, self.fill, self.gen)
         extras = {"z": self.z, **({"targets": self.targets} if self.has_targets else {})}
@@ -249,10 +215,6 @@ class MetaGeneratorSource(PooledSource, Source):
     def update(self, loss: torch.Tensor) -> None:
         assert self.fast is not None and self._drawn is not None
         self.kept.offer(loss, *self._offered())
-        self.step += 1
-        if self.pixels is not None:
-            self._refine_step(loss)
-            return
         self.opt.zero_grad(set_to_none=True)
         self.fabric.backward(loss)
         if self.meta == "fomaml":
@@ -260,15 +222,6 @@ class MetaGeneratorSource(PooledSource, Source):
                 if q.grad is not None:
                     p.grad.add_(q.grad)
         self.opt.step()
-
-    def _refine_step(self, loss: torch.Tensor) -> None:
-        """One Adam step on the refined images' pixels, then back into the data range."""
-        assert self.pixels is not None
-        self.pixel_opt.zero_grad(set_to_none=True)
-        self.fabric.backward(loss)
-        self.pixel_opt.step()
-        with torch.no_grad():
-            self.pixels.copy_(torch.maximum(torch.minimum(self.pixels, self.high), self.low))
 
     def _offered(self) -> tuple[torch.Tensor, ...]:
         """What a synthesis step offers to keep: the batch it drew (subclasses add more)."""
@@ -329,9 +282,6 @@ class MetaGeneratorSource(PooledSource, Source):
                 "opt": self.opt.state_dict(),
                 **self.kept.state(),
                 "meta_grad": [p.grad for p in self.net.parameters()],
-                "step": self.step,
-                "pixels": None if self.pixels is None else self.pixels.detach(),
-                "pixel_opt": None if self.pixels is None else self.pixel_opt.state_dict(),
             }
         return state
 
@@ -352,10 +302,5 @@ class MetaGeneratorSource(PooledSource, Source):
         self.opt = self._fast_optimizer()
         self.opt.load_state_dict(fast["opt"])
         self.kept.restore(fast["best"], fast["best_loss"], device=self.z.device)
-        self.step = int(fast.get("step", 0))
-        if fast.get("pixels") is not None:
-            self.pixels = self.fabric.to_device(fast["pixels"].clone()).requires_grad_(True)
-            self.pixel_opt = self._pixel_optimizer()
-            self.pixel_opt.load_state_dict(fast["pixel_opt"])
         for p, g in zip(self.net.parameters(), fast["meta_grad"], strict=True):
             p.grad = None if g is None else g.clone()
