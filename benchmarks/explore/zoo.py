@@ -715,8 +715,8 @@ for _t, _s in _FASHION_BN.items():
 
 
 # issue 34: twenty rounds on Fashion-MNIST `vgg-bn` (explore/synthesis.py) with 20 generator steps
-# per batch instead of 5 end 6 points higher and with twice the pool's recall, at twice the cost of
-# a round: does it pay within a budget? The preset's 5, and 10 and 20, side by side in one session
+# per batch instead of 5 end 6 points higher (seed 0), at twice the cost of a round: does it pay
+# within a budget? The preset's 5, and 10 and 20, side by side in one session
 for _t, _s in _FASHION_BN.items():
     for _k in (5, 10, 20):
         _q = f"fast's preset, {_k} generator steps per batch"
