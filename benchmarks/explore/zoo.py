@@ -699,7 +699,8 @@ for _t, _s in _FASHION_BN.items():
 # MNIST-10k's VGGs at ten minutes: the controls of results/synthesis.md's `after-bf16` (balanced
 # targets, a conditioned generator, hit-only admission) ran on a day this machine made about 45 %
 # fewer rounds than the `bf16` rows; the preset in bfloat16 again, the same day
-for _t, _s in {"vgg-bn": "vgg", "vgg-bn-ls": "vggls"}.items():
+_MNIST_VGGS = {"vgg-bn": "vgg", "vgg-bn-ls": "vggls"}
+for _t, _s in _MNIST_VGGS.items():
     CASES[f"ctl-mnist-{_s}-bf16-10m"] = Case(
         _t, "fast", "10m", ["fabric.precision=bf16-mixed"], "fast's preset in bf16, ten minutes"
     )
@@ -717,24 +718,25 @@ for _t, _s in _FASHION_BN.items():
 # issue 34: twenty rounds on Fashion-MNIST `vgg-bn` (explore/synthesis.py) with 20 generator steps
 # per batch instead of 5 end 6 points higher (seed 0), at twice the cost of a round: does it pay
 # within a budget? The preset's 5, and 10 and 20, side by side in one session
+def _steps(teacher: str, k: int, seed: int = 0) -> Case:
+    """``fast``'s Fashion-MNIST preset for twenty minutes with ``k`` generator steps per batch."""
+    question = f"fast's preset, {k} generator steps per batch" + (f", seed {seed}" if seed else "")
+    overrides = [f"g_steps={k}", *([f"seed={seed}"] if seed else [])]
+    return Case(teacher, "fast", "20m", overrides, question, "fashion-mnist")
+
+
 for _t, _s in _FASHION_BN.items():
     for _k in (5, 10, 20):
-        _q = f"fast's preset, {_k} generator steps per batch"
-        CASES[f"gs-fashion-{_s}-g{_k}-20m"] = Case(
-            _t, "fast", "20m", [f"g_steps={_k}"], _q, "fashion-mnist"
-        )
+        CASES[f"gs-fashion-{_s}-g{_k}-20m"] = _steps(_t, _k)
 # ... a second seed of the preset's 5 and of 20 on `vgg-bn` (1.2 points apart on seed 0)
 for _k in (5, 20):
-    CASES[f"gs-fashion-vgg-g{_k}-20m-s1"] = Case(
-        "vgg-bn", "fast", "20m", [f"g_steps={_k}", "seed=1"],
-        f"fast's preset, {_k} generator steps per batch, seed 1", "fashion-mnist",
-    )  # fmt: skip
+    CASES[f"gs-fashion-vgg-g{_k}-20m-s1"] = _steps("vgg-bn", _k, seed=1)
 
 
 # ... and MNIST-10k's VGGs, at 96.8 % of the teacher in ten minutes (98 wanted): the pool's kept
 # teacher targets gave them more rounds and points at five minutes, before the presets gained
 # class balance and bfloat16 (`fast-{vgg,vggls}-cached`): at ten minutes, beside the preset
-for _t, _s in {"vgg-bn": "vgg", "vgg-bn-ls": "vggls"}.items():
+for _t, _s in _MNIST_VGGS.items():
     CASES[f"cache-mnist-{_s}-fresh-10m"] = Case(_t, "fast", "10m", [], "fast's preset, ten minutes")
     CASES[f"cache-mnist-{_s}-cached-10m"] = Case(
         _t, "fast", "10m", CACHED, "fast's preset with kept replay targets, ten minutes"
