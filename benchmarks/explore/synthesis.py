@@ -33,6 +33,13 @@ from zoo_distill import stats_file  # noqa: E402
 import dfkd  # noqa: E402
 
 COND = ["source.args.condition=8.0"]
+
+
+def _plugins(extra: str) -> str:
+    """The CPU presets' plug-ins (class balance) and ``extra``, as an override."""
+    return f"plugins=[{{name: class_balance, args: {{power: 1.0}}}}, {extra}]"
+
+
 HIT = ["source.args.admit=hit"]
 #: name: (overrides, question)
 VARIANTS: dict[str, tuple[list[str], str]] = {
@@ -70,6 +77,16 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
                   "synth_terms.decision_adversarial.weight=0.0"], "the statistics term alone"),
     "bal-adv0": (["source.args.targets=balanced", "synth_terms.decision_adversarial.weight=0.0"],
                  "balanced targets, no decision-adversarial term"),
+    # nor more steps: then the generator itself? (the preset's is a quarter of DAFL's width)
+    "wide": (["source.args.model=dafl_generator"], "DAFL's generator, 128 channels"),
+    # the pool's images the teacher is surest of are the ones nearest real images of their
+    # class (0.77 of the top quarter, 0.26 of the bottom one): weight the replays by it
+    "cw1": ([_plugins("{name: confidence_weighting, args: {power: 1.0}}")],
+            "replays weighted by the teacher's confidence (seed 000's adaptive distillation)"),
+    "cw3": ([_plugins("{name: confidence_weighting, args: {power: 3.0}}")],
+            "… its cube"),
+    "clean": (["source.args.admit=clean"],
+              "only the images the teacher finds clean join the pool (TA-DFKD's GMM)"),
 }  # fmt: skip
 
 
