@@ -20,11 +20,8 @@ from dfkd.evaluation.manifold import (
     precision_recall,
 )
 from dfkd.sources import MemoryBank, MetaGeneratorSource
-from dfkd.sources.clean import select_clean
 from dfkd.sources.pool import (
-    PoolOptions,
     add_to_pool,
-    admitted,
     class_pool_metrics,
     read_log,
 )
@@ -111,8 +108,8 @@ def test_add_to_pool_admits_hits_and_reports_the_hit_rate() -> None:
     bank = MemoryBank(10)
     x = torch.arange(4.0).view(4, 1)
 
-    def classify(v: torch.Tensor) -> torch.Tensor:  # classes 0 1 0 1
-        return torch.nn.functional.one_hot(v.view(-1).long() % 2, 2).float()
+    def classify(v: torch.Tensor) -> torch.Tensor:
+        return v.view(-1).long() % 2  # classes 0 1 0 1
 
     log = read_log(add_to_pool(bank, x, classify, torch.tensor([0, 0, 0, 0]), admit="hit"))
     assert log == {"pool_admitted": 0.5, "synth_hit_rate": 0.5}
@@ -124,21 +121,6 @@ def test_add_to_pool_admits_hits_and_reports_the_hit_rate() -> None:
     assert len(bank) == 6 and bank.adds == adds  # an empty batch is not a batch
     assert bank.class_histogram(2).tolist() == [4, 2]
     assert class_pool_metrics(bank, 2)["pool_coverage"] == 1.0
-
-
-def test_add_to_pool_admits_what_the_teacher_finds_clean() -> None:
-    bank = MemoryBank(10)
-    x = torch.arange(6.0).view(6, 1)
-    sure, unsure = torch.tensor([9.0, 0.0, 0.0]), torch.tensor([0.5, 0.4, 0.0])
-    logits = torch.stack([sure, unsure, sure, unsure, sure.roll(1), unsure.roll(1)])
-
-    log = read_log(add_to_pool(bank, x, lambda v: logits, None, admit="clean"))
-    assert log == {"pool_admitted": 0.5}  # the three confident images, whatever their class
-    assert bank.data[: len(bank)].view(-1).tolist() == [0.0, 2.0, 4.0]
-    assert bank.class_histogram(3).tolist() == [2, 1, 0]
-    assert torch.equal(admitted(logits, None, "clean"), select_clean(logits))
-    with pytest.raises(ConfigError, match="admit must be one of"):
-        PoolOptions(admit="confident").check("meta_generator")
 
 
 @pytest.fixture(scope="module")

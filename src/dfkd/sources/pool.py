@@ -21,12 +21,10 @@ from ..evaluation.domains import from_pixels
 from ..evaluation.metrics import class_balance, class_coverage
 from .bank import REPLAY_TARGETS, MemoryBank, pool_metrics, replay
 from .base import Batch, SourceEnv
-from .clean import select_clean
 
-#: which images of a round join the pool: all of them, those the teacher assigns to the target
-#: they were made for (images of a source without targets are always all admitted), or those
-#: the teacher finds clean (TA-DFKD's mixture on its per-sample loss, :mod:`.clean`)
-ADMIT = ("all", "hit", "clean")
+#: which images of a round join the pool: all of them, or those the teacher assigns to the
+#: target they were made for (images of a source without targets are always all admitted)
+ADMIT = ("all", "hit")
 
 
 @dataclass(frozen=True)
@@ -43,11 +41,8 @@ class PoolOptions:
             (its logits on each pooled image, computed once when the image joins the pool, are
             the targets of every replayed view: one teacher forward per pooled image instead
             of one per replay).
-        admit: ``"all"`` (every image a round pools joins), ``"hit"`` (only those the teacher
-            assigns to their target; a source without targets admits all) or ``"clean"``
-            (only those in the low-loss component of a two-component mixture fitted to the
-            teacher's per-sample loss against its own argmax: TA-DFKD's clean samples,
-            :func:`~dfkd.sources.clean.select_clean`).
+        admit: ``"all"`` (every image a round pools joins) or ``"hit"`` (only those the teacher
+            assigns to their target; a source without targets admits all).
         replay_procedural: the share of each replayed batch drawn fresh from the image programs
             (1/f noise, dead leaves; :mod:`dfkd.data.procedural`) instead of the pool.
         replay_mix: ``"none"`` or ``"mixup"``: each replayed image blended with another of its
@@ -132,38 +127,29 @@ def hits(classes: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
     return classes == targets.to(classes.device)
 
 
-def admitted(logits: torch.Tensor, targets: torch.Tensor | None, admit: str) -> torch.Tensor:
-    """Which of a round's images (the teacher's ``logits`` on them) join the pool by the rule
-    ``admit``: all, those that hit their target, or those the teacher finds clean."""
-    if admit == "clean":
-        return select_clean(logits)
-    if admit == "hit":
-        return hits(logits.argmax(1), targets)
-    return torch.ones(len(logits), dtype=torch.bool, device=logits.device)
-
-
 def add_to_pool(
     bank: MemoryBank,
     x: torch.Tensor,
-    teacher: Callable[[torch.Tensor], torch.Tensor],
+    classify: Callable[[torch.Tensor], torch.Tensor],
     targets: torch.Tensor | None,
     admit: str = "all",
 ) -> dict[str, torch.Tensor]:
-    """Add a round's images to ``bank`` with their classes (the ``teacher``'s argmax), those
-    the rule ``admit`` lets in (:func:`admitted`). Returns the round's log as 0-d tensors, read
-    back once at the round's end: the share of images that hit their target (when there are
-    targets) and the share admitted."""
+    """Add a round's images to ``bank`` with their classes (``classify``: the teacher's argmax),
+    only those that hit their target when ``admit`` is ``"hit"``. Returns the round's log as
+    0-d tensors, read back once at the round's end (a step reads nothing): the share of images
+    that hit their target (when there are targets) and the share admitted."""
     with torch.no_grad():
-        logits = teacher(x.detach())
-    classes = logits.argmax(1)
-    keep = admitted(logits, targets, admit)
-    if admit == "all":
-        bank.add(x, classes)
+        classes = classify(x.detach())
+    hit = hits(classes, targets)
+    if admit == "hit":
+        bank.add(x[hit], classes[hit])
+        admitted = hit.float().mean()
     else:
-        bank.add(x[keep], classes[keep])
-    log = {"pool_admitted": keep.float().mean()}
+        bank.add(x, classes)
+        admitted = torch.ones(())
+    log = {"pool_admitted": admitted}
     if targets is not None:
-        log["synth_hit_rate"] = hits(classes, targets).float().mean()
+        log["synth_hit_rate"] = hit.float().mean()
     return log
 
 
@@ -201,6 +187,10 @@ class DataPool:
     def __len__(self) -> int:
         return len(self.bank)
 
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """The teacher's class of each image."""
+        return self.teacher(x).argmax(1)
+
     def add(self, x: torch.Tensor) -> None:
         """Pool images without their classes (a source that pools every step: no teacher
         forward for it)."""
@@ -208,7 +198,7 @@ class DataPool:
 
     def admit(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> None:
         """Pool a round's images with their classes, by the admission rule."""
-        self._round_log = add_to_pool(self.bank, x, self.teacher, targets, self.options.admit)
+        self._round_log = add_to_pool(self.bank, x, self.classify, targets, self.options.admit)
 
     def replay(self, n: int) -> Batch:
         """``n`` images for the student: pooled ones, augmented (and mixed) as the options say,
