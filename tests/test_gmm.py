@@ -12,8 +12,8 @@ import torch
 import dfkd
 from dfkd.errors import ConfigError
 from dfkd.plugins import PLUGINS
+from dfkd.plugins.gmm import clean_probability, select_clean, teacher_self_loss
 from dfkd.sources.base import Batch
-from dfkd.sources.clean import clean_probability, select_clean, teacher_self_loss
 
 from .conftest import assert_resume_matches
 

@@ -14,9 +14,9 @@ from ..errors import ConfigError
 from ..losses.kd import kl_div
 from ..losses.terms import StepContext
 from ..sources.base import Batch, SourceEnv
-from ..sources.clean import clean_probability
 from ..teachers.robustness import PGDProbe, output_shift, prediction_kept
 from .base import Plugin, register_plugin
+from .gmm import clean_probability
 
 ROBUST = "atesc_robust"
 

@@ -11,8 +11,8 @@ import torch
 from ..errors import ConfigError
 from ..losses.terms import StepContext
 from ..sources.base import Batch
-from ..sources.clean import clean_probability, teacher_self_loss
 from .base import Plugin, register_plugin
+from .gmm import clean_probability, teacher_self_loss
 
 
 def ood_score(teacher_logits: torch.Tensor, kind: str = "msp", T: float = 1.0) -> torch.Tensor:
