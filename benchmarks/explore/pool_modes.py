@@ -4,6 +4,7 @@ teacher's penultimate features — the label of each pooled image's nearest real
 Reads the run's final checkpoint; the real images only measure.
 
     python benchmarks/explore/pool_modes.py DATASET TEACHER_CARD RUN_DIR [--images N] [--student]
+        [--quarters]
 
 Prints one line per class: the pool's share, the mean top probability on the pooled and on the
 real images of that class, the commonest runner-up of each, and where the pooled images' nearest
@@ -11,13 +12,16 @@ real neighbours come from (the share whose neighbour is of the same class, and t
 other label). With ``--student`` (the run's ``student.json``), also the student's and the
 teacher's mean class shares on the pool, and the student's test accuracy after a per-class bias
 that makes its mean shares on the pool the teacher's: whether the student's missing class is a
-prior learnt from the pool (a bias fixes it) or a matter of features (it does not). Zoo
-teachers need ``benchmarks/`` on the path; this script puts it there.
+prior learnt from the pool (a bias fixes it) or a matter of features (it does not). With
+``--quarters``, the share of same-class nearest neighbours in each quarter of the teacher's top
+probability: are the images it is surest of the real-like ones? Zoo teachers need
+``benchmarks/`` on the path; this script puts it there.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -94,6 +98,17 @@ def student_report(run: Path, data: Data, x: torch.Tensor, fake_p: torch.Tensor)
         print(f"{name}: test accuracy {accuracy(logits, y):.4f}, per class", fmt(per))
 
 
+def confidence_quarters(fake_p: torch.Tensor, fake_c: torch.Tensor, near: torch.Tensor) -> None:
+    """The pooled images in quarters of the teacher's top probability on them: each quarter's
+    range and the share whose nearest real test image is of the image's class."""
+    top = fake_p.amax(1)
+    edges = [0.0, *torch.quantile(top, torch.tensor([0.25, 0.5, 0.75])).tolist(), 1.0]
+    for lo, hi in itertools.pairwise(edges):
+        m = (top >= lo) & ((top < hi) if hi < 1.0 else (top <= hi))
+        same = float((near[m] == fake_c[m]).float().mean())
+        print(f"top p {lo:.2f}-{hi:.2f}: {int(m.sum())} images, nearest real same class {same:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dataset")
@@ -101,6 +116,8 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--images", type=int, default=5000, help="pooled images to read")
     ap.add_argument("--student", action="store_true", help="the run's student on the pool too")
+    ap.add_argument("--quarters", action="store_true",
+                    help="also the pool in quarters of the teacher's top probability")  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(1)
     data = load_dataset(args.dataset)
@@ -128,6 +145,8 @@ def main() -> None:
               f"{float(fake_p[f].amax(1).mean()):.2f} / {float(real_p[r].amax(1).mean()):.2f} | "
               f"{runner_up(fake_p[f])} / {runner_up(real_p[r])} | "
               f"{float((near[f] == c).float().mean()):.2f} | {other} ({share:.2f})")  # fmt: skip
+    if args.quarters:
+        confidence_quarters(fake_p, fake_c, near)
     if args.student:
         student_report(args.run, data, x, fake_p)
 

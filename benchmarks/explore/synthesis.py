@@ -11,7 +11,8 @@ student's accuracy.
 Appends one JSON line per run to ``synthesis.jsonl`` beside this script (its ``*deficit*``
 rows ran a ``targets: deficit`` rule since removed: docs/methods.md; its ``r5``, ``r5-bal``,
 ``r10`` and ``r5-lr2`` rows ran the meta generator's ``refine`` option of commit eb2c7f9, pixel
-steps after the generator's, also removed).
+steps after the generator's, also removed; its ``clean`` rows ran the pool's ``admit: clean``
+option, removed too: the variant is in commit 9d7ee3f).
 """
 
 from __future__ import annotations
@@ -80,13 +81,12 @@ VARIANTS: dict[str, tuple[list[str], str]] = {
     # nor more steps: then the generator itself? (the preset's is a quarter of DAFL's width)
     "wide": (["source.args.model=dafl_generator"], "DAFL's generator, 128 channels"),
     # the pool's images the teacher is surest of are the ones nearest real images of their
-    # class (0.77 of the top quarter, 0.26 of the bottom one): weight the replays by it
+    # class (0.77 of the top quarter, 0.26 of the bottom one; pool_modes.py --quarters): weight
+    # the replays by it (pooling only the clean ones, `clean`, ran an option since removed)
     "cw1": ([_plugins("{name: confidence_weighting, args: {power: 1.0}}")],
             "replays weighted by the teacher's confidence (seed 000's adaptive distillation)"),
     "cw3": ([_plugins("{name: confidence_weighting, args: {power: 3.0}}")],
             "… its cube"),
-    "clean": (["source.args.admit=clean"],
-              "only the images the teacher finds clean join the pool (TA-DFKD's GMM)"),
 }  # fmt: skip
 
 
