@@ -34,6 +34,7 @@ from zoo_distill import stats_file  # noqa: E402
 import dfkd  # noqa: E402
 
 COND = ["source.args.condition=8.0"]
+HIT = ["source.args.admit=hit"]
 
 
 def _plugins(extra: str) -> str:
@@ -41,7 +42,6 @@ def _plugins(extra: str) -> str:
     return f"plugins=[{{name: class_balance, args: {{power: 1.0}}}}, {extra}]"
 
 
-HIT = ["source.args.admit=hit"]
 #: name: (overrides, question)
 VARIANTS: dict[str, tuple[list[str], str]] = {
     "base": ([], "the preset"),
