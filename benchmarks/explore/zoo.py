@@ -718,11 +718,16 @@ for _t, _s in _FASHION_BN.items():
 # issue 34: twenty rounds on Fashion-MNIST `vgg-bn` (explore/synthesis.py) with 20 generator steps
 # per batch instead of 5 end 6 points higher (seed 0), at twice the cost of a round: does it pay
 # within a budget? The preset's 5, and 10 and 20, side by side in one session
+def _fashion_fast(teacher: str, budget: str, overrides: list[str], what: str, seed: int) -> Case:
+    """``fast``'s Fashion-MNIST preset (``what``: how this case departs from it) on ``seed``."""
+    question = f"fast's preset, {what}" + (f", seed {seed}" if seed else "")
+    seeded = [*overrides, *([f"seed={seed}"] if seed else [])]
+    return Case(teacher, "fast", budget, seeded, question, "fashion-mnist")
+
+
 def _steps(teacher: str, k: int, seed: int = 0) -> Case:
     """``fast``'s Fashion-MNIST preset for twenty minutes with ``k`` generator steps per batch."""
-    question = f"fast's preset, {k} generator steps per batch" + (f", seed {seed}" if seed else "")
-    overrides = [f"g_steps={k}", *([f"seed={seed}"] if seed else [])]
-    return Case(teacher, "fast", "20m", overrides, question, "fashion-mnist")
+    return _fashion_fast(teacher, "20m", [f"g_steps={k}"], f"{k} generator steps per batch", seed)
 
 
 for _t, _s in _FASHION_BN.items():
@@ -746,9 +751,7 @@ for _t, _s in _MNIST_VGGS.items():
 # ... "more time never hurts": Fashion-MNIST `resnet-bn` ended at 79.7 % of the teacher in ten
 # minutes and 79.0 in twenty (the committed tables, seed 0): the preset at both, seed 1
 for _b in ("10m", "20m"):
-    CASES[f"more-fashion-resnet-{_b}-s1"] = Case(
-        "resnet-bn", "fast", _b, ["seed=1"], f"fast's preset, {_b}, seed 1", "fashion-mnist"
-    )
+    CASES[f"more-fashion-resnet-{_b}-s1"] = _fashion_fast("resnet-bn", _b, [], _b, seed=1)
 
 
 # ... the pooled images the teacher is surest of are the ones nearest real images of their class;
@@ -758,16 +761,11 @@ for _b in ("10m", "20m"):
 # admission costs no time, beside the preset, one session. The option was then removed
 # (docs/methods.md, "A surer pool is not a better student"); its cases
 # `clean-fashion-*-clean-20m[-s1]` are in commit 9d7ee3f, the preset's stay here
-def _preset_20m(teacher: str, seed: int = 0) -> Case:
-    """``fast``'s Fashion-MNIST preset for twenty minutes."""
-    question = "fast's preset, twenty minutes" + (f", seed {seed}" if seed else "")
-    overrides = [f"seed={seed}"] if seed else []
-    return Case(teacher, "fast", "20m", overrides, question, "fashion-mnist")
-
-
 for _t, _s in _FASHION_BN.items():
-    CASES[f"clean-fashion-{_s}-preset-20m"] = _preset_20m(_t)
-    CASES[f"clean-fashion-{_s}-preset-20m-s1"] = _preset_20m(_t, seed=1)
+    for _seed, _end in ((0, ""), (1, "-s1")):
+        CASES[f"clean-fashion-{_s}-preset-20m{_end}"] = _fashion_fast(
+            _t, "20m", [], "twenty minutes", _seed
+        )
 
 
 if __name__ == "__main__":
